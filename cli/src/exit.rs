@@ -1,0 +1,51 @@
+//! Documented exit codes, and the hint shown with each error.
+
+use caro_core::GeneratorError;
+
+pub const UNEXPECTED: u8 = 1;
+pub const MODEL_MISSING: u8 = 3;
+pub const MODEL_UNUSABLE: u8 = 4;
+pub const BAD_REQUEST: u8 = 5;
+pub const NO_COMMAND: u8 = 6;
+pub const NOT_CONFIRMED: u8 = 7;
+
+pub fn code_for(err: &GeneratorError) -> u8 {
+    match err {
+        GeneratorError::ModelNotFound { .. } => MODEL_MISSING,
+        GeneratorError::NotGguf { .. }
+        | GeneratorError::CorruptModel { .. }
+        | GeneratorError::UnsupportedArchitecture { .. } => MODEL_UNUSABLE,
+        GeneratorError::EmptyPrompt | GeneratorError::PromptTooLong { .. } => BAD_REQUEST,
+        GeneratorError::InvalidConfig(_) => 2,
+        GeneratorError::NoCommand { .. } | GeneratorError::Inference(_) => NO_COMMAND,
+        GeneratorError::Io { .. } => MODEL_UNUSABLE,
+        #[allow(unreachable_patterns)]
+        _ => UNEXPECTED,
+    }
+}
+
+/// What the user should do next, for errors where the message alone does not say.
+pub fn hint_for(err: &GeneratorError) -> Option<String> {
+    let fetch = "get the model with `scripts/setup.sh` from a caro checkout (it downloads and checks \
+                 the 1.1 GB Qwen2.5-Coder-1.5B GGUF into caro's cache), or pass --model-path / set \
+                 CARO_MODEL_PATH to a GGUF you have";
+    match err {
+        GeneratorError::ModelNotFound { .. } => Some(fetch.to_owned()),
+        GeneratorError::CorruptModel { .. } => Some(format!("delete the file, then {fetch}")),
+        GeneratorError::NotGguf { .. } => Some(
+            "caro needs a GGUF model file (for example qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)"
+                .to_owned(),
+        ),
+        GeneratorError::UnsupportedArchitecture { .. } => Some(
+            "use a Qwen2 or Llama family GGUF, such as the default Qwen2.5-Coder-1.5B-Instruct"
+                .to_owned(),
+        ),
+        GeneratorError::EmptyPrompt => {
+            Some("example: caro \"find files larger than 100MB\"".to_owned())
+        }
+        GeneratorError::NoCommand { .. } => Some(
+            "rephrase the request more concretely, or try again with --temperature 0".to_owned(),
+        ),
+        _ => None,
+    }
+}

@@ -1,0 +1,152 @@
+//! `caro`: type what you want in plain English, get the shell command.
+
+mod exit;
+mod output;
+mod run;
+
+use caro_core::{EmbeddedConfig, ShellType};
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "\
+Examples:
+  caro list all files larger than 100MB
+  caro --shell fish \"add ~/bin to my PATH\"
+  caro --json \"show disk usage per folder\" | jq -r .command
+  caro --execute \"count lines in every .py file\"
+
+The model:
+  caro runs Qwen2.5-Coder-1.5B-Instruct (GGUF) on your CPU, offline. It looks for the model at
+  --model-path, then $CARO_MODEL_PATH, then <cache>/caro/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+  (<cache> is $CARO_CACHE_DIR's parent if set, else ~/.cache on Linux, ~/Library/Caches on macOS).
+  Set RAYON_NUM_THREADS to limit the CPU threads it uses.
+
+Safety:
+  The safety validator is not built yet: every command is reported as risk \"unchecked\".
+  Read a command before you run it; --execute always asks first.
+
+Exit codes:
+  0  success          3  no model file       5  bad request (empty or too long)
+  1  unexpected error 4  model file unusable 6  the model gave no usable command
+  2  usage error      7  --execute: not confirmed, or no terminal to confirm on
+  With --execute, caro exits with the command's own exit status once it has run.";
+
+/// Turn a request in plain English into a shell command, on your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "caro", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// What you want to do, in plain words.
+    #[arg(value_name = "PROMPT", num_args = 0.., trailing_var_arg = true)]
+    prompt: Vec<String>,
+
+    /// Print one JSON object instead of text (for scripts).
+    #[arg(long)]
+    json: bool,
+
+    /// Shell to write the command for [default: detected from $SHELL].
+    #[arg(short, long, value_enum)]
+    shell: Option<ShellArg>,
+
+    /// Path to the GGUF model file.
+    #[arg(short, long, env = "CARO_MODEL_PATH", value_name = "PATH")]
+    model_path: Option<PathBuf>,
+
+    /// Run the command after you confirm it.
+    #[arg(short = 'x', long, conflicts_with = "json")]
+    execute: bool,
+
+    /// Show what --execute would run, and run nothing.
+    #[arg(long, requires = "execute")]
+    dry_run: bool,
+
+    /// Also explain the command (a second, slower model call).
+    #[arg(short, long)]
+    explain: bool,
+
+    /// Sampling temperature; 0 is deterministic greedy decoding.
+    #[arg(long, value_name = "T")]
+    temperature: Option<f32>,
+
+    /// Nucleus sampling threshold, in (0, 1].
+    #[arg(long, value_name = "P")]
+    top_p: Option<f32>,
+
+    /// Most tokens the model may generate.
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
+
+    /// Random seed for sampling.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+    Sh,
+    #[value(alias = "pwsh")]
+    Powershell,
+    Cmd,
+}
+
+impl From<ShellArg> for ShellType {
+    fn from(s: ShellArg) -> Self {
+        match s {
+            ShellArg::Bash => ShellType::Bash,
+            ShellArg::Zsh => ShellType::Zsh,
+            ShellArg::Fish => ShellType::Fish,
+            ShellArg::Sh => ShellType::Sh,
+            ShellArg::Powershell => ShellType::PowerShell,
+            ShellArg::Cmd => ShellType::Cmd,
+        }
+    }
+}
+
+impl Cli {
+    fn embedded_config(&self) -> Result<EmbeddedConfig, caro_core::GeneratorError> {
+        let mut b = EmbeddedConfig::builder();
+        if let Some(t) = self.temperature {
+            b = b.temperature(t);
+        }
+        if let Some(p) = self.top_p {
+            b = b.top_p(p);
+        }
+        if let Some(n) = self.max_tokens {
+            b = b.max_tokens(n);
+        }
+        if let Some(s) = self.seed {
+            b = b.seed(s);
+        }
+        b.build()
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "caro_core=info,caro=info,warn",
+        2 => "caro_core=debug,caro=debug,info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("CARO_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::stderr_color())
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    run::run(&cli)
+}

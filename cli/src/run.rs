@@ -1,0 +1,166 @@
+//! The default action: generate a command for the prompt, print it, optionally run it.
+
+use crate::output::{self, DIM, WARN};
+use crate::{Cli, exit};
+use caro_core::{
+    CommandGenerator, CommandRequest, EmbeddedModelBackend, GeneratorError, ShellType, models,
+};
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+pub fn run(cli: &Cli) -> ExitCode {
+    match generate(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let hint = exit::hint_for(&err);
+            if cli.json {
+                output::print_json(
+                    &serde_json::from_str::<serde_json::Value>(&output::json_error(
+                        err.code(),
+                        &err.to_string(),
+                        hint.as_deref(),
+                    ))
+                    .unwrap_or_default(),
+                );
+            } else {
+                output::print_error(&err, hint.as_deref());
+            }
+            ExitCode::from(exit::code_for(&err))
+        }
+    }
+}
+
+fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
+    let prompt = cli.prompt.join(" ");
+    if prompt.trim().is_empty() {
+        return Err(GeneratorError::EmptyPrompt);
+    }
+    let config = cli.embedded_config()?;
+    let model_path = models::resolve_model_path(cli.model_path.as_deref())?;
+    let shell = cli
+        .shell
+        .map(ShellType::from)
+        .unwrap_or_else(ShellType::detect);
+    let backend = EmbeddedModelBackend::new(model_path, config)?;
+    let request = CommandRequest::new(prompt, shell);
+    let mut answer = backend.generate_command(&request)?;
+    if cli.explain {
+        match backend.explain(&answer.command, shell) {
+            Ok(text) if !text.is_empty() => answer.explanation = Some(text),
+            Ok(_) => answer
+                .warnings
+                .push("the model gave no explanation".to_owned()),
+            Err(e) => answer.warnings.push(format!("no explanation: {e}")),
+        }
+    }
+    backend.shutdown();
+
+    if cli.json {
+        output::print_json(&output::JsonAnswer::new(&answer, shell));
+        return Ok(ExitCode::SUCCESS);
+    }
+    output::print_human(&answer, cli.verbose > 0);
+    if cli.execute {
+        return Ok(execute(&answer.command, shell, cli.dry_run));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The program and arguments that run `command` in `shell`.
+pub fn shell_invocation(shell: ShellType, command: &str) -> (String, Vec<String>) {
+    let c = command.to_owned();
+    match shell {
+        ShellType::PowerShell => {
+            let exe = if cfg!(windows) { "powershell" } else { "pwsh" };
+            (
+                exe.to_owned(),
+                vec!["-NoProfile".into(), "-Command".into(), c],
+            )
+        }
+        ShellType::Cmd => ("cmd".to_owned(), vec!["/C".into(), c]),
+        other => (other.as_str().to_owned(), vec!["-c".into(), c]),
+    }
+}
+
+fn execute(command: &str, shell: ShellType, dry_run: bool) -> ExitCode {
+    let (program, args) = shell_invocation(shell, command);
+    let mut err = anstream::stderr().lock();
+    if dry_run {
+        let _ = writeln!(
+            err,
+            "{DIM}dry run: would run{DIM:#} {program} {}",
+            shell_quote_args(&args)
+        );
+        return ExitCode::SUCCESS;
+    }
+    if !std::io::stdin().is_terminal() {
+        let _ = writeln!(
+            err,
+            "{WARN}not run:{WARN:#} --execute asks for confirmation on a terminal, and stdin is not one"
+        );
+        return ExitCode::from(exit::NOT_CONFIRMED);
+    }
+    let _ = write!(err, "Run this command with {program}? [y/N] ");
+    let _ = err.flush();
+    drop(err);
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err()
+        || !matches!(answer.trim(), "y" | "Y" | "yes")
+    {
+        let _ = writeln!(anstream::stderr(), "{DIM}not run{DIM:#}");
+        return ExitCode::from(exit::NOT_CONFIRMED);
+    }
+    match std::process::Command::new(&program).args(&args).status() {
+        Ok(status) => ExitCode::from(
+            status
+                .code()
+                .map_or(exit::UNEXPECTED, |c| c.clamp(0, 255) as u8),
+        ),
+        Err(e) => {
+            let _ = writeln!(
+                anstream::stderr(),
+                "{WARN}could not start {program}:{WARN:#} {e}"
+            );
+            ExitCode::from(exit::UNEXPECTED)
+        }
+    }
+}
+
+fn shell_quote_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_/.=".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posix_shells_use_dash_c() {
+        let (p, a) = shell_invocation(ShellType::Zsh, "ls -la");
+        assert_eq!(
+            (p.as_str(), a),
+            ("zsh", vec!["-c".to_owned(), "ls -la".to_owned()])
+        );
+        let (p, a) = shell_invocation(ShellType::Cmd, "dir");
+        assert_eq!((p.as_str(), a[0].as_str()), ("cmd", "/C"));
+    }
+
+    #[test]
+    fn quoting_round_trips_single_quotes() {
+        assert_eq!(
+            shell_quote_args(&["-c".into(), "echo 'hi'".into()]),
+            r"-c 'echo '\''hi'\'''"
+        );
+    }
+}

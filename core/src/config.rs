@@ -1,0 +1,179 @@
+//! Sampling and runtime settings for the embedded backend, with a builder and serde.
+
+use crate::error::GeneratorError;
+use serde::{Deserialize, Serialize};
+
+/// Settings of the embedded model.
+///
+/// The sampling defaults (temperature 0.7, top_p 0.9, 100 new tokens) are the seed project's.
+/// They stay until the accuracy harness shows better ones. The seed is fixed so that the
+/// same request on the same model gives the same command: surprising variety is not a
+/// feature in a tool that runs commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Softmax temperature; 0 means greedy decoding.
+    pub temperature: f32,
+    /// Upper bound on generated tokens.
+    pub max_tokens: usize,
+    /// Nucleus sampling threshold in (0, 1].
+    pub top_p: f32,
+    /// Extra strings that end generation (the model's end-of-turn tokens always do).
+    pub stop: Vec<String>,
+    /// Random seed for sampling.
+    pub seed: u64,
+    /// Keep the KV cache of the fixed system prompt between requests.
+    pub prefix_cache: bool,
+    /// Largest context (prompt + reply) the backend will allocate for.
+    pub context_limit: usize,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.7,
+            max_tokens: 100,
+            top_p: 0.9,
+            stop: Vec::new(),
+            seed: 42,
+            prefix_cache: true,
+            context_limit: 4096,
+        }
+    }
+}
+
+impl EmbeddedConfig {
+    pub fn builder() -> EmbeddedConfigBuilder {
+        EmbeddedConfigBuilder::default()
+    }
+
+    /// Checks every field's range; called by the builder and by the backend.
+    pub fn validate(&self) -> Result<(), GeneratorError> {
+        let bad = |m: String| Err(GeneratorError::InvalidConfig(m));
+        if !(self.temperature.is_finite() && (0.0..=5.0).contains(&self.temperature)) {
+            return bad(format!(
+                "temperature must be between 0 and 5, got {}",
+                self.temperature
+            ));
+        }
+        if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
+        }
+        if self.max_tokens == 0 || self.max_tokens > 4096 {
+            return bad(format!(
+                "max_tokens must be between 1 and 4096, got {}",
+                self.max_tokens
+            ));
+        }
+        if self.context_limit < 256 || self.context_limit > 131_072 {
+            return bad(format!(
+                "context_limit must be between 256 and 131072, got {}",
+                self.context_limit
+            ));
+        }
+        if self.max_tokens >= self.context_limit {
+            return bad("max_tokens must be smaller than context_limit".to_owned());
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return bad("stop sequences must not be empty strings".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Builds an [`EmbeddedConfig`] from the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedConfigBuilder {
+    config: EmbeddedConfig,
+}
+
+impl EmbeddedConfigBuilder {
+    pub fn temperature(mut self, v: f32) -> Self {
+        self.config.temperature = v;
+        self
+    }
+    pub fn max_tokens(mut self, v: usize) -> Self {
+        self.config.max_tokens = v;
+        self
+    }
+    pub fn top_p(mut self, v: f32) -> Self {
+        self.config.top_p = v;
+        self
+    }
+    pub fn stop(mut self, v: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.config.stop = v.into_iter().map(Into::into).collect();
+        self
+    }
+    pub fn seed(mut self, v: u64) -> Self {
+        self.config.seed = v;
+        self
+    }
+    pub fn prefix_cache(mut self, v: bool) -> Self {
+        self.config.prefix_cache = v;
+        self
+    }
+    pub fn context_limit(mut self, v: usize) -> Self {
+        self.config.context_limit = v;
+        self
+    }
+    pub fn build(self) -> Result<EmbeddedConfig, GeneratorError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let c = EmbeddedConfig::default();
+        assert_eq!((c.temperature, c.max_tokens, c.top_p), (0.7, 100, 0.9));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn builder_sets_fields() {
+        let c = EmbeddedConfig::builder()
+            .temperature(0.0)
+            .max_tokens(32)
+            .top_p(0.5)
+            .stop(["\n\n"])
+            .seed(7)
+            .prefix_cache(false)
+            .build()
+            .expect("valid");
+        assert_eq!(c.temperature, 0.0);
+        assert_eq!(c.max_tokens, 32);
+        assert_eq!(c.stop, vec!["\n\n".to_owned()]);
+        assert!(!c.prefix_cache);
+    }
+
+    #[rstest]
+    #[case::negative_temperature(EmbeddedConfig::builder().temperature(-1.0))]
+    #[case::nan_temperature(EmbeddedConfig::builder().temperature(f32::NAN))]
+    #[case::zero_top_p(EmbeddedConfig::builder().top_p(0.0))]
+    #[case::zero_max_tokens(EmbeddedConfig::builder().max_tokens(0))]
+    #[case::empty_stop(EmbeddedConfig::builder().stop([""]))]
+    #[case::tiny_context(EmbeddedConfig::builder().context_limit(10))]
+    fn rejects_out_of_range(#[case] b: EmbeddedConfigBuilder) {
+        let err = b.build().expect_err("must be rejected");
+        assert_eq!(err.code(), "invalid_config");
+    }
+
+    #[test]
+    fn toml_round_trip_and_partial() {
+        let c: EmbeddedConfig = toml::from_str("temperature = 0.2\n").expect("parse");
+        assert_eq!(c.temperature, 0.2);
+        assert_eq!(c.max_tokens, 100, "unspecified fields keep defaults");
+        let text = toml::to_string(&c).expect("serialize");
+        let back: EmbeddedConfig = toml::from_str(&text).expect("parse back");
+        assert_eq!(back, c);
+        assert!(
+            toml::from_str::<EmbeddedConfig>("temprature = 1.0").is_err(),
+            "typos are errors"
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! The embedded backend: a GGUF model run in-process on Candle (CPU), loaded lazily on the
+//! first request, shared safely between threads, and unloadable.
+
+mod chat;
+mod gguf;
+mod model;
+mod sampler;
+
+pub use chat::TextCodec;
+pub use gguf::GgufFile;
+pub use model::{Architecture, Hyperparams, KvCache, Transformer};
+
+use crate::config::EmbeddedConfig;
+use crate::error::GeneratorError;
+use crate::generator::{
+    BackendInfo, CommandGenerator, CommandRequest, GeneratedCommand, Timings, TokenCounts,
+};
+use crate::parse;
+use crate::prompt::{self, ChatMessage};
+use crate::shell::ShellType;
+use sampler::Sampler;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// `general.architecture` values the embedded backend can run.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["qwen2", "llama"];
+
+/// Which tensor engine runs the embedded model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelVariant {
+    /// Apple's MLX on the GPU of Apple Silicon.
+    Mlx,
+    /// Candle on the CPU, everywhere.
+    Cpu,
+}
+
+impl ModelVariant {
+    /// MLX on macOS/aarch64 builds with the `mlx` feature, the CPU engine everywhere else.
+    pub fn detect() -> Self {
+        if cfg!(all(
+            feature = "mlx",
+            target_os = "macos",
+            target_arch = "aarch64"
+        )) {
+            Self::Mlx
+        } else {
+            Self::Cpu
+        }
+    }
+
+    pub fn engine_name(self) -> &'static str {
+        match self {
+            Self::Mlx => "mlx",
+            Self::Cpu => "candle-cpu",
+        }
+    }
+}
+
+/// A model in memory, with the KV state of the last system prompt it saw.
+#[derive(Debug)]
+struct Loaded {
+    model: Transformer,
+    codec: TextCodec,
+    prefix: Option<(Vec<u32>, KvCache)>,
+}
+
+/// The embedded model backend.
+///
+/// Construction does no I/O; the first request loads the model. Requests from many threads
+/// are served one at a time, in arrival order.
+#[derive(Debug)]
+pub struct EmbeddedModelBackend {
+    model_path: PathBuf,
+    config: EmbeddedConfig,
+    variant: ModelVariant,
+    queue: FifoLock,
+    state: Mutex<Option<Loaded>>,
+}
+
+/// Options for one run of the model over a chat.
+#[derive(Debug, Clone, Copy)]
+struct RunOptions {
+    /// Number of leading messages whose KV state may be cached across requests.
+    cacheable_messages: usize,
+    /// Stop as soon as the reply holds a whole command.
+    stop_when_complete: bool,
+}
+
+/// What one run produced.
+#[derive(Debug)]
+struct RunOutput {
+    text: String,
+    timings: Timings,
+    tokens: TokenCounts,
+}
+
+impl EmbeddedModelBackend {
+    /// Creates the backend. Validates `config`; touches no file.
+    pub fn new(
+        model_path: impl Into<PathBuf>,
+        config: EmbeddedConfig,
+    ) -> Result<Self, GeneratorError> {
+        config.validate()?;
+        Ok(Self {
+            model_path: model_path.into(),
+            config,
+            variant: ModelVariant::Cpu,
+            queue: FifoLock::default(),
+            state: Mutex::new(None),
+        })
+    }
+
+    pub fn model_path(&self) -> &Path {
+        &self.model_path
+    }
+
+    pub fn config(&self) -> &EmbeddedConfig {
+        &self.config
+    }
+
+    /// Whether the weights are in memory.
+    pub fn is_loaded(&self) -> bool {
+        self.lock_state().is_some()
+    }
+
+    /// Loads the model now instead of on the first request. Returns the load time in ms
+    /// (zero when it was already loaded).
+    pub fn load(&self) -> Result<f64, GeneratorError> {
+        let _turn = self.queue.acquire();
+        let mut state = self.lock_state();
+        self.ensure_loaded(&mut state)
+    }
+
+    /// A one- or two-sentence explanation of `command`, from a separate model call.
+    pub fn explain(&self, command: &str, shell: ShellType) -> Result<String, GeneratorError> {
+        let messages = prompt::explain_messages(command, shell);
+        let out = self.run(
+            &messages,
+            RunOptions {
+                cacheable_messages: 0,
+                stop_when_complete: false,
+            },
+        )?;
+        Ok(out.text.trim().to_owned())
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, Option<Loaded>> {
+        // A panic mid-request leaves the model itself intact (it is immutable), so the state
+        // stays usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ensure_loaded(&self, state: &mut Option<Loaded>) -> Result<f64, GeneratorError> {
+        if state.is_some() {
+            return Ok(0.0);
+        }
+        let start = Instant::now();
+        let span = tracing::info_span!("load", path = %self.model_path.display());
+        let _enter = span.enter();
+        let mut gguf = GgufFile::open(&self.model_path)?;
+        let arch_name = gguf.architecture()?;
+        let arch = Architecture::from_gguf_name(&arch_name).ok_or_else(|| {
+            GeneratorError::UnsupportedArchitecture {
+                path: self.model_path.clone(),
+                arch: arch_name.clone(),
+            }
+        })?;
+        let params = Hyperparams::from_gguf(&gguf, arch)?;
+        let codec = TextCodec::from_gguf(&gguf)?;
+        let model = Transformer::load(&mut gguf, params, self.config.context_limit)
+            .map_err(|e| gguf.corrupt(format!("cannot load tensors: {e}")))?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        tracing::info!(
+            arch = arch.name(),
+            layers = model.params.n_layer,
+            ms,
+            "model loaded"
+        );
+        *state = Some(Loaded {
+            model,
+            codec,
+            prefix: None,
+        });
+        Ok(ms)
+    }
+
+    fn run(&self, messages: &[ChatMessage], opts: RunOptions) -> Result<RunOutput, GeneratorError> {
+        let started = Instant::now();
+        let _turn = self.queue.acquire();
+        let mut state = self.lock_state();
+        let load_ms = self.ensure_loaded(&mut state)?;
+        let loaded = state
+            .as_mut()
+            .ok_or_else(|| GeneratorError::Inference("model not loaded".into()))?;
+        let mut out = generate(loaded, &self.config, messages, opts)?;
+        out.timings.load = load_ms;
+        out.timings.total = started.elapsed().as_secs_f64() * 1e3;
+        Ok(out)
+    }
+}
+
+fn inference_err(e: candle_core::Error) -> GeneratorError {
+    GeneratorError::Inference(e.to_string())
+}
+
+/// Tokenises the chat, reuses or builds the prefix KV cache, and decodes the reply.
+fn generate(
+    loaded: &mut Loaded,
+    config: &EmbeddedConfig,
+    messages: &[ChatMessage],
+    opts: RunOptions,
+) -> Result<RunOutput, GeneratorError> {
+    let codec = &loaded.codec;
+    let full = codec.render(messages, true)?;
+    // The prefix is tokenised on its own. That matches tokenising the whole text because it
+    // ends right before a special token (`<|im_start|>`), where BPE never merges across.
+    let (prefix_ids, rest_ids) = match opts.cacheable_messages {
+        0 => (Vec::new(), codec.encode(&full)?),
+        n => {
+            let prefix_text = codec.render(&messages[..n.min(messages.len())], false)?;
+            match full.strip_prefix(&prefix_text) {
+                Some(rest) => (codec.encode(&prefix_text)?, codec.encode(rest)?),
+                None => (Vec::new(), codec.encode(&full)?),
+            }
+        }
+    };
+    let prompt_len = prefix_ids.len() + rest_ids.len();
+    let limit = loaded.model.max_positions();
+    if prompt_len + config.max_tokens > limit {
+        return Err(GeneratorError::PromptTooLong {
+            length: rest_ids.len(),
+            limit: limit.saturating_sub(prefix_ids.len() + config.max_tokens),
+            unit: "tokens",
+        });
+    }
+
+    let prefill_start = Instant::now();
+    let span = tracing::info_span!("prefill", tokens = prompt_len);
+    let prefill_guard = span.enter();
+    let mut cached = 0;
+    let (mut cache, to_prefill): (KvCache, Vec<u32>) =
+        if config.prefix_cache && !prefix_ids.is_empty() {
+            let hit = matches!(&loaded.prefix, Some((ids, _)) if *ids == prefix_ids);
+            if !hit {
+                let mut c = loaded.model.new_cache();
+                loaded
+                    .model
+                    .forward(&prefix_ids, &mut c)
+                    .map_err(inference_err)?;
+                loaded.prefix = Some((prefix_ids.clone(), c));
+            } else {
+                cached = prefix_ids.len();
+            }
+            let cache = loaded
+                .prefix
+                .as_ref()
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default();
+            (cache, rest_ids)
+        } else {
+            (loaded.model.new_cache(), [prefix_ids, rest_ids].concat())
+        };
+    let model = &loaded.model;
+    let mut logits = model
+        .forward(&to_prefill, &mut cache)
+        .map_err(inference_err)?;
+    drop(prefill_guard);
+    let prefill_ms = prefill_start.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(tokens = prompt_len, cached, ms = prefill_ms, "prefill done");
+
+    let decode_start = Instant::now();
+    let span = tracing::info_span!("decode");
+    let _decode_guard = span.enter();
+    let mut sampler = Sampler::new(config.temperature, config.top_p, config.seed);
+    let mut generated: Vec<u32> = Vec::new();
+    let mut text = String::new();
+    for step in 0..config.max_tokens {
+        let next = sampler.sample(&logits);
+        if codec.stop_ids.contains(&next) {
+            break;
+        }
+        generated.push(next);
+        text = codec.decode(&generated)?;
+        if let Some(cut) = config
+            .stop
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            text.truncate(cut);
+            break;
+        }
+        if opts.stop_when_complete && parse::is_complete(&text) {
+            break;
+        }
+        if step + 1 == config.max_tokens {
+            break;
+        }
+        logits = model.forward(&[next], &mut cache).map_err(inference_err)?;
+    }
+    let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(tokens = generated.len(), ms = decode_ms, "decode done");
+    Ok(RunOutput {
+        text,
+        timings: Timings {
+            load: 0.0,
+            prefill: prefill_ms,
+            decode: decode_ms,
+            total: 0.0,
+        },
+        tokens: TokenCounts {
+            prompt: prompt_len,
+            cached,
+            generated: generated.len(),
+        },
+    })
+}
+
+impl CommandGenerator for EmbeddedModelBackend {
+    fn generate_command(
+        &self,
+        request: &CommandRequest,
+    ) -> Result<GeneratedCommand, GeneratorError> {
+        let words = request.prompt.trim();
+        if words.is_empty() {
+            return Err(GeneratorError::EmptyPrompt);
+        }
+        let chars = words.chars().count();
+        if chars > prompt::MAX_PROMPT_CHARS {
+            return Err(GeneratorError::PromptTooLong {
+                length: chars,
+                limit: prompt::MAX_PROMPT_CHARS,
+                unit: "characters",
+            });
+        }
+        let messages = prompt::build_messages(request);
+        let out = self.run(
+            &messages,
+            RunOptions {
+                cacheable_messages: messages.len() - 1,
+                stop_when_complete: true,
+            },
+        )?;
+        let mut warnings = Vec::new();
+        if out.tokens.generated >= self.config.max_tokens && !parse::is_complete(&out.text) {
+            warnings.push(format!(
+                "the reply hit the {}-token limit and may be cut short",
+                self.config.max_tokens
+            ));
+        }
+        let command =
+            parse::extract_command(&out.text).ok_or_else(|| GeneratorError::NoCommand {
+                raw: out.text.clone(),
+            })?;
+        if command != out.text.trim() {
+            warnings.push("the command was extracted from a longer reply".to_owned());
+        }
+        Ok(GeneratedCommand {
+            command,
+            explanation: None,
+            backend: "embedded".to_owned(),
+            model: self.model_name(),
+            timings: out.timings,
+            tokens: out.tokens,
+            warnings,
+            raw_output: out.text,
+        })
+    }
+
+    fn is_available(&self) -> bool {
+        // No I/O here: a missing or broken file is reported by the first request, with detail.
+        true
+    }
+
+    fn backend_info(&self) -> BackendInfo {
+        BackendInfo {
+            name: "embedded".to_owned(),
+            model: self.model_name(),
+            engine: self.variant.engine_name().to_owned(),
+            loaded: self.is_loaded(),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _turn = self.queue.acquire();
+        let dropped = self.lock_state().take();
+        if dropped.is_some() {
+            tracing::info!("model unloaded");
+        }
+    }
+}
+
+impl EmbeddedModelBackend {
+    fn model_name(&self) -> String {
+        self.model_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.model_path.display().to_string())
+    }
+}
+
+/// A ticket lock: waiters are admitted strictly in arrival order, which `Mutex` does not
+/// promise. A request that arrived first is answered first.
+#[derive(Debug, Default)]
+struct FifoLock {
+    next_ticket: AtomicU64,
+    serving: Mutex<u64>,
+    turn: Condvar,
+}
+
+#[derive(Debug)]
+struct FifoGuard<'a> {
+    lock: &'a FifoLock,
+}
+
+impl FifoLock {
+    fn acquire(&self) -> FifoGuard<'_> {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::SeqCst);
+        let mut serving = self.serving.lock().unwrap_or_else(|e| e.into_inner());
+        while *serving != ticket {
+            serving = self.turn.wait(serving).unwrap_or_else(|e| e.into_inner());
+        }
+        FifoGuard { lock: self }
+    }
+}
+
+impl Drop for FifoGuard<'_> {
+    fn drop(&mut self) {
+        let mut serving = self.lock.serving.lock().unwrap_or_else(|e| e.into_inner());
+        *serving += 1;
+        self.lock.turn.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn variant_is_cpu_without_mlx() {
+        if !cfg!(all(
+            feature = "mlx",
+            target_os = "macos",
+            target_arch = "aarch64"
+        )) {
+            assert_eq!(ModelVariant::detect(), ModelVariant::Cpu);
+        }
+    }
+
+    #[test]
+    fn constructor_does_no_io() {
+        let b = EmbeddedModelBackend::new("/nonexistent/model.gguf", EmbeddedConfig::default())
+            .expect("no I/O, so no error");
+        assert!(b.is_available());
+        assert!(!b.is_loaded());
+        assert_eq!(b.backend_info().model, "model.gguf");
+    }
+
+    #[test]
+    fn fifo_lock_admits_in_arrival_order() {
+        let lock = Arc::new(FifoLock::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = lock.acquire();
+        let mut handles = Vec::new();
+        for i in 0..8u64 {
+            // Take tickets in a known order before anyone can run.
+            let ticket_taken = Arc::new((Mutex::new(false), Condvar::new()));
+            let (lock, order, taken) = (lock.clone(), order.clone(), ticket_taken.clone());
+            handles.push(std::thread::spawn(move || {
+                let ticket = lock.next_ticket.fetch_add(1, Ordering::SeqCst);
+                {
+                    let (m, cv) = &*taken;
+                    *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    cv.notify_all();
+                }
+                let mut serving = lock.serving.lock().unwrap_or_else(|e| e.into_inner());
+                while *serving != ticket {
+                    serving = lock.turn.wait(serving).unwrap_or_else(|e| e.into_inner());
+                }
+                drop(serving);
+                let _g = FifoGuard { lock: &lock };
+                order.lock().unwrap_or_else(|e| e.into_inner()).push(i);
+            }));
+            let (m, cv) = &*ticket_taken;
+            let mut done = m.lock().unwrap_or_else(|e| e.into_inner());
+            while !*done {
+                done = cv.wait(done).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        drop(first);
+        for h in handles {
+            h.join().expect("thread");
+        }
+        assert_eq!(
+            *order.lock().unwrap_or_else(|e| e.into_inner()),
+            (0..8).collect::<Vec<_>>()
+        );
+    }
+}

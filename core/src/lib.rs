@@ -1,0 +1,23 @@
+//! caro-core: turns a request in plain English into one shell command, on the user's machine.
+//!
+//! The crate knows nothing about its frontends (CLI, tray app): it exposes a [`CommandGenerator`]
+//! trait, the embedded Candle backend that implements it, the prompt and reply handling that every
+//! backend shares, and model-file discovery. It never prints and never exits.
+
+pub mod config;
+pub mod embedded;
+pub mod error;
+pub mod generator;
+pub mod models;
+pub mod parse;
+pub mod prompt;
+pub mod shell;
+
+pub use config::EmbeddedConfig;
+pub use embedded::{EmbeddedModelBackend, ModelVariant};
+pub use error::GeneratorError;
+pub use generator::{
+    BackendInfo, CommandGenerator, CommandRequest, ExecutionContext, GeneratedCommand, Timings,
+    TokenCounts, ToolFlavor,
+};
+pub use shell::ShellType;

@@ -1,0 +1,87 @@
+//! Where model files live and how a model path is resolved (explicit path, then the cache).
+//!
+//! Downloading is the model manager's job; this module only finds what is already on disk.
+
+use crate::error::GeneratorError;
+use std::path::{Path, PathBuf};
+
+/// File name of the default model, Qwen2.5-Coder-1.5B-Instruct quantised to Q4_K_M.
+pub const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+
+/// The model cache directory: `$CARO_CACHE_DIR`, else `<XDG cache>/caro/models`
+/// (`~/.cache/caro/models` on Linux, `~/Library/Caches/caro/models` on macOS).
+pub fn cache_dir() -> Option<PathBuf> {
+    cache_dir_from(
+        std::env::var_os("CARO_CACHE_DIR").map(PathBuf::from),
+        dirs::cache_dir(),
+    )
+}
+
+fn cache_dir_from(
+    override_dir: Option<PathBuf>,
+    platform_cache: Option<PathBuf>,
+) -> Option<PathBuf> {
+    match override_dir {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(dir),
+        _ => platform_cache.map(|c| c.join("caro").join("models")),
+    }
+}
+
+/// Resolves the model file to load: `explicit` if given, else the default model in the cache.
+///
+/// An explicit path that does not exist is an error rather than a silent fallback, so a typo
+/// never quietly runs a different model.
+pub fn resolve_model_path(explicit: Option<&Path>) -> Result<PathBuf, GeneratorError> {
+    if let Some(path) = explicit {
+        if path.is_file() {
+            return Ok(path.to_path_buf());
+        }
+        return Err(GeneratorError::ModelNotFound {
+            searched: vec![path.to_path_buf()],
+        });
+    }
+    let mut searched = Vec::new();
+    if let Some(dir) = cache_dir() {
+        let candidate = dir.join(DEFAULT_MODEL_FILE);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        searched.push(candidate);
+    }
+    Err(GeneratorError::ModelNotFound { searched })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_wins_and_empty_override_is_ignored() {
+        let platform = Some(PathBuf::from("/home/u/.cache"));
+        assert_eq!(
+            cache_dir_from(Some("/x".into()), platform.clone()),
+            Some(PathBuf::from("/x"))
+        );
+        assert_eq!(
+            cache_dir_from(Some(PathBuf::new()), platform.clone()),
+            Some(PathBuf::from("/home/u/.cache/caro/models"))
+        );
+        assert_eq!(cache_dir_from(None, None), None);
+    }
+
+    #[test]
+    fn explicit_missing_path_is_not_found() {
+        let err =
+            resolve_model_path(Some(Path::new("/definitely/not/here.gguf"))).expect_err("missing");
+        assert_eq!(err.code(), "model_not_found");
+        assert!(err.to_string().contains("/definitely/not/here.gguf"));
+    }
+
+    #[test]
+    fn explicit_existing_path_is_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("m.gguf");
+        std::fs::write(&f, b"x").expect("write");
+        assert_eq!(resolve_model_path(Some(&f)).expect("found"), f);
+    }
+}

@@ -1,0 +1,241 @@
+//! The chat messages sent to the model: a fixed system prompt, a few examples written by the
+//! caro team, and the user's request last.
+//!
+//! Everything before the final user message depends only on the shell and the execution
+//! context, so backends can cache its KV state across requests. The examples are our own:
+//! none come from the public benchmarks caro is measured on.
+
+use crate::generator::{CommandRequest, ToolFlavor};
+use crate::shell::ShellType;
+use serde::Serialize;
+
+/// One chat message, in the shape chat templates expect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    pub role: &'static str,
+    pub content: String,
+}
+
+impl ChatMessage {
+    fn new(role: &'static str, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// Requests longer than this many characters are refused before tokenising, so a pasted log
+/// file cannot make the tokenizer or the model chew for minutes.
+pub const MAX_PROMPT_CHARS: usize = 4000;
+
+/// Messages for `request`: the cacheable prefix followed by the user's message.
+pub fn build_messages(request: &CommandRequest) -> Vec<ChatMessage> {
+    let mut messages = prefix_messages(request);
+    messages.push(ChatMessage::new("user", request.prompt.trim()));
+    messages
+}
+
+/// The messages before the user's own, identical for every request with the same shell and
+/// context.
+pub fn prefix_messages(request: &CommandRequest) -> Vec<ChatMessage> {
+    let mut messages = vec![ChatMessage::new("system", system_prompt(request))];
+    for (ask, answer) in examples(request.shell, request.context.tool_flavor) {
+        messages.push(ChatMessage::new("user", *ask));
+        messages.push(ChatMessage::new("assistant", *answer));
+    }
+    messages
+}
+
+fn system_prompt(request: &CommandRequest) -> String {
+    let shell = request.shell;
+    let ctx = &request.context;
+    let os = match ctx.os.as_str() {
+        "macos" => "macOS",
+        "linux" => "Linux",
+        "windows" => "Windows",
+        other => other,
+    };
+    let tools = match ctx.tool_flavor {
+        ToolFlavor::Gnu => "GNU coreutils, findutils, grep and sed (Linux flags)",
+        ToolFlavor::Bsd => {
+            "BSD tools as shipped with macOS (no GNU-only flags: use `sed -i ''`, `stat -f`, `date -v`)"
+        }
+        ToolFlavor::Windows => "the tools built into Windows",
+    };
+    let cwd = ctx
+        .cwd
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let syntax = match shell {
+        ShellType::Fish => {
+            "Use fish syntax: `(cmd)` for substitution, `set` for variables, `; and` / `; or` between commands."
+        }
+        ShellType::PowerShell => "Use PowerShell cmdlets and syntax.",
+        ShellType::Cmd => "Use cmd.exe syntax and built-in Windows commands.",
+        ShellType::Sh => "Use portable POSIX sh syntax, no bashisms.",
+        ShellType::Bash | ShellType::Zsh => "Use standard POSIX tools with the shell's own syntax.",
+    };
+    format!(
+        "You are caro, a tool that turns a request into exactly one {shell} command.\n\
+         System: {os}. Shell: {shell}. Tools: {tools}. Current directory: {cwd}.\n\
+         Rules:\n\
+         - Reply with the command only, on a single line: no explanation, no markdown, no code fences.\n\
+         - {syntax}\n\
+         - Work in the current directory unless the request names another place; use relative paths.\n\
+         - Use real, widely available options only. Prefer the simplest command that fully does the job.\n\
+         - Quote file names and patterns that contain spaces or wildcards.\n\
+         - Do not add sudo unless the request asks for it.\n\
+         - If the request is destructive, write exactly what was asked and nothing broader."
+    )
+}
+
+type Example = (&'static str, &'static str);
+
+/// Team-written examples. They teach the reply format and each shell's idiom, and avoid the
+/// requests caro is evaluated on.
+fn examples(shell: ShellType, flavor: ToolFlavor) -> &'static [Example] {
+    const POSIX_GNU: &[Example] = &[
+        (
+            "show the five biggest things in this folder",
+            "du -sh -- * | sort -rh | head -n 5",
+        ),
+        (
+            "how many lines are in each .rs file under src",
+            "find src -name '*.rs' -exec wc -l {} +",
+        ),
+        (
+            "which process is using port 5432",
+            "ss -ltnp 'sport = :5432'",
+        ),
+        (
+            "pack the docs folder into docs.tar.gz",
+            "tar -czf docs.tar.gz docs",
+        ),
+    ];
+    const POSIX_BSD: &[Example] = &[
+        (
+            "show the five biggest things in this folder",
+            "du -sh -- * | sort -rh | head -n 5",
+        ),
+        (
+            "how many lines are in each .rs file under src",
+            "find src -name '*.rs' -exec wc -l {} +",
+        ),
+        (
+            "which process is using port 5432",
+            "lsof -nP -iTCP:5432 -sTCP:LISTEN",
+        ),
+        (
+            "pack the docs folder into docs.tar.gz",
+            "tar -czf docs.tar.gz docs",
+        ),
+    ];
+    const FISH: &[Example] = &[
+        (
+            "show the five biggest things in this folder",
+            "du -sh -- * | sort -rh | head -n 5",
+        ),
+        ("set GOPATH to ~/go for this session", "set -x GOPATH ~/go"),
+        ("print how many files are in the current dir", "count *"),
+    ];
+    const POWERSHELL: &[Example] = &[
+        (
+            "show the five biggest files in this folder",
+            "Get-ChildItem -File | Sort-Object Length -Descending | Select-Object -First 5",
+        ),
+        (
+            "which process is using port 5432",
+            "Get-NetTCPConnection -LocalPort 5432 | Select-Object OwningProcess",
+        ),
+        (
+            "pack the docs folder into docs.zip",
+            "Compress-Archive -Path docs -DestinationPath docs.zip",
+        ),
+    ];
+    const CMD: &[Example] = &[
+        ("list the files in this folder, newest first", "dir /o:-d"),
+        (
+            "which process is using port 5432",
+            "netstat -ano | findstr :5432",
+        ),
+        (
+            "copy the docs folder to D:\\backup",
+            "xcopy docs D:\\backup\\docs /e /i",
+        ),
+    ];
+    match (shell, flavor) {
+        (ShellType::Fish, _) => FISH,
+        (ShellType::PowerShell, _) => POWERSHELL,
+        (ShellType::Cmd, _) => CMD,
+        (_, ToolFlavor::Bsd) => POSIX_BSD,
+        _ => POSIX_GNU,
+    }
+}
+
+/// Messages that ask for a one-sentence explanation of `command` (a separate, on-demand call
+/// so the command itself is never slowed down by it).
+pub fn explain_messages(command: &str, shell: ShellType) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::new(
+            "system",
+            format!(
+                "You explain {shell} commands. Reply with one or two plain sentences that say what the command does \
+                 and any risk it carries. No markdown."
+            ),
+        ),
+        ChatMessage::new("user", command),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::ExecutionContext;
+
+    fn request(prompt: &str, shell: ShellType, os: &str) -> CommandRequest {
+        CommandRequest::new(prompt, shell)
+            .with_context(ExecutionContext::for_os(os, Some("/home/ada/proj".into())))
+    }
+
+    #[test]
+    fn user_message_is_last_and_trimmed() {
+        let m = build_messages(&request("  list files \n", ShellType::Bash, "linux"));
+        let last = m.last().expect("messages");
+        assert_eq!((last.role, last.content.as_str()), ("user", "list files"));
+        assert_eq!(m[0].role, "system");
+    }
+
+    #[test]
+    fn system_prompt_names_os_shell_cwd_and_flavor() {
+        let m = build_messages(&request("x", ShellType::Zsh, "macos"));
+        let sys = &m[0].content;
+        for needle in ["macOS", "zsh", "/home/ada/proj", "BSD"] {
+            assert!(sys.contains(needle), "missing {needle}: {sys}");
+        }
+        let m = build_messages(&request("x", ShellType::Bash, "linux"));
+        assert!(m[0].content.contains("GNU"));
+    }
+
+    #[test]
+    fn prefix_is_independent_of_the_request() {
+        let a = prefix_messages(&request("one", ShellType::Bash, "linux"));
+        let b = prefix_messages(&request("two entirely different", ShellType::Bash, "linux"));
+        assert_eq!(a, b);
+        let c = prefix_messages(&request("one", ShellType::PowerShell, "windows"));
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn examples_alternate_roles() {
+        for shell in ShellType::ALL {
+            let m = prefix_messages(&request("x", shell, "linux"));
+            for pair in m[1..].chunks(2) {
+                assert_eq!(pair[0].role, "user");
+                assert_eq!(pair[1].role, "assistant");
+                assert!(!pair[1].content.contains('\n'), "examples are single-line");
+            }
+        }
+    }
+}

@@ -9,12 +9,15 @@ pub fn extract_command(reply: &str) -> Option<String> {
     if reply.is_empty() {
         return None;
     }
-    from_json(reply)
-        .or_else(|| from_fence(reply))
-        .or_else(|| from_inline_code(reply))
-        .or_else(|| from_plain(reply))
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty())
+    // A fenced block is authoritative: an empty one means no command, not "try the prose".
+    let found = if reply.contains("```") {
+        from_json(reply).or_else(|| from_fence(reply))
+    } else {
+        from_json(reply)
+            .or_else(|| from_inline_code(reply))
+            .or_else(|| from_plain(reply))
+    };
+    found.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty())
 }
 
 /// Whether a partial reply already contains a whole command, so decoding can stop.
@@ -143,7 +146,16 @@ fn first_command_in_lines(text: &str) -> Option<String> {
         }
         break;
     }
-    let out = out.trim().trim_matches('`').trim().to_owned();
+    let mut out = out.trim();
+    // A whole reply wrapped in one pair of backticks; `echo `date`` keeps its own.
+    if out.len() >= 2
+        && out.starts_with('`')
+        && out.ends_with('`')
+        && out[1..out.len() - 1].find('`').is_none()
+    {
+        out = out[1..out.len() - 1].trim();
+    }
+    let out = out.to_owned();
     (!out.is_empty()).then_some(out)
 }
 

@@ -14,6 +14,26 @@ const CHATML_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ messa
 /// End-of-turn markers across the supported model families.
 const END_OF_TURN: &[&str] = &["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>"];
 
+/// candle's converter knows the `qwen2` and `llama3` pre-tokenizers and gives every other
+/// byte-level vocabulary GPT-2's defaults, including `add_prefix_space`, which inserts a space
+/// HF's tokenizers do not (caught by the round-trip tests on SmolLM2). This mirrors llama.cpp's
+/// pre-tokenizer table for the vocabularies caro supports.
+fn fix_pre_tokenizer(tokenizer: &mut Tokenizer, pre: &str) {
+    use tokenizers::pre_tokenizers::{byte_level::ByteLevel, digits::Digits, sequence::Sequence};
+    if matches!(pre, "qwen2" | "llama3" | "llama-bpe" | "smaug-bpe" | "lfm2") {
+        return;
+    }
+    let byte_level = ByteLevel::new(false, true, true);
+    if pre == "smollm" {
+        tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
+            Digits::new(true).into(),
+            byte_level.into(),
+        ])));
+    } else {
+        tokenizer.with_pre_tokenizer(Some(byte_level));
+    }
+}
+
 /// Tokenizer plus chat template of one model.
 #[derive(Debug)]
 pub struct TextCodec {
@@ -29,8 +49,10 @@ pub struct TextCodec {
 
 impl TextCodec {
     pub fn from_gguf(gguf: &GgufFile) -> Result<Self, GeneratorError> {
-        let tokenizer = Tokenizer::from_gguf(&gguf.content)
+        let mut tokenizer = Tokenizer::from_gguf(&gguf.content)
             .map_err(|e| gguf.corrupt(format!("cannot build the tokenizer: {e}")))?;
+        let pre = gguf.string("tokenizer.ggml.pre").unwrap_or_default();
+        fix_pre_tokenizer(&mut tokenizer, &pre);
         let token_text = |key: &str| -> Option<String> {
             let id = gguf.usize(key).ok()?;
             tokenizer.id_to_token(u32::try_from(id).ok()?)

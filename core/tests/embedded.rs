@@ -1,0 +1,347 @@
+//! Integration tests of the embedded backend on real GGUF models (SmolLM2-135M for speed,
+//! Qwen2.5-Coder-1.5B for the tokenizer and template). Models come from
+//! `scripts/fetch-test-models.sh`.
+
+use caro_core::embedded::{GgufFile, TextCodec};
+use caro_core::prompt::build_messages;
+use caro_core::{
+    CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ExecutionContext,
+    GeneratorError, ShellType,
+};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const QWEN_1_5B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+
+fn model(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CARO_TEST_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models"));
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "test model {} is missing: run scripts/fetch-test-models.sh first",
+        path.display()
+    );
+    path
+}
+
+fn greedy() -> EmbeddedConfig {
+    EmbeddedConfig::builder()
+        .temperature(0.0)
+        .max_tokens(24)
+        .build()
+        .expect("config")
+}
+
+fn request(prompt: &str) -> CommandRequest {
+    CommandRequest::new(prompt, ShellType::Bash).with_context(ExecutionContext::for_os(
+        "linux",
+        Some("/home/test/project".into()),
+    ))
+}
+
+#[test]
+fn loads_lazily_on_first_request() {
+    let backend = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
+    assert!(!backend.is_loaded(), "constructor must not load");
+    assert!(!backend.backend_info().loaded);
+    let out = backend
+        .generate_command(&request("list the files here"))
+        .expect("command");
+    assert!(backend.is_loaded());
+    assert!(!out.command.is_empty());
+    assert_eq!(out.backend, "embedded");
+    assert_eq!(out.model, SMOL);
+    assert!(out.timings.load > 0.0, "first request pays the load");
+    assert!(out.timings.total >= out.timings.prefill + out.timings.decode);
+    assert!(out.tokens.generated > 0 && out.tokens.prompt > 100);
+
+    let again = backend
+        .generate_command(&request("show disk usage"))
+        .expect("command");
+    assert_eq!(again.timings.load, 0.0, "warm model is not reloaded");
+    assert!(
+        again.tokens.cached > 0,
+        "system prompt comes from the prefix cache"
+    );
+    assert!(again.tokens.cached < again.tokens.prompt);
+}
+
+#[test]
+fn prefix_cache_gives_the_same_greedy_output() {
+    let with = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
+    let without = EmbeddedModelBackend::new(
+        model(SMOL),
+        EmbeddedConfig::builder()
+            .temperature(0.0)
+            .max_tokens(24)
+            .prefix_cache(false)
+            .build()
+            .expect("config"),
+    )
+    .expect("backend");
+    // Warm the cache with another request so the compared one really restores a snapshot.
+    with.generate_command(&request("print the date"))
+        .expect("warm-up");
+    for prompt in [
+        "count the lines in main.rs",
+        "show the newest file in this folder",
+    ] {
+        let a = with.generate_command(&request(prompt)).expect("cached");
+        let b = without
+            .generate_command(&request(prompt))
+            .expect("uncached");
+        assert!(a.tokens.cached > 0, "cache was used");
+        assert_eq!(b.tokens.cached, 0, "cache was not used");
+        assert_eq!(a.tokens.prompt, b.tokens.prompt, "same tokens either way");
+        assert_eq!(a.raw_output, b.raw_output, "prompt {prompt:?}");
+    }
+}
+
+#[test]
+fn eight_concurrent_requests_are_served_in_order_without_loss() {
+    let backend = Arc::new(EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend"));
+    let prompts: Vec<String> = (0..8)
+        .map(|i| format!("make a directory named build{i}"))
+        .collect();
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let mut handles = Vec::new();
+    for (i, p) in prompts.iter().enumerate() {
+        let (backend, finished, p) = (backend.clone(), finished.clone(), p.clone());
+        handles.push(std::thread::spawn(move || {
+            let out = backend.generate_command(&request(&p));
+            finished.lock().expect("lock").push(i);
+            out
+        }));
+        // Stagger arrivals so their order is known; each request takes far longer than this.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answers: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("no panic").expect("answered"))
+        .collect();
+    assert_eq!(
+        *finished.lock().expect("lock"),
+        (0..8).collect::<Vec<_>>(),
+        "FIFO order"
+    );
+    // Concurrency must not leak state between requests: each answer equals a lone run's.
+    for (p, a) in prompts.iter().zip(&answers) {
+        let alone = backend.generate_command(&request(p)).expect("sequential");
+        assert_eq!(a.raw_output, alone.raw_output, "prompt {p:?}");
+    }
+}
+
+#[test]
+fn shutdown_frees_the_model_and_a_later_request_reloads_it() {
+    let backend = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
+    let first = backend
+        .generate_command(&request("show free memory"))
+        .expect("first");
+    assert!(backend.is_loaded());
+    backend.shutdown();
+    assert!(!backend.is_loaded());
+    backend.shutdown(); // idempotent
+    let second = backend
+        .generate_command(&request("show free memory"))
+        .expect("second");
+    assert!(backend.is_loaded());
+    assert!(second.timings.load > 0.0, "reloaded");
+    assert_eq!(
+        second.tokens.cached, 0,
+        "the prefix cache went with the model"
+    );
+    assert_eq!(first.raw_output, second.raw_output);
+}
+
+#[test]
+fn explain_returns_text() {
+    let backend = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
+    let text = backend
+        .explain("ls -la", ShellType::Bash)
+        .expect("explanation");
+    assert!(!text.trim().is_empty());
+}
+
+// ---- bad input -------------------------------------------------------------------------
+
+fn expect_err(path: PathBuf, prompt: &str) -> GeneratorError {
+    let backend = EmbeddedModelBackend::new(path, greedy()).expect("backend");
+    backend
+        .generate_command(&request(prompt))
+        .expect_err("must fail")
+}
+
+#[test]
+fn empty_prompt_is_refused_before_loading() {
+    let backend = EmbeddedModelBackend::new("/no/such/model.gguf", greedy()).expect("backend");
+    for p in ["", "   ", "\n\t"] {
+        let err = backend.generate_command(&request(p)).expect_err("empty");
+        assert!(matches!(err, GeneratorError::EmptyPrompt), "{err}");
+    }
+    assert!(!backend.is_loaded());
+}
+
+#[test]
+fn huge_prompt_is_refused_with_its_length() {
+    let err = expect_err("/no/such/model.gguf".into(), &"files ".repeat(2000));
+    assert!(
+        matches!(
+            err,
+            GeneratorError::PromptTooLong {
+                unit: "characters",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn prompt_longer_than_the_context_is_refused_in_tokens() {
+    let backend = EmbeddedModelBackend::new(
+        model(SMOL),
+        EmbeddedConfig::builder()
+            .context_limit(512)
+            .max_tokens(16)
+            .build()
+            .expect("config"),
+    )
+    .expect("backend");
+    let err = backend
+        .generate_command(&request(&"delete old logs ".repeat(150)))
+        .expect_err("too long");
+    match err {
+        GeneratorError::PromptTooLong {
+            length,
+            limit,
+            unit,
+        } => {
+            assert_eq!(unit, "tokens");
+            assert!(length > limit);
+        }
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn missing_model_file_is_not_found() {
+    let err = expect_err("/no/such/dir/model.gguf".into(), "list files");
+    assert_eq!(err.code(), "model_not_found");
+    assert!(err.to_string().contains("/no/such/dir/model.gguf"));
+}
+
+#[test]
+fn random_bytes_named_gguf_are_not_a_gguf() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("random.gguf");
+    let bytes: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&path, bytes).expect("write");
+    let err = expect_err(path.clone(), "list files");
+    assert_eq!(err.code(), "model_not_gguf", "{err}");
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").expect("write");
+    assert_eq!(expect_err(empty, "list files").code(), "model_not_gguf");
+}
+
+#[test]
+fn truncated_gguf_is_reported_as_corrupt() {
+    let src = std::fs::read(model(SMOL)).expect("read model");
+    let dir = tempfile::tempdir().expect("tmp");
+    // Cut inside the tensor data, and inside the header.
+    for (name, len) in [("half.gguf", src.len() / 2), ("head.gguf", 200)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &src[..len]).expect("write");
+        let err = expect_err(path.clone(), "list files");
+        assert_eq!(err.code(), "model_corrupt", "{name}: {err}");
+        assert!(err.to_string().contains("download it again"), "{err}");
+    }
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    use candle_core::quantized::gguf_file::{Value, write};
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("mamba.gguf");
+    let mut f = std::fs::File::create(&path).expect("create");
+    let arch = Value::String("mamba".into());
+    write(&mut f, &[("general.architecture", &arch)], &[]).expect("write gguf");
+    drop(f);
+    let err = expect_err(path, "list files");
+    assert_eq!(err.code(), "model_unsupported_architecture", "{err}");
+    assert!(err.to_string().contains("mamba"));
+}
+
+// ---- tokenizer and template ---------------------------------------------------------------
+
+fn codec(name: &str) -> TextCodec {
+    let gguf = GgufFile::open(&model(name)).expect("open");
+    TextCodec::from_gguf(&gguf).expect("codec")
+}
+
+#[test]
+fn tokenizers_round_trip_and_know_chat_tokens() {
+    for name in [QWEN_1_5B, SMOL] {
+        let c = codec(name);
+        for text in [
+            "find . -type f -size +100M",
+            "grep -rn 'TODO' src/ | wc -l",
+            "  leading spaces\n\ttabs and\r\nCRLF",
+            "unicode: café – 日本語 🚀",
+            "echo \"$HOME\" && ls ~/'My Documents'",
+        ] {
+            let ids = c.encode(text).expect("encode");
+            assert_eq!(c.decode(&ids).expect("decode"), text, "{name}: {text:?}");
+        }
+        for special in ["<|im_start|>", "<|im_end|>"] {
+            let id = c
+                .token_id(special)
+                .unwrap_or_else(|| panic!("{name} lacks {special}"));
+            assert_eq!(
+                c.encode(special).expect("encode"),
+                vec![id],
+                "{name}: {special} is one token"
+            );
+        }
+        let ids = c.encode("<|im_start|>system").expect("encode");
+        assert_eq!(
+            c.decode(&ids[1..]).expect("decode"),
+            "system",
+            "{name}: no space invented after a special token"
+        );
+        let im_end = c.token_id("<|im_end|>").expect("im_end");
+        assert!(
+            c.stop_ids.contains(&im_end),
+            "{name}: <|im_end|> stops generation"
+        );
+    }
+}
+
+#[test]
+fn prompts_use_the_models_own_template() {
+    let c = codec(QWEN_1_5B);
+    assert!(c.native_template);
+    let messages = build_messages(&request("show hidden files"));
+    let text = c.render(&messages, true).expect("render");
+    assert!(
+        text.starts_with("<|im_start|>system\nYou are caro"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("<|im_start|>user\nshow hidden files<|im_end|>\n<|im_start|>assistant\n"),
+        "{text}"
+    );
+    let ids = c.encode(&text).expect("encode");
+    let im_start = c.token_id("<|im_start|>").expect("id");
+    let turns = ids.iter().filter(|&&t| t == im_start).count();
+    assert_eq!(
+        turns,
+        messages.len() + 1,
+        "each message plus the generation prompt"
+    );
+}

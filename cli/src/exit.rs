@@ -19,8 +19,6 @@ pub fn code_for(err: &GeneratorError) -> u8 {
         GeneratorError::InvalidConfig(_) => 2,
         GeneratorError::NoCommand { .. } | GeneratorError::Inference(_) => NO_COMMAND,
         GeneratorError::Io { .. } => MODEL_UNUSABLE,
-        #[allow(unreachable_patterns)]
-        _ => UNEXPECTED,
     }
 }
 

@@ -18,8 +18,9 @@ Examples:
 
 The model:
   caro runs Qwen2.5-Coder-1.5B-Instruct (GGUF) on your CPU, offline. It looks for the model at
-  --model-path, then $CARO_MODEL_PATH, then <cache>/caro/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
-  (<cache> is $CARO_CACHE_DIR's parent if set, else ~/.cache on Linux, ~/Library/Caches on macOS).
+  --model-path, then $CARO_MODEL_PATH, then qwen2.5-coder-1.5b-instruct-q4_k_m.gguf in the model
+  cache: $CARO_CACHE_DIR if set, else ~/.cache/caro/models (Linux, XDG aware) or
+  ~/Library/Caches/caro/models (macOS). scripts/setup.sh puts the model there.
   Set RAYON_NUM_THREADS to limit the CPU threads it uses.
 
 Safety:

@@ -68,14 +68,14 @@ impl<'a> JsonAnswer<'a> {
 }
 
 /// `{"error": {"code", "message", "hint"}}`, the shape every frontend uses for failures.
-pub fn json_error(code: &str, message: &str, hint: Option<&str>) -> String {
-    serde_json::json!({ "error": { "code": code, "message": message, "hint": hint } }).to_string()
+pub fn json_error(code: &str, message: &str, hint: Option<&str>) -> serde_json::Value {
+    serde_json::json!({ "error": { "code": code, "message": message, "hint": hint } })
 }
 
 pub fn print_json<T: Serialize>(value: &T) {
     let mut out = std::io::stdout().lock();
     let text = serde_json::to_string_pretty(value)
-        .unwrap_or_else(|e| json_error("unexpected", &e.to_string(), None));
+        .unwrap_or_else(|e| json_error("unexpected", &e.to_string(), None).to_string());
     let _ = writeln!(out, "{text}");
 }
 

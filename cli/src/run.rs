@@ -14,14 +14,11 @@ pub fn run(cli: &Cli) -> ExitCode {
         Err(err) => {
             let hint = exit::hint_for(&err);
             if cli.json {
-                output::print_json(
-                    &serde_json::from_str::<serde_json::Value>(&output::json_error(
-                        err.code(),
-                        &err.to_string(),
-                        hint.as_deref(),
-                    ))
-                    .unwrap_or_default(),
-                );
+                output::print_json(&output::json_error(
+                    err.code(),
+                    &err.to_string(),
+                    hint.as_deref(),
+                ));
             } else {
                 output::print_error(&err, hint.as_deref());
             }

@@ -41,6 +41,15 @@ pub fn hint_for(err: &GeneratorError) -> Option<String> {
         GeneratorError::EmptyPrompt => {
             Some("example: caro \"find files larger than 100MB\"".to_owned())
         }
+        GeneratorError::Io { .. } => Some(
+            "check that the file is readable by you (permissions) and on a healthy disk, or point \
+             --model-path at another copy"
+                .to_owned(),
+        ),
+        GeneratorError::Inference(_) => Some(
+            "try again; if it keeps failing, run with -vv and report the log, or try --temperature 0"
+                .to_owned(),
+        ),
         GeneratorError::NoCommand { .. } => Some(
             "rephrase the request more concretely, or try again with --temperature 0".to_owned(),
         ),

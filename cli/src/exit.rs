@@ -3,11 +3,15 @@
 use caro_core::GeneratorError;
 
 pub const UNEXPECTED: u8 = 1;
+pub const USAGE: u8 = 2;
 pub const MODEL_MISSING: u8 = 3;
 pub const MODEL_UNUSABLE: u8 = 4;
 pub const BAD_REQUEST: u8 = 5;
 pub const NO_COMMAND: u8 = 6;
 pub const NOT_CONFIRMED: u8 = 7;
+/// The safety gate blocked the command, or refused a destructive request.
+pub const BLOCKED: u8 = 8;
+pub const CONFIG_INVALID: u8 = 9;
 
 pub fn code_for(err: &GeneratorError) -> u8 {
     match err {
@@ -16,7 +20,7 @@ pub fn code_for(err: &GeneratorError) -> u8 {
         | GeneratorError::CorruptModel { .. }
         | GeneratorError::UnsupportedArchitecture { .. } => MODEL_UNUSABLE,
         GeneratorError::EmptyPrompt | GeneratorError::PromptTooLong { .. } => BAD_REQUEST,
-        GeneratorError::InvalidConfig(_) => 2,
+        GeneratorError::InvalidConfig(_) => USAGE,
         GeneratorError::NoCommand { .. } | GeneratorError::Inference(_) => NO_COMMAND,
         GeneratorError::Io { .. } => MODEL_UNUSABLE,
     }

@@ -1,11 +1,14 @@
 //! `caro`: type what you want in plain English, get the shell command.
 
+mod check;
 mod exit;
 mod output;
 mod run;
+mod settings;
 
+use caro_core::safety::SafetyMode;
 use caro_core::{EmbeddedConfig, ShellType};
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,19 +27,89 @@ The model:
   Set RAYON_NUM_THREADS to limit the CPU threads it uses.
 
 Safety:
-  The safety validator is not built yet: every command is reported as risk \"unchecked\".
-  Read a command before you run it; --execute always asks first.
+  Every command is parsed as its shell would read it and rated safe, moderate, high or critical.
+  --mode sets what happens at each level (default moderate; or [safety] mode in the config file):
+    strict      confirm moderate and high, block high and critical
+    moderate    confirm high, block critical
+    permissive  confirm critical, block nothing
+  A blocked command is never printed on stdout and never run. A request that asks for something
+  destructive (\"wipe my disk\") is refused if the command looks harmless. The allowlist and
+  custom rules live in ~/.config/caro/config.toml ($CARO_CONFIG); see docs/USER_GUIDE.md.
 
 Exit codes:
-  0  success          3  no model file       5  bad request (empty or too long)
-  1  unexpected error 4  model file unusable 6  the model gave no usable command
-  2  usage error      7  --execute: not confirmed, or no terminal to confirm on
+  0  success          4  model file unusable              8  blocked or refused by the safety gate
+  1  unexpected error 5  bad request (empty or too long)  9  config file invalid
+  2  usage error      6  the model gave no usable command
+  3  no model file    7  --execute: not confirmed, or no terminal to confirm on
   With --execute, caro exits with the command's own exit status once it has run.";
+
+const CHECK_HELP: &str = "\
+Examples:
+  caro check -- rm -rf /                 critical, blocked (exit 8)
+  caro check --shell powershell -- 'Remove-Item -Recurse C:\\'
+  history | cut -c8- | caro check --json one JSON object per line
+
+Levels: safe < moderate < high < critical; the highest finding wins. Input that cannot be parsed
+is at least moderate. Exit status: 0 when nothing is blocked in the chosen mode, 8 otherwise.
+
+Config ([safety] in ~/.config/caro/config.toml, or $CARO_CONFIG):
+  mode = \"strict\"
+  [[safety.allow]]              # silence a rule, a command glob, or both
+  rule = \"vcs.reset_hard\"
+  [[safety.rules]]              # add your own
+  id = \"team.prod_db\"   level = \"high\"   program = \"psql\"   args_any = [\"*prod*\"]
+  message = \"connects to the production database\"";
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Rate a command's risk without any model (or many, one per line on stdin).
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Shell whose syntax the command uses [default: detected from $SHELL].
+    #[arg(short, long, value_enum)]
+    shell: Option<ShellArg>,
+
+    /// Safety mode that decides what is blocked [default: config file, else moderate].
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+
+    /// One JSON object per command: {"risk", "blocked", "findings", …}.
+    #[arg(long)]
+    json: bool,
+
+    /// The command to check; put it after `--`. Without it, commands are read from stdin.
+    #[arg(value_name = "COMMAND", num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Strict,
+    Moderate,
+    Permissive,
+}
+
+impl From<ModeArg> for SafetyMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Strict => SafetyMode::Strict,
+            ModeArg::Moderate => SafetyMode::Moderate,
+            ModeArg::Permissive => SafetyMode::Permissive,
+        }
+    }
+}
 
 /// Turn a request in plain English into a shell command, on your own machine.
 #[derive(Debug, Parser)]
-#[command(name = "caro", version, about, after_help = AFTER_HELP)]
+#[command(name = "caro", version, about, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Commands>,
+
     /// What you want to do, in plain words.
     #[arg(value_name = "PROMPT", num_args = 0.., trailing_var_arg = true)]
     prompt: Vec<String>,
@@ -53,9 +126,14 @@ pub struct Cli {
     #[arg(short, long, env = "CARO_MODEL_PATH", value_name = "PATH")]
     model_path: Option<PathBuf>,
 
-    /// Run the command after you confirm it.
+    /// Run the command: at once when it is safe enough for the mode, after you confirm when the
+    /// mode asks for that, never when it is blocked.
     #[arg(short = 'x', long, conflicts_with = "json")]
     execute: bool,
+
+    /// Safety mode: strict, moderate or permissive [default: config file, else moderate].
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
 
     /// Show what --execute would run, and run nothing.
     #[arg(long, requires = "execute")]
@@ -149,5 +227,8 @@ fn init_tracing(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    run::run(&cli)
+    match &cli.command {
+        Some(Commands::Check(args)) => check::run(args),
+        None => run::run(&cli),
+    }
 }

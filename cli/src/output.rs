@@ -2,13 +2,11 @@
 //! colour only on a terminal and never when NO_COLOR is set; or one JSON object with --json.
 
 use anstyle::{AnsiColor, Style};
+use caro_core::safety::{Finding, IntentAction, IntentScreen, RiskLevel, SafetyMode, Verdict};
 use caro_core::{GeneratedCommand, GeneratorError, ShellType};
 use serde::Serialize;
 use std::io::Write;
-
-/// Risk placeholder until the safety validator exists. Deliberately not a level name, so no
-/// script can mistake an unchecked command for a safe one.
-pub const RISK_UNCHECKED: &str = "unchecked";
+use std::process::ExitCode;
 
 pub fn stderr_color() -> bool {
     anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
@@ -18,6 +16,82 @@ pub const BOLD: Style = Style::new().bold();
 pub const DIM: Style = Style::new().dimmed();
 pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
 pub const ERR: Style = AnsiColor::Red.on_default().bold();
+const SAFE: Style = AnsiColor::Green.on_default().bold();
+const HIGH: Style = AnsiColor::Red.on_default().bold();
+const CRITICAL: Style = Style::new()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::White)))
+    .bg_color(Some(anstyle::Color::Ansi(AnsiColor::Red)))
+    .bold();
+
+/// The risk level, coloured (anstream drops the colour off a terminal or under NO_COLOR).
+pub fn risk_badge(level: RiskLevel) -> String {
+    let style = match level {
+        RiskLevel::Safe => SAFE,
+        RiskLevel::Moderate => WARN,
+        RiskLevel::High => HIGH,
+        RiskLevel::Critical => CRITICAL,
+    };
+    format!("{style}{}{style:#}", level.as_str())
+}
+
+/// [`risk_badge`] padded to one column width, for lists.
+pub fn risk_column(level: RiskLevel) -> String {
+    format!(
+        "{}{}",
+        risk_badge(level),
+        " ".repeat(8 - level.as_str().len())
+    )
+}
+
+/// Each finding on its own line, with the safer alternative where there is one.
+pub fn write_findings(w: &mut impl Write, findings: &[Finding]) {
+    for f in findings {
+        let _ = writeln!(
+            w,
+            "  {} {} {DIM}[{}]{DIM:#}",
+            risk_column(f.level),
+            f.message,
+            f.rule_id
+        );
+        if let Some(alt) = &f.alternative {
+            let _ = writeln!(w, "           {DIM}safer:{DIM:#} {alt}");
+        }
+    }
+}
+
+/// `caro check`'s details for one command, on stdout (they are its output).
+pub fn print_verdict(v: &Verdict, _verbose: bool) {
+    let mut out = anstream::stdout().lock();
+    write_findings(&mut out, &v.findings);
+    if v.blocked {
+        let _ = writeln!(out, "  {ERR}blocked{ERR:#} in {} mode", v.mode);
+    } else if v.needs_confirmation {
+        let _ = writeln!(out, "  {WARN}needs confirmation{WARN:#} in {} mode", v.mode);
+    }
+}
+
+/// Prints an error (JSON or text) and returns its exit code.
+pub fn fail(json: bool, code: &str, message: &str, hint: Option<&str>, exit: u8) -> ExitCode {
+    if json {
+        print_json(&json_error(code, message, hint));
+    } else {
+        let mut e = anstream::stderr().lock();
+        let _ = writeln!(e, "{ERR}error:{ERR:#} {message}");
+        if let Some(h) = hint {
+            let _ = writeln!(e, "{DIM}hint:{DIM:#} {h}");
+        }
+    }
+    ExitCode::from(exit)
+}
+
+/// The prompt screen's outcome, as it appears in `--json`.
+#[derive(Debug, Serialize)]
+pub struct IntentJson<'a> {
+    pub category: &'a str,
+    pub level: RiskLevel,
+    pub reason: &'a str,
+    pub action: IntentAction,
+}
 
 #[derive(Debug, Serialize)]
 pub struct TimingsMs {
@@ -32,9 +106,13 @@ pub struct TimingsMs {
 pub struct JsonAnswer<'a> {
     pub command: &'a str,
     pub explanation: Option<&'a str>,
-    pub risk: &'static str,
+    pub risk: RiskLevel,
     pub blocked: bool,
-    pub findings: Vec<serde_json::Value>,
+    pub needs_confirmation: bool,
+    pub mode: SafetyMode,
+    pub findings: &'a [Finding],
+    /// Set when the request itself asked for something destructive.
+    pub intent: Option<IntentJson<'a>>,
     pub backend_used: &'a str,
     pub model: &'a str,
     pub shell: ShellType,
@@ -44,14 +122,22 @@ pub struct JsonAnswer<'a> {
 }
 
 impl<'a> JsonAnswer<'a> {
-    pub fn new(g: &'a GeneratedCommand, shell: ShellType) -> Self {
+    pub fn new(g: &'a GeneratedCommand, shell: ShellType, gate: &'a Gate) -> Self {
         let round = |ms: f64| (ms * 10.0).round() / 10.0;
         Self {
             command: &g.command,
             explanation: g.explanation.as_deref(),
-            risk: RISK_UNCHECKED,
-            blocked: false,
-            findings: Vec::new(),
+            risk: gate.verdict.risk,
+            blocked: gate.blocked(),
+            needs_confirmation: gate.verdict.needs_confirmation && !gate.blocked(),
+            mode: gate.verdict.mode,
+            findings: &gate.verdict.findings,
+            intent: gate.intent.as_ref().map(|(i, action)| IntentJson {
+                category: &i.category,
+                level: i.level,
+                reason: &i.reason,
+                action: *action,
+            }),
             backend_used: &g.backend,
             model: &g.model,
             shell,
@@ -79,18 +165,60 @@ pub fn print_json<T: Serialize>(value: &T) {
     let _ = writeln!(out, "{text}");
 }
 
-/// Human output: the command alone on stdout, the verdict and notes on stderr.
-pub fn print_human(g: &GeneratedCommand, verbose: bool) {
+/// The safety gate's decision on a generated command: the validator's verdict, and the
+/// prompt screen's outcome when the request was destructive.
+#[derive(Debug)]
+pub struct Gate {
+    pub verdict: Verdict,
+    pub intent: Option<(IntentScreen, IntentAction)>,
+}
+
+impl Gate {
+    pub fn blocked(&self) -> bool {
+        self.verdict.blocked || matches!(self.intent, Some((_, IntentAction::Refused)))
+    }
+}
+
+/// Human output: the command alone on stdout (unless blocked), the verdict and notes on stderr.
+pub fn print_human(g: &GeneratedCommand, gate: &Gate, verbose: bool) {
     let mut out = anstream::stdout().lock();
     let mut err = anstream::stderr().lock();
-    let _ = writeln!(out, "{BOLD}{}{BOLD:#}", g.command);
-    if let Some(expl) = &g.explanation {
-        let _ = writeln!(err, "{DIM}{expl}{DIM:#}");
+    let v = &gate.verdict;
+    if let Some((intent, IntentAction::Refused)) = &gate.intent {
+        let _ = writeln!(
+            err,
+            "{ERR}refused:{ERR:#} {}, but the model's command does not look like it does that.",
+            intent.reason
+        );
+        let _ = writeln!(err, "  {DIM}the model wrote:{DIM:#} {}", g.command);
+        let _ = writeln!(
+            err,
+            "  caro will not pass it off as {}. If you mean it, write the command yourself and check it with `caro check -- …`.",
+            v.risk
+        );
+    } else if v.blocked {
+        let _ = writeln!(
+            err,
+            "{ERR}blocked:{ERR:#} {} command, not shown on stdout ({} mode).",
+            v.risk, v.mode
+        );
+        let _ = writeln!(err, "  {DIM}the model wrote:{DIM:#} {}", g.command);
+        write_findings(&mut err, &v.findings);
+        let _ = writeln!(
+            err,
+            "  {DIM}--mode permissive lets you confirm critical commands yourself{DIM:#}"
+        );
+    } else {
+        let _ = writeln!(out, "{BOLD}{}{BOLD:#}", g.command);
+        if let Some(expl) = &g.explanation {
+            let _ = writeln!(err, "{DIM}{expl}{DIM:#}");
+        }
+        let _ = writeln!(err, "{DIM}risk:{DIM:#} {}", risk_badge(v.risk));
+        write_findings(&mut err, &v.findings);
+        if let Some((intent, IntentAction::Flagged)) = &gate.intent {
+            let _ = writeln!(err, "  {WARN}note:{WARN:#} {}", intent.reason);
+        }
     }
-    let _ = writeln!(
-        err,
-        "{WARN}risk: {RISK_UNCHECKED}{WARN:#} {DIM}(no safety check yet: read it before you run it){DIM:#}"
-    );
     for w in &g.warnings {
         let _ = writeln!(err, "{WARN}warning:{WARN:#} {w}");
     }

@@ -1,7 +1,8 @@
 //! The default action: generate a command for the prompt, print it, optionally run it.
 
-use crate::output::{self, DIM, WARN};
-use crate::{Cli, exit};
+use crate::output::{self, DIM, Gate, WARN};
+use crate::{Cli, exit, settings};
+use caro_core::safety::{Action, intent_action, screen_prompt};
 use caro_core::{
     CommandGenerator, CommandRequest, EmbeddedModelBackend, GeneratorError, ShellType, models,
 };
@@ -32,6 +33,20 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     if prompt.trim().is_empty() {
         return Err(GeneratorError::EmptyPrompt);
     }
+    // Config problems surface before the model loads, so they cost the user nothing.
+    let validator = match settings::validator(cli.mode.map(Into::into)) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(output::fail(
+                cli.json,
+                "config_invalid",
+                &e.to_string(),
+                Some(settings::CONFIG_HINT),
+                exit::CONFIG_INVALID,
+            ));
+        }
+    };
+    let intent = screen_prompt(&prompt);
     let config = cli.embedded_config()?;
     let model_path = models::resolve_model_path(cli.model_path.as_deref())?;
     let shell = cli
@@ -52,13 +67,30 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     }
     backend.shutdown();
 
+    let verdict = validator.validate(&answer.command, shell);
+    let gate = Gate {
+        intent: intent.map(|i| {
+            let action = intent_action(verdict.risk);
+            (i, action)
+        }),
+        verdict,
+    };
+    let code = if gate.blocked() {
+        ExitCode::from(exit::BLOCKED)
+    } else {
+        ExitCode::SUCCESS
+    };
     if cli.json {
-        output::print_json(&output::JsonAnswer::new(&answer, shell));
-        return Ok(ExitCode::SUCCESS);
+        output::print_json(&output::JsonAnswer::new(&answer, shell, &gate));
+        return Ok(code);
     }
-    output::print_human(&answer, cli.verbose > 0);
+    output::print_human(&answer, &gate, cli.verbose > 0);
+    if gate.blocked() {
+        return Ok(code);
+    }
     if cli.execute {
-        return Ok(execute(&answer.command, shell, cli.dry_run));
+        let confirm = gate.verdict.action == Action::Confirm;
+        return Ok(execute(&answer.command, shell, cli.dry_run, confirm));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -79,7 +111,9 @@ pub fn shell_invocation(shell: ShellType, command: &str) -> (String, Vec<String>
     }
 }
 
-fn execute(command: &str, shell: ShellType, dry_run: bool) -> ExitCode {
+/// Runs an allowed command. `confirm` is the safety mode's call: when set, a person must say
+/// yes on a terminal; without a terminal nothing runs.
+fn execute(command: &str, shell: ShellType, dry_run: bool, confirm: bool) -> ExitCode {
     let (program, args) = shell_invocation(shell, command);
     let mut err = anstream::stderr().lock();
     if dry_run {
@@ -90,22 +124,24 @@ fn execute(command: &str, shell: ShellType, dry_run: bool) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    if !std::io::stdin().is_terminal() {
-        let _ = writeln!(
-            err,
-            "{WARN}not run:{WARN:#} --execute asks for confirmation on a terminal, and stdin is not one"
-        );
-        return ExitCode::from(exit::NOT_CONFIRMED);
-    }
-    let _ = write!(err, "Run this command with {program}? [y/N] ");
-    let _ = err.flush();
-    drop(err);
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err()
-        || !matches!(answer.trim(), "y" | "Y" | "yes")
-    {
-        let _ = writeln!(anstream::stderr(), "{DIM}not run{DIM:#}");
-        return ExitCode::from(exit::NOT_CONFIRMED);
+    if confirm {
+        if !std::io::stdin().is_terminal() {
+            let _ = writeln!(
+                err,
+                "{WARN}not run:{WARN:#} this command needs confirmation, and stdin is not a terminal to ask on"
+            );
+            return ExitCode::from(exit::NOT_CONFIRMED);
+        }
+        let _ = write!(err, "Run this command with {program}? [y/N] ");
+        let _ = err.flush();
+        drop(err);
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).is_err()
+            || !matches!(answer.trim(), "y" | "Y" | "yes")
+        {
+            let _ = writeln!(anstream::stderr(), "{DIM}not run{DIM:#}");
+            return ExitCode::from(exit::NOT_CONFIRMED);
+        }
     }
     match std::process::Command::new(&program).args(&args).status() {
         Ok(status) => ExitCode::from(

@@ -11,6 +11,7 @@ pub mod generator;
 pub mod models;
 pub mod parse;
 pub mod prompt;
+pub mod safety;
 pub mod shell;
 
 pub use config::EmbeddedConfig;
@@ -20,4 +21,5 @@ pub use generator::{
     BackendInfo, CommandGenerator, CommandRequest, ExecutionContext, GeneratedCommand, Timings,
     TokenCounts, ToolFlavor,
 };
+pub use safety::{Action, Finding, RiskLevel, SafetyMode, SafetyValidator, Verdict};
 pub use shell::ShellType;

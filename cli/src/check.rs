@@ -1,0 +1,96 @@
+//! `caro check`: rate commands without loading any model, from arguments or stdin (one per line).
+
+use crate::output::{self, print_verdict};
+use crate::{CheckArgs, exit, settings};
+use caro_core::ShellType;
+use caro_core::safety::SafetyValidator;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+pub fn run(args: &CheckArgs) -> ExitCode {
+    let validator = match settings::validator(args.mode.map(Into::into)) {
+        Ok(v) => v,
+        Err(e) => {
+            return output::fail(
+                args.json,
+                "config_invalid",
+                &e.to_string(),
+                Some(settings::CONFIG_HINT),
+                exit::CONFIG_INVALID,
+            );
+        }
+    };
+    let shell = args
+        .shell
+        .map(ShellType::from)
+        .unwrap_or_else(ShellType::detect);
+    if !args.command.is_empty() {
+        let command = args.command.join(" ");
+        let blocked = check_one(&validator, &command, shell, args.json);
+        return if blocked {
+            ExitCode::from(exit::BLOCKED)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    if std::io::stdin().is_terminal() {
+        return output::fail(
+            args.json,
+            "usage",
+            "no command to check",
+            Some(
+                "give one after `--` (caro check -- rm -rf ./build), or pipe commands in, one per line",
+            ),
+            exit::USAGE,
+        );
+    }
+    let mut any_blocked = false;
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else {
+            return output::fail(
+                args.json,
+                "bad_input",
+                "stdin is not valid UTF-8 text",
+                None,
+                exit::BAD_REQUEST,
+            );
+        };
+        let command = line.trim_end_matches('\r');
+        if command.trim().is_empty() {
+            continue;
+        }
+        any_blocked |= check_one(&validator, command, shell, args.json);
+    }
+    let _ = std::io::stdout().flush();
+    if any_blocked {
+        ExitCode::from(exit::BLOCKED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints the verdict for one command; returns whether it is blocked.
+fn check_one(validator: &SafetyValidator, command: &str, shell: ShellType, json: bool) -> bool {
+    let verdict = validator.validate(command, shell);
+    if json {
+        let doc = serde_json::json!({
+            "command": command,
+            "shell": shell,
+            "risk": verdict.risk,
+            "blocked": verdict.blocked,
+            "needs_confirmation": verdict.needs_confirmation,
+            "mode": verdict.mode,
+            "findings": verdict.findings,
+            "allowed": verdict.allowed,
+        });
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{doc}");
+    } else {
+        let mut out = anstream::stdout().lock();
+        let _ = writeln!(out, "{} {command}", output::risk_column(verdict.risk));
+        drop(out);
+        print_verdict(&verdict, false);
+    }
+    verdict.blocked
+}

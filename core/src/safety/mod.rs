@@ -1,0 +1,289 @@
+//! Safety validator: parses a command the way its shell would, and rates what it would do.
+//!
+//! The pipeline is pure logic, no I/O:
+//! 1. a shell-specific front end turns the text into simple commands ([`ir::Cmd`]): tree-sitter-bash
+//!    for POSIX shells (fish is rewritten into that syntax first), small tokenizers for
+//!    PowerShell and cmd. Wrappers (`sudo`, `env`, …), `sh -c`, `eval`, `find -exec`, `xargs`,
+//!    decoded payloads and inline interpreter code are unwrapped into further commands;
+//! 2. typed rules ([`rules`]) look at each command's normalized words, flags and targets;
+//! 3. the highest finding sets the [`RiskLevel`], and the [`SafetyMode`] turns it into an
+//!    [`Action`].
+//!
+//! [`intent`] screens the user's request, so a destructive request cannot come back looking
+//! harmless.
+
+mod cmdexe;
+pub mod config;
+pub mod intent;
+mod ir;
+mod paths;
+mod posix;
+mod powershell;
+mod rules;
+
+pub use config::{AllowEntry, CustomRule, SafetyConfig, SafetyConfigError};
+pub use intent::{IntentAction, IntentScreen, intent_action, screen_prompt};
+pub use rules::{BuiltinRule, builtin_rules};
+
+use crate::shell::ShellType;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Commands longer than this are not parsed: rated high, because nobody reviews 16 KiB of shell.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
+
+/// How dangerous a command is. Ordered: the highest finding wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RiskLevel {
+    Safe,
+    Moderate,
+    High,
+    Critical,
+}
+
+impl RiskLevel {
+    pub const ALL: [RiskLevel; 4] = [Self::Safe, Self::Moderate, Self::High, Self::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Safe => "safe",
+            Self::Moderate => "moderate",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for RiskLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RiskLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown risk level {s:?} (use safe, moderate, high or critical)")
+            })
+    }
+}
+
+/// How strict the gate is: which levels need confirmation and which are refused outright.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SafetyMode {
+    /// Confirm moderate and above, block high and above.
+    Strict,
+    /// Confirm high, block critical.
+    #[default]
+    Moderate,
+    /// Confirm critical, block nothing.
+    Permissive,
+}
+
+impl SafetyMode {
+    pub const ALL: [SafetyMode; 3] = [Self::Strict, Self::Moderate, Self::Permissive];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::Moderate => "moderate",
+            Self::Permissive => "permissive",
+        }
+    }
+
+    /// The gate's decision for a command at `level`.
+    pub fn action(self, level: RiskLevel) -> Action {
+        use RiskLevel::*;
+        match (self, level) {
+            (_, Safe) => Action::Allow,
+            (Self::Strict, Moderate) => Action::Confirm,
+            (Self::Strict, High | Critical) => Action::Block,
+            (Self::Moderate, Moderate) => Action::Allow,
+            (Self::Moderate, High) => Action::Confirm,
+            (Self::Moderate, Critical) => Action::Block,
+            (Self::Permissive, Moderate | High) => Action::Allow,
+            (Self::Permissive, Critical) => Action::Confirm,
+        }
+    }
+}
+
+impl fmt::Display for SafetyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SafetyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown safety mode {s:?} (use strict, moderate or permissive)")
+            })
+    }
+}
+
+/// What the gate does with a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Confirm,
+    Block,
+}
+
+/// Byte range in the checked command. Findings inside `sh -c '…'` or a decoded payload point at
+/// the whole outer word, since the inner text has no bytes of its own in the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One reason for concern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule_id: String,
+    pub level: RiskLevel,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternative: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
+}
+
+/// The validator's answer for one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub risk: RiskLevel,
+    pub mode: SafetyMode,
+    pub action: Action,
+    pub blocked: bool,
+    pub needs_confirmation: bool,
+    pub findings: Vec<Finding>,
+    /// Findings that the allowlist silenced, by rule id; kept so the user can see why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<String>,
+}
+
+impl Verdict {
+    fn from_findings(mode: SafetyMode, mut findings: Vec<Finding>, allowed: Vec<String>) -> Self {
+        findings.sort_by(|a, b| {
+            b.level
+                .cmp(&a.level)
+                .then_with(|| a.span.map(|s| s.start).cmp(&b.span.map(|s| s.start)))
+        });
+        let mut seen = std::collections::HashSet::new();
+        findings.retain(|f| seen.insert((f.rule_id.clone(), f.span)));
+        let risk = findings
+            .iter()
+            .map(|f| f.level)
+            .max()
+            .unwrap_or(RiskLevel::Safe);
+        let action = mode.action(risk);
+        Self {
+            risk,
+            mode,
+            action,
+            blocked: action == Action::Block,
+            needs_confirmation: action == Action::Confirm,
+            findings,
+            allowed,
+        }
+    }
+
+    /// The most serious finding's message, for one-line displays.
+    pub fn headline(&self) -> Option<&str> {
+        self.findings.first().map(|f| f.message.as_str())
+    }
+}
+
+/// The checker. Cheap to build and to clone; holds the mode, the allowlist and custom rules.
+#[derive(Debug, Clone, Default)]
+pub struct SafetyValidator {
+    mode: SafetyMode,
+    allow: Vec<config::CompiledAllow>,
+    custom: Vec<CustomRule>,
+}
+
+impl SafetyValidator {
+    pub fn new(mode: SafetyMode) -> Self {
+        Self {
+            mode,
+            ..Self::default()
+        }
+    }
+
+    /// Builds a validator from a `[safety]` config table, rejecting bad entries with a reason.
+    pub fn from_config(config: &SafetyConfig) -> Result<Self, SafetyConfigError> {
+        let (allow, custom) = config.compile()?;
+        Ok(Self {
+            mode: config.mode.unwrap_or_default(),
+            allow,
+            custom,
+        })
+    }
+
+    pub fn mode(&self) -> SafetyMode {
+        self.mode
+    }
+
+    pub fn with_mode(mut self, mode: SafetyMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Rates `command` as `shell` would run it.
+    pub fn validate(&self, command: &str, shell: ShellType) -> Verdict {
+        let mut findings = Vec::new();
+        if command.len() > MAX_COMMAND_BYTES {
+            findings.push(Finding {
+                rule_id: "input.too_long".into(),
+                level: RiskLevel::High,
+                message: format!(
+                    "the command is {} bytes, over the {MAX_COMMAND_BYTES}-byte limit for checking; nobody can review that much shell at a glance",
+                    command.len()
+                ),
+                alternative: Some("split it into smaller commands or a reviewed script".into()),
+                span: None,
+            });
+            return Verdict::from_findings(self.mode, findings, Vec::new());
+        }
+        let extraction = ir::extract(command, shell);
+        findings.extend(extraction.findings);
+        for cmd in &extraction.cmds {
+            rules::apply_builtin(cmd, shell, &mut findings);
+            for rule in &self.custom {
+                if rule.matches(cmd, shell) {
+                    findings.push(rule.finding(cmd.span));
+                }
+            }
+        }
+        let mut allowed = Vec::new();
+        if !self.allow.is_empty() {
+            let simple: Vec<String> = extraction.cmds.iter().map(|c| c.display()).collect();
+            findings.retain(|f| {
+                let hit = self.allow.iter().any(|a| a.permits(f, command, &simple));
+                if hit {
+                    allowed.push(f.rule_id.clone());
+                }
+                !hit
+            });
+        }
+        Verdict::from_findings(self.mode, findings, allowed)
+    }
+}
+
+/// Shorthand for a one-off check in the default mode.
+pub fn validate(command: &str, shell: ShellType) -> Verdict {
+    SafetyValidator::default().validate(command, shell)
+}

@@ -1,0 +1,4 @@
+//! caro-core's integration tests: one binary, one module per area.
+
+mod embedded;
+mod safety;

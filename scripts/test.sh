@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Fetch the test models (cached after the first run) and run the whole test suite.
+# Fetch the test models and build llama-server (both cached after the first run), then run
+# the whole test suite.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 scripts/fetch-test-models.sh smollm2-135m qwen2.5-coder-1.5b
+# The vLLM backend is also tested against a real OpenAI-compatible server: llama.cpp's
+# llama-server, built once from source and cached in target/llama-server.
+CARO_LLAMA_SERVER="$(scripts/build-llama-server.sh)"
+export CARO_LLAMA_SERVER
 # Release: the tests run real models, which are ~20x slower unoptimised.
 cargo test --release --locked --workspace "$@"

@@ -8,8 +8,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 pub fn run(args: &CheckArgs) -> ExitCode {
-    let validator = match settings::validator(args.mode.map(Into::into)) {
-        Ok(v) => v,
+    let validator = match settings::load(&Default::default(), args.mode.map(Into::into)) {
+        Ok(s) => s.validator,
         Err(e) => {
             return output::fail(
                 args.json,

@@ -12,6 +12,8 @@ pub const NOT_CONFIRMED: u8 = 7;
 /// The safety gate blocked the command, or refused a destructive request.
 pub const BLOCKED: u8 = 8;
 pub const CONFIG_INVALID: u8 = 9;
+/// A remote backend failed and the embedded fallback could not answer either.
+pub const REMOTE_FAILED: u8 = 10;
 
 pub fn code_for(err: &GeneratorError) -> u8 {
     match err {
@@ -23,6 +25,7 @@ pub fn code_for(err: &GeneratorError) -> u8 {
         GeneratorError::InvalidConfig(_) => USAGE,
         GeneratorError::NoCommand { .. } | GeneratorError::Inference(_) => NO_COMMAND,
         GeneratorError::Io { .. } => MODEL_UNUSABLE,
+        GeneratorError::Remote { .. } => REMOTE_FAILED,
     }
 }
 
@@ -52,6 +55,11 @@ pub fn hint_for(err: &GeneratorError) -> Option<String> {
         ),
         GeneratorError::Inference(_) => Some(
             "try again; if it keeps failing, run with -vv and report the log, or try --temperature 0"
+                .to_owned(),
+        ),
+        GeneratorError::Remote { .. } => Some(
+            "`caro --list-backends` shows what is reachable; scripts/setup.sh installs the embedded \
+             model so a dead server never leaves you without an answer"
                 .to_owned(),
         ),
         GeneratorError::NoCommand { .. } => Some(

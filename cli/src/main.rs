@@ -1,10 +1,14 @@
 //! `caro`: type what you want in plain English, get the shell command.
 
+mod backends;
 mod check;
 mod exit;
+mod init;
 mod output;
 mod run;
 mod settings;
+mod stats;
+mod status;
 
 use caro_core::safety::SafetyMode;
 use caro_core::{EmbeddedConfig, ShellType};
@@ -39,7 +43,7 @@ Safety:
 Exit codes:
   0  success          4  model file unusable              8  blocked or refused by the safety gate
   1  unexpected error 5  bad request (empty or too long)  9  config file invalid
-  2  usage error      6  the model gave no usable command
+  2  usage error      6  the model gave no usable command 10 remote backend and fallback failed
   3  no model file    7  --execute: not confirmed, or no terminal to confirm on
   With --execute, caro exits with the command's own exit status once it has run.";
 
@@ -65,6 +69,64 @@ enum Commands {
     /// Rate a command's risk without any model (or many, one per line on stdin).
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Show the backend in use and why, the model, server health and recent timings.
+    Status(StatusArgs),
+    /// Choose a backend (asking, or from flags), test it, and write the config file.
+    #[command(after_help = INIT_HELP)]
+    Init(InitArgs),
+}
+
+const INIT_HELP: &str = "\
+Examples:
+  caro init                                              asks on the terminal
+  caro init --backend ollama --url http://localhost:11434 --model qwen2.5-coder:7b --yes
+  caro init --backend vllm --url https://gpu.example.com --api-key-env MY_VLLM_KEY --yes
+
+The file is ~/.config/caro/config.toml ($CARO_CONFIG overrides it). It is written atomically,
+and an existing file is kept as config.toml.bak. API keys are never written: the config names
+the environment variable that holds the key.";
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Backend to use by default.
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
+    /// Server URL (ollama or vllm).
+    #[arg(long)]
+    url: Option<String>,
+    /// Model name on the server.
+    #[arg(long)]
+    model: Option<String>,
+    /// Name of the environment variable that holds the vLLM API key.
+    #[arg(long, value_name = "VAR")]
+    api_key_env: Option<String>,
+    /// Ask nothing: take flags and defaults, and save even if the server is down.
+    #[arg(short, long)]
+    yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    Embedded,
+    Ollama,
+    Vllm,
+}
+
+impl From<BackendArg> for caro_core::settings::BackendKind {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Embedded => Self::Embedded,
+            BackendArg::Ollama => Self::Ollama,
+            BackendArg::Vllm => Self::Vllm,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +197,15 @@ pub struct Cli {
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
 
+    /// Backend for this request [default: $CARO_BACKEND, then default_backend in the config
+    /// file, then embedded]. Remote backends fall back to the embedded model when they fail.
+    #[arg(short, long, value_enum)]
+    backend: Option<BackendArg>,
+
+    /// List the backends, whether each is reachable, and which one is selected.
+    #[arg(long)]
+    list_backends: bool,
+
     /// Show what --execute would run, and run nothing.
     #[arg(long, requires = "execute")]
     dry_run: bool,
@@ -189,8 +260,18 @@ impl From<ShellArg> for ShellType {
 }
 
 impl Cli {
-    fn embedded_config(&self) -> Result<EmbeddedConfig, caro_core::GeneratorError> {
+    /// Sampling settings: flags over the config file's `[embedded]` over the defaults.
+    fn embedded_config(
+        &self,
+        file: &caro_core::settings::EmbeddedSection,
+    ) -> Result<EmbeddedConfig, caro_core::GeneratorError> {
         let mut b = EmbeddedConfig::builder();
+        if let Some(t) = file.temperature {
+            b = b.temperature(t);
+        }
+        if let Some(n) = file.max_tokens {
+            b = b.max_tokens(n);
+        }
         if let Some(t) = self.temperature {
             b = b.temperature(t);
         }
@@ -229,6 +310,15 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     match &cli.command {
         Some(Commands::Check(args)) => check::run(args),
+        Some(Commands::Init(args)) => init::run(args),
+        Some(Commands::Status(args)) => run::with_settings(&cli, args.json, |s| {
+            status::status(s, args.json);
+            ExitCode::SUCCESS
+        }),
+        None if cli.list_backends => run::with_settings(&cli, cli.json, |s| {
+            status::list_backends(s, cli.json);
+            ExitCode::SUCCESS
+        }),
         None => run::run(&cli),
     }
 }

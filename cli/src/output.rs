@@ -114,6 +114,8 @@ pub struct JsonAnswer<'a> {
     /// Set when the request itself asked for something destructive.
     pub intent: Option<IntentJson<'a>>,
     pub backend_used: &'a str,
+    /// Why the embedded model answered instead of the selected remote backend.
+    pub fallback_reason: Option<&'a str>,
     pub model: &'a str,
     pub shell: ShellType,
     pub timings_ms: TimingsMs,
@@ -139,6 +141,7 @@ impl<'a> JsonAnswer<'a> {
                 action: *action,
             }),
             backend_used: &g.backend,
+            fallback_reason: g.fallback_reason.as_deref(),
             model: &g.model,
             shell,
             timings_ms: TimingsMs {
@@ -218,6 +221,12 @@ pub fn print_human(g: &GeneratedCommand, gate: &Gate, verbose: bool) {
         if let Some((intent, IntentAction::Flagged)) = &gate.intent {
             let _ = writeln!(err, "  {WARN}note:{WARN:#} {}", intent.reason);
         }
+    }
+    if let Some(reason) = &g.fallback_reason {
+        let _ = writeln!(
+            err,
+            "{WARN}note:{WARN:#} answered by the embedded model: {reason}"
+        );
     }
     for w in &g.warnings {
         let _ = writeln!(err, "{WARN}warning:{WARN:#} {w}");

@@ -1,11 +1,11 @@
 //! The default action: generate a command for the prompt, print it, optionally run it.
 
 use crate::output::{self, DIM, Gate, WARN};
-use crate::{Cli, exit, settings};
+use crate::settings::RunSettings;
+use crate::{Cli, backends, exit, settings, stats};
 use caro_core::safety::{Action, intent_action, screen_prompt};
-use caro_core::{
-    CommandGenerator, CommandRequest, EmbeddedModelBackend, GeneratorError, ShellType, models,
-};
+use caro_core::settings::Overrides;
+use caro_core::{CommandRequest, GeneratorError, ShellType};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -28,14 +28,36 @@ pub fn run(cli: &Cli) -> ExitCode {
     }
 }
 
+fn overrides(cli: &Cli) -> Overrides {
+    Overrides {
+        backend: cli.backend.map(Into::into),
+        model_path: cli.model_path.clone(),
+        ..Overrides::default()
+    }
+}
+
+/// Loads the settings and runs `f`, or reports a broken config (exit 9).
+pub fn with_settings(cli: &Cli, json: bool, f: impl FnOnce(&RunSettings) -> ExitCode) -> ExitCode {
+    match settings::load(&overrides(cli), cli.mode.map(Into::into)) {
+        Ok(s) => f(&s),
+        Err(e) => output::fail(
+            json,
+            "config_invalid",
+            &e.to_string(),
+            Some(settings::CONFIG_HINT),
+            exit::CONFIG_INVALID,
+        ),
+    }
+}
+
 fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     let prompt = cli.prompt.join(" ");
     if prompt.trim().is_empty() {
         return Err(GeneratorError::EmptyPrompt);
     }
     // Config problems surface before the model loads, so they cost the user nothing.
-    let validator = match settings::validator(cli.mode.map(Into::into)) {
-        Ok(v) => v,
+    let settings = match settings::load(&overrides(cli), cli.mode.map(Into::into)) {
+        Ok(s) => s,
         Err(e) => {
             return Ok(output::fail(
                 cli.json,
@@ -46,16 +68,23 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
             ));
         }
     };
+    let validator = settings.validator.clone();
     let intent = screen_prompt(&prompt);
-    let config = cli.embedded_config()?;
-    let model_path = models::resolve_model_path(cli.model_path.as_deref())?;
+    let config = cli.embedded_config(&settings.resolved.config.embedded)?;
     let shell = cli
         .shell
         .map(ShellType::from)
         .unwrap_or_else(ShellType::detect);
-    let backend = EmbeddedModelBackend::new(model_path, config)?;
+    let (generator, backend, early_fallback) = backends::build(&settings.resolved, config)?;
     let request = CommandRequest::new(prompt, shell);
-    let mut answer = backend.generate_command(&request)?;
+    let mut answer = generator.generate_command(&request)?;
+    if answer.fallback_reason.is_none() {
+        answer.fallback_reason = early_fallback;
+    }
+    answer
+        .warnings
+        .extend(settings.resolved.warnings.iter().cloned());
+    stats::record(answer.timings.total, &answer.backend);
     if cli.explain {
         match backend.explain(&answer.command, shell) {
             Ok(text) if !text.is_empty() => answer.explanation = Some(text),
@@ -65,7 +94,7 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
             Err(e) => answer.warnings.push(format!("no explanation: {e}")),
         }
     }
-    backend.shutdown();
+    generator.shutdown();
 
     let verdict = validator.validate(&answer.command, shell);
     let gate = Gate {

@@ -49,6 +49,9 @@ pub enum GeneratorError {
 
     #[error("inference failed: {0}")]
     Inference(String),
+
+    #[error("{message}")]
+    Remote { backend: String, message: String },
 }
 
 impl GeneratorError {
@@ -65,6 +68,7 @@ impl GeneratorError {
             Self::InvalidConfig(_) => "invalid_config",
             Self::NoCommand { .. } => "no_command",
             Self::Inference(_) => "inference",
+            Self::Remote { .. } => "remote_failed",
         }
     }
 }

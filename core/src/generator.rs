@@ -110,6 +110,9 @@ pub struct GeneratedCommand {
     pub warnings: Vec<String>,
     /// The model's reply before the command was parsed out of it.
     pub raw_output: String,
+    /// Set when a remote backend failed and the embedded model answered instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
 }
 
 /// Describes a backend for status displays.

@@ -11,7 +11,9 @@ pub mod generator;
 pub mod models;
 pub mod parse;
 pub mod prompt;
+pub mod remote;
 pub mod safety;
+pub mod settings;
 pub mod shell;
 
 pub use config::EmbeddedConfig;

@@ -368,6 +368,7 @@ impl CommandGenerator for EmbeddedModelBackend {
             tokens: out.tokens,
             warnings,
             raw_output: out.text,
+            fallback_reason: None,
         })
     }
 

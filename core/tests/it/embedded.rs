@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-const QWEN_1_5B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+pub const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const QWEN_1_5B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 
-fn model(name: &str) -> PathBuf {
+pub fn model(name: &str) -> PathBuf {
     let dir = std::env::var_os("CARO_TEST_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models"));

@@ -1,4 +1,5 @@
 //! caro-core's integration tests: one binary, one module per area.
 
 mod embedded;
+mod remote;
 mod safety;

@@ -1,0 +1,225 @@
+//! `caro --list-backends` and `caro status`: which backend runs, why, and whether each is healthy.
+
+use crate::backends;
+use crate::output::{BOLD, DIM, ERR, WARN};
+use crate::settings::RunSettings;
+use crate::stats;
+use anstyle::{AnsiColor, Style};
+use caro_core::EmbeddedConfig;
+use caro_core::settings::BackendKind;
+use caro_core::{ModelVariant, models};
+use std::io::Write;
+
+const OK: Style = AnsiColor::Green.on_default().bold();
+
+/// One backend's health, for lists and JSON.
+#[derive(Debug, serde::Serialize)]
+pub struct Health {
+    pub backend: &'static str,
+    pub healthy: bool,
+    pub selected: bool,
+    pub url: Option<String>,
+    pub model: String,
+    pub detail: String,
+}
+
+pub fn check_all(s: &RunSettings) -> Vec<Health> {
+    let res = &s.resolved;
+    let cfg = EmbeddedConfig::default();
+    let mut out = Vec::new();
+    let (healthy, detail, model) = match backends::embedded_path(res) {
+        Ok(p) => {
+            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            (
+                true,
+                format!("{}, {}", engine(), human_size(size)),
+                p.display().to_string(),
+            )
+        }
+        Err(e) => (
+            false,
+            format!("model missing: {e}; run scripts/setup.sh"),
+            String::new(),
+        ),
+    };
+    out.push(Health {
+        backend: "embedded",
+        healthy,
+        selected: res.backend == BackendKind::Embedded,
+        url: None,
+        model,
+        detail,
+    });
+    for kind in [BackendKind::Ollama, BackendKind::Vllm] {
+        let remote = backends::remote(kind, res, &cfg);
+        let rc = backends::remote_config(kind, res, &cfg);
+        let (healthy, detail) = match remote.probe() {
+            Ok(()) => (true, "reachable".to_owned()),
+            Err(f) => (
+                false,
+                f.message
+                    .split_once(": ")
+                    .map(|(_, m)| m.to_owned())
+                    .unwrap_or(f.message),
+            ),
+        };
+        out.push(Health {
+            backend: kind.as_str(),
+            healthy,
+            selected: res.backend == kind,
+            url: Some(rc.url),
+            model: rc.model,
+            detail,
+        });
+    }
+    out
+}
+
+fn engine() -> &'static str {
+    match ModelVariant::detect() {
+        ModelVariant::Mlx => "MLX",
+        _ => "CPU",
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GB", bytes as f64 / f64::from(1u32 << 30))
+    } else {
+        format!("{:.0} MB", bytes as f64 / f64::from(1u32 << 20))
+    }
+}
+
+pub fn list_backends(s: &RunSettings, json: bool) {
+    let all = check_all(s);
+    if json {
+        crate::output::print_json(&all);
+        return;
+    }
+    let mut out = anstream::stdout().lock();
+    for h in &all {
+        let mark = if h.healthy {
+            format!("{OK}✓{OK:#}")
+        } else {
+            format!("{ERR}✗{ERR:#}")
+        };
+        let mut what = Vec::new();
+        if h.selected {
+            what.push("selected".to_owned());
+        }
+        if let Some(u) = &h.url {
+            what.push(u.clone());
+        }
+        if h.backend == "embedded" {
+            what = vec![if h.selected {
+                "selected".into()
+            } else {
+                "fallback".into()
+            }];
+            what.push(if h.healthy {
+                engine().to_owned()
+            } else {
+                h.detail.clone()
+            });
+        } else {
+            what.push(if h.healthy {
+                h.detail.clone()
+            } else {
+                format!("unreachable: {}", h.detail)
+            });
+        }
+        let _ = writeln!(out, "{mark} {} ({})", h.backend, what.join(", "));
+    }
+}
+
+pub fn status(s: &RunSettings, json: bool) {
+    let res = &s.resolved;
+    let all = check_all(s);
+    let st = stats::read();
+    if json {
+        crate::output::print_json(&serde_json::json!({
+            "backend": res.backend.as_str(),
+            "backend_source": res.backend_source,
+            "config_file": s.path,
+            "embedded": {
+                "variant": format!("{:?}", ModelVariant::detect()).to_lowercase(),
+                "model_path": backends::embedded_path(res).ok(),
+                "loaded": false,
+            },
+            "backends": all,
+            "stats": st,
+        }));
+        return;
+    }
+    let mut out = anstream::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{BOLD}backend{BOLD:#}   {} {DIM}(from the {}){DIM:#}",
+        res.backend.as_str(),
+        res.backend_source.as_str()
+    );
+    let _ = writeln!(
+        out,
+        "{BOLD}config{BOLD:#}    {}",
+        s.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "none (defaults); `caro init` writes one".into())
+    );
+    let variant = match ModelVariant::detect() {
+        ModelVariant::Mlx => "mlx (Apple Silicon)",
+        _ => "cpu (Candle)",
+    };
+    let _ = writeln!(out, "{BOLD}embedded{BOLD:#}  variant {variant}");
+    match backends::embedded_path(res) {
+        Ok(p) => {
+            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "          model {} ({}), cached on disk; loaded per request by the CLI",
+                p.display(),
+                human_size(size)
+            );
+        }
+        Err(_) => {
+            let _ = writeln!(
+                out,
+                "          {ERR}model missing{ERR:#} (looked in {}); run scripts/setup.sh",
+                models::cache_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for h in all.iter().filter(|h| h.backend != "embedded") {
+        let (style, word) = if h.healthy {
+            (OK, "healthy")
+        } else if h.selected {
+            (ERR, "unreachable")
+        } else {
+            (WARN, "unreachable")
+        };
+        let _ = writeln!(
+            out,
+            "{BOLD}{:<9}{BOLD:#} {style}{word}{style:#} {} {DIM}({}){DIM:#}",
+            h.backend,
+            h.url.as_deref().unwrap_or(""),
+            h.detail
+        );
+    }
+    match st {
+        Some(st) if st.count > 0 => {
+            let _ = writeln!(
+                out,
+                "{BOLD}inference{BOLD:#} last {:.0} ms via {}, average {:.0} ms over {} requests",
+                st.last_ms,
+                st.last_backend,
+                st.total_ms / st.count as f64,
+                st.count
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "{BOLD}inference{BOLD:#} no requests recorded yet");
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Remote backends: Ollama's native API and vLLM's OpenAI-compatible API, over blocking HTTP,
+//! plus the chain that falls back to the embedded model when a server fails.
+
+mod fallback;
+mod ollama;
+mod openai;
+pub mod policy;
+
+pub use fallback::FallbackChain;
+pub use ollama::OllamaBackend;
+pub use openai::VllmBackend;
+
+use crate::generator::{CommandRequest, GeneratedCommand};
+use policy::{FailureKind, RemoteFailure};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Settings shared by the HTTP backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteConfig {
+    /// Server base URL, e.g. `http://localhost:11434`.
+    pub url: String,
+    /// Model name on the server. For vLLM, empty means "the first one `/v1/models` lists".
+    pub model: String,
+    /// Bearer token (vLLM).
+    pub api_key: Option<String>,
+    /// Whole-request timeout for generation.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Timeout of the health probe; kept short so a check never holds up a request.
+    pub probe_timeout: Duration,
+    pub temperature: f32,
+    pub max_tokens: usize,
+}
+
+impl RemoteConfig {
+    pub fn new(url: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            model: model.into(),
+            api_key: None,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(3),
+            probe_timeout: Duration::from_millis(800),
+            temperature: 0.2,
+            max_tokens: 100,
+        }
+    }
+
+    /// `http://` to a host other than loopback sends prompts (and keys) in clear text.
+    pub fn plain_http_to_remote_host(&self) -> bool {
+        let Ok(url) = reqwest::Url::parse(&self.url) else {
+            return false;
+        };
+        if url.scheme() != "http" {
+            return false;
+        }
+        match url.host() {
+            Some(url::Host::Domain(d)) => d != "localhost",
+            Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+            None => false,
+        }
+    }
+}
+
+/// One HTTP backend: a single attempt and a health probe. Retries and fallback live in
+/// [`FallbackChain`], driven by [`policy::next_step`].
+pub trait RemoteBackend: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn url(&self) -> &str;
+    fn attempt(&self, request: &CommandRequest) -> Result<GeneratedCommand, RemoteFailure>;
+    /// A cheap request that shows the server is up and speaks the protocol.
+    fn probe(&self) -> Result<(), RemoteFailure>;
+}
+
+/// Maps a reqwest error to the policy's kinds.
+fn classify(err: &reqwest::Error, what: &str) -> RemoteFailure {
+    let kind = if err.is_timeout() {
+        FailureKind::Timeout
+    } else if err.is_connect() || err.is_request() {
+        FailureKind::Connect
+    } else if err.is_decode() || err.is_body() {
+        FailureKind::Malformed
+    } else {
+        FailureKind::Connect
+    };
+    let mut message = format!("{what}: {}", root_cause(err));
+    if kind == FailureKind::Timeout {
+        message = format!("{what}: timed out");
+    }
+    RemoteFailure { kind, message }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let text = cur.to_string();
+    if text.to_ascii_lowercase().contains("connection refused") {
+        "connection refused".into()
+    } else {
+        text
+    }
+}
+
+fn status_failure(status: reqwest::StatusCode, body: &str, what: &str) -> RemoteFailure {
+    let code = status.as_u16();
+    let kind = match code {
+        401 | 403 => FailureKind::Auth(code),
+        500..=599 => FailureKind::Server(code),
+        _ => FailureKind::Client(code),
+    };
+    let detail: String = body.chars().take(200).collect();
+    let message = match kind {
+        FailureKind::Auth(_) => format!("{what}: the server rejected the API key (HTTP {code})"),
+        _ if detail.trim().is_empty() => format!("{what}: HTTP {code}"),
+        _ => format!("{what}: HTTP {code}: {}", detail.trim()),
+    };
+    RemoteFailure { kind, message }
+}
+
+fn blocking_client(cfg: &RemoteConfig) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.timeout)
+        .user_agent(concat!("caro/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Building only fails when the TLS backend cannot start; fall back to defaults so the
+        // error surfaces on the first request instead of here.
+        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+}
+
+/// Health results are reused for a few seconds, so `is_available()` never costs a round trip
+/// per request.
+#[derive(Debug, Default)]
+struct HealthCache {
+    last: Mutex<Option<(Instant, Result<(), RemoteFailure>)>>,
+}
+
+const HEALTH_TTL: Duration = Duration::from_secs(5);
+
+impl HealthCache {
+    fn get_or(
+        &self,
+        probe: impl FnOnce() -> Result<(), RemoteFailure>,
+    ) -> Result<(), RemoteFailure> {
+        let mut guard = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, res)) = guard.as_ref()
+            && at.elapsed() < HEALTH_TTL
+        {
+            return res.clone();
+        }
+        let res = probe();
+        *guard = Some((Instant::now(), res.clone()));
+        res
+    }
+
+    fn clear(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The base URL without a trailing slash or `/v1`, so both spellings work.
+fn base_url(url: &str) -> String {
+    let t = url.trim().trim_end_matches('/');
+    t.strip_suffix("/v1").unwrap_or(t).to_string()
+}

@@ -1,0 +1,254 @@
+//! vLLM through its OpenAI-compatible API: `POST /v1/chat/completions` with a Bearer key, and
+//! `GET /v1/models` as the health probe. llama.cpp's llama-server speaks the same API.
+
+use super::ollama::answer;
+use super::policy::{FailureKind, RemoteFailure};
+use super::{
+    HealthCache, RemoteBackend, RemoteConfig, base_url, blocking_client, classify, status_failure,
+};
+use crate::error::GeneratorError;
+use crate::generator::{
+    BackendInfo, CommandGenerator, CommandRequest, GeneratedCommand, Timings, TokenCounts,
+};
+use crate::prompt;
+use serde::Deserialize;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Debug)]
+pub struct VllmBackend {
+    cfg: RemoteConfig,
+    base: String,
+    client: reqwest::blocking::Client,
+    probe_client: reqwest::blocking::Client,
+    health: HealthCache,
+    /// The model `/v1/models` reported, when none was configured.
+    discovered: Mutex<Option<String>>,
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: usize,
+    #[serde(default)]
+    completion_tokens: usize,
+}
+
+impl VllmBackend {
+    pub fn new(cfg: RemoteConfig) -> Self {
+        if cfg.plain_http_to_remote_host() {
+            tracing::warn!(url = %cfg.url, "vllm is reached over plain http on a non-loopback host: the prompt and API key travel unencrypted; use https");
+        }
+        let probe_cfg = RemoteConfig {
+            timeout: cfg.probe_timeout,
+            connect_timeout: cfg.probe_timeout,
+            ..cfg.clone()
+        };
+        Self {
+            base: base_url(&cfg.url),
+            client: blocking_client(&cfg),
+            probe_client: blocking_client(&probe_cfg),
+            cfg,
+            health: HealthCache::default(),
+            discovered: Mutex::new(None),
+        }
+    }
+
+    pub fn health(&self) -> Result<(), RemoteFailure> {
+        self.health.get_or(|| self.probe())
+    }
+
+    fn model(&self) -> String {
+        if !self.cfg.model.is_empty() {
+            return self.cfg.model.clone();
+        }
+        self.discovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
+    fn with_key(&self, rb: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        match &self.cfg.api_key {
+            Some(k) if !k.is_empty() => rb.bearer_auth(k),
+            _ => rb,
+        }
+    }
+
+    fn what(&self) -> String {
+        format!("vllm at {}", self.cfg.url)
+    }
+}
+
+impl RemoteBackend for VllmBackend {
+    fn name(&self) -> &'static str {
+        "vllm"
+    }
+
+    fn url(&self) -> &str {
+        &self.cfg.url
+    }
+
+    fn attempt(&self, request: &CommandRequest) -> Result<GeneratedCommand, RemoteFailure> {
+        if self.cfg.model.is_empty() && self.model().is_empty() {
+            self.probe()?;
+        }
+        let model = self.model();
+        let messages = prompt::build_messages(request);
+        let body = serde_json::json!({
+            "model": model,
+            "messages": messages,
+            "temperature": self.cfg.temperature,
+            "max_tokens": self.cfg.max_tokens,
+            "stream": false,
+        });
+        let what = self.what();
+        let start = Instant::now();
+        let resp = self
+            .with_key(
+                self.client
+                    .post(format!("{}/v1/chat/completions", self.base)),
+            )
+            .json(&body)
+            .send()
+            .map_err(|e| classify(&e, &what))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| classify(&e, &what))?;
+        if !status.is_success() {
+            return Err(status_failure(status, &text, &what));
+        }
+        let reply: Completion = serde_json::from_str(&text).map_err(|e| RemoteFailure {
+            kind: FailureKind::Malformed,
+            message: format!("{what}: the reply is not OpenAI chat-completion JSON ({e})"),
+        })?;
+        let content = reply
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.content)
+            .ok_or_else(|| RemoteFailure {
+                kind: FailureKind::Malformed,
+                message: format!("{what}: the reply has no choices"),
+            })?;
+        let total = start.elapsed().as_secs_f64() * 1000.0;
+        let usage = reply.usage.unwrap_or(Usage {
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        });
+        let mut warnings = Vec::new();
+        if self.cfg.plain_http_to_remote_host() {
+            warnings.push(format!(
+                "{} is plain http to another machine: use https",
+                self.cfg.url
+            ));
+        }
+        self.health.clear();
+        answer(
+            "vllm",
+            &model,
+            content,
+            Timings {
+                load: 0.0,
+                prefill: 0.0,
+                decode: 0.0,
+                total,
+            },
+            TokenCounts {
+                prompt: usage.prompt_tokens,
+                cached: 0,
+                generated: usage.completion_tokens,
+            },
+            warnings,
+        )
+    }
+
+    fn probe(&self) -> Result<(), RemoteFailure> {
+        let what = self.what();
+        let resp = self
+            .with_key(self.probe_client.get(format!("{}/v1/models", self.base)))
+            .send()
+            .map_err(|e| classify(&e, &what))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| classify(&e, &what))?;
+        if !status.is_success() {
+            return Err(status_failure(status, &text, &what));
+        }
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| RemoteFailure {
+            kind: FailureKind::Malformed,
+            message: format!(
+                "{what}: /v1/models did not return JSON; is this an OpenAI-compatible server?"
+            ),
+        })?;
+        let ids: Vec<String> = v["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if self.cfg.model.is_empty() {
+            let first = ids.first().cloned().ok_or_else(|| RemoteFailure {
+                kind: FailureKind::Client(404),
+                message: format!("{what}: the server lists no models"),
+            })?;
+            *self.discovered.lock().unwrap_or_else(|p| p.into_inner()) = Some(first);
+        } else if !ids.is_empty() && !ids.contains(&self.cfg.model) {
+            return Err(RemoteFailure {
+                kind: FailureKind::Client(404),
+                message: format!(
+                    "{what}: model {:?} is not served (it serves: {})",
+                    self.cfg.model,
+                    ids.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl CommandGenerator for VllmBackend {
+    fn generate_command(
+        &self,
+        request: &CommandRequest,
+    ) -> Result<GeneratedCommand, GeneratorError> {
+        self.attempt(request).map_err(|f| GeneratorError::Remote {
+            backend: "vllm".into(),
+            message: f.message,
+        })
+    }
+
+    fn is_available(&self) -> bool {
+        self.health().is_ok()
+    }
+
+    fn backend_info(&self) -> BackendInfo {
+        BackendInfo {
+            name: "vllm".into(),
+            model: self.model(),
+            engine: self.cfg.url.clone(),
+            loaded: false,
+        }
+    }
+
+    fn shutdown(&self) {}
+}

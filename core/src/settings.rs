@@ -1,0 +1,706 @@
+//! The user's config file (`config.toml`): schema, commented defaults, migration from older
+//! layouts (upstream caro's included), atomic writes, and the one place where defaults, file,
+//! environment and command-line flags are resolved into the settings a run uses.
+
+use crate::safety::SafetyConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Current layout version, written as `version = 1`.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The commented defaults every config starts from; also what `caro init` writes around the
+/// user's answers.
+pub const DEFAULT_CONFIG: &str = r#"# caro configuration. Precedence: command-line flags, then CARO_* environment variables,
+# then this file, then these defaults.
+version = 1
+
+# Backend for requests: "embedded" (the model inside caro), "ollama" or "vllm".
+# Remote backends fall back to the embedded model when they fail.
+default_backend = "embedded"
+
+[embedded]
+# "auto" picks MLX on Apple Silicon builds with MLX, else Candle on the CPU.
+variant = "auto"
+# model_path = "/path/to/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+# temperature = 0.7
+# max_tokens = 100
+
+[ollama]
+url = "http://localhost:11434"
+model = "qwen2.5-coder:1.5b"
+timeout_secs = 30
+
+[vllm]
+url = "http://localhost:8000"
+# model = ""                    # empty: the first model the server lists
+api_key_env = "CARO_VLLM_API_KEY" # name of the environment variable that holds the key
+timeout_secs = 30
+
+[safety]
+mode = "moderate"               # strict | moderate | permissive
+"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Embedded,
+    Ollama,
+    Vllm,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 3] = [Self::Embedded, Self::Ollama, Self::Vllm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Ollama => "ollama",
+            Self::Vllm => "vllm",
+        }
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown backend {s:?} (use embedded, ollama or vllm)"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedSection {
+    #[serde(default = "auto")]
+    pub variant: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+impl Default for EmbeddedSection {
+    fn default() -> Self {
+        Self {
+            variant: auto(),
+            model_path: None,
+            temperature: None,
+            max_tokens: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OllamaSection {
+    #[serde(default = "ollama_url")]
+    pub url: String,
+    #[serde(default = "ollama_model")]
+    pub model: String,
+    #[serde(default = "timeout")]
+    pub timeout_secs: u64,
+}
+
+fn ollama_url() -> String {
+    "http://localhost:11434".into()
+}
+fn ollama_model() -> String {
+    "qwen2.5-coder:1.5b".into()
+}
+fn timeout() -> u64 {
+    30
+}
+
+impl Default for OllamaSection {
+    fn default() -> Self {
+        Self {
+            url: ollama_url(),
+            model: ollama_model(),
+            timeout_secs: timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VllmSection {
+    #[serde(default = "vllm_url")]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model: String,
+    /// Name of the environment variable holding the key; keys stay out of the file.
+    #[serde(default = "key_env")]
+    pub api_key_env: String,
+    /// A key written in clear. Accepted (migrated configs have one), warned about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default = "timeout")]
+    pub timeout_secs: u64,
+}
+
+fn vllm_url() -> String {
+    "http://localhost:8000".into()
+}
+fn key_env() -> String {
+    "CARO_VLLM_API_KEY".into()
+}
+
+impl Default for VllmSection {
+    fn default() -> Self {
+        Self {
+            url: vllm_url(),
+            model: String::new(),
+            api_key_env: key_env(),
+            api_key: None,
+            timeout_secs: timeout(),
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaroConfig {
+    #[serde(default)]
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_backend: Option<BackendKind>,
+    #[serde(default)]
+    pub embedded: EmbeddedSection,
+    #[serde(default)]
+    pub ollama: OllamaSection,
+    #[serde(default)]
+    pub vllm: VllmSection,
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    /// Settings from an older layout that caro has no place for; kept so nothing is lost.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub unsupported: toml::Table,
+}
+
+impl Default for CaroConfig {
+    fn default() -> Self {
+        toml::from_str(DEFAULT_CONFIG).unwrap_or_else(|_| Self {
+            version: CONFIG_VERSION,
+            default_backend: Some(BackendKind::Embedded),
+            embedded: EmbeddedSection::default(),
+            ollama: OllamaSection::default(),
+            vllm: VllmSection::default(),
+            safety: SafetyConfig::default(),
+            unsupported: toml::Table::new(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// TOML syntax or schema error; toml's message names the line and column.
+    #[error("{}: {message}", .path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What loading found.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: CaroConfig,
+    /// Where it came from (`None`: no file, defaults only).
+    pub path: Option<PathBuf>,
+    /// Set when an older layout was migrated: what changed, and where the backup is.
+    pub migration: Option<Migration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub from: String,
+    pub backup: PathBuf,
+    pub notes: Vec<String>,
+}
+
+/// Loads `path`. A missing file gives the defaults. A file in an older layout is migrated:
+/// the original is kept next to it as `config.toml.bak`, and the new file written atomically.
+/// A broken file is an error and is never written to.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    if !path.exists() {
+        return Ok(Loaded {
+            config: CaroConfig::default(),
+            path: None,
+            migration: None,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let (table, migration) = match detect_layout(&table) {
+        Layout::Current => (table, None),
+        Layout::Old(name) => {
+            let (migrated, notes) = migrate(&table);
+            (migrated, Some((name, notes)))
+        }
+    };
+    let config: CaroConfig = table
+        .clone()
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+    crate::safety::SafetyValidator::from_config(&config.safety)
+        .map_err(|e| invalid(e.to_string()))?;
+    let migration = match migration {
+        None => None,
+        Some((from, notes)) => {
+            let backup = backup_path(path);
+            std::fs::copy(path, &backup).map_err(|source| ConfigError::Io {
+                path: backup.clone(),
+                source,
+            })?;
+            save(path, &config)?;
+            Some(Migration {
+                from,
+                backup,
+                notes,
+            })
+        }
+    };
+    Ok(Loaded {
+        config,
+        path: Some(path.to_owned()),
+        migration,
+    })
+}
+
+fn backup_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".bak");
+    path.with_file_name(name)
+}
+
+enum Layout {
+    Current,
+    Old(String),
+}
+
+fn detect_layout(t: &toml::Table) -> Layout {
+    if t.get("backend").is_some_and(|b| b.is_table())
+        || t.contains_key("general")
+        || t.contains_key("output")
+    {
+        return Layout::Old("upstream caro/cmdai ([backend] primary)".into());
+    }
+    match t.get("version").and_then(|v| v.as_integer()) {
+        Some(v) if v >= i64::from(CONFIG_VERSION) => Layout::Current,
+        Some(v) => Layout::Old(format!("version {v}")),
+        // Only keys of today's schema, just no version: read it as current.
+        None => Layout::Current,
+    }
+}
+
+/// Rewrites an older layout into today's. Every setting lands somewhere: in its new place,
+/// or under `[unsupported]` with a note.
+pub fn migrate(old: &toml::Table) -> (toml::Table, Vec<String>) {
+    use toml::Value;
+    let mut notes = Vec::new();
+    let mut new = toml::Table::new();
+    new.insert("version".into(), Value::Integer(i64::from(CONFIG_VERSION)));
+    let mut unsupported = toml::Table::new();
+    let mut keep = |key: String, v: &Value, notes: &mut Vec<String>| {
+        notes.push(format!(
+            "`{key}` has no equivalent; kept under [unsupported]"
+        ));
+        unsupported.insert(key, v.clone());
+    };
+    for (k, v) in old {
+        match (k.as_str(), v) {
+            ("version", _) => {}
+            ("backend", Value::Table(b)) => {
+                for (bk, bv) in b {
+                    match (bk.as_str(), bv) {
+                        ("primary", Value::String(p)) => {
+                            let name = if p == "mlx" || p == "cpu" { "embedded" } else { p.as_str() };
+                            new.insert("default_backend".into(), Value::String(name.into()));
+                            notes.push(format!("backend.primary = {p:?} → default_backend = {name:?}"));
+                        }
+                        ("enable_fallback", Value::Boolean(true)) => notes.push("backend.enable_fallback: remote backends always fall back to the embedded model now".into()),
+                        ("ollama" | "vllm", Value::Table(r)) => {
+                            let mut sec = toml::Table::new();
+                            for (rk, rv) in r {
+                                let target = match rk.as_str() {
+                                    "base_url" | "url" => "url",
+                                    "model_name" | "model" => "model",
+                                    "timeout" | "timeout_secs" => "timeout_secs",
+                                    "api_key" => "api_key",
+                                    "api_key_env" => "api_key_env",
+                                    _ => {
+                                        keep(format!("backend.{bk}.{rk}"), rv, &mut notes);
+                                        continue;
+                                    }
+                                };
+                                if target == "api_key" {
+                                    notes.push(format!("backend.{bk}.api_key is stored in clear text; move it to the variable named by api_key_env and delete it from the file"));
+                                }
+                                sec.insert(target.into(), rv.clone());
+                            }
+                            new.insert(bk.clone(), Value::Table(sec));
+                        }
+                        _ => keep(format!("backend.{bk}"), bv, &mut notes),
+                    }
+                }
+            }
+            ("safety", Value::Table(s)) => {
+                let mut sec = toml::Table::new();
+                for (sk, sv) in s {
+                    match (sk.as_str(), sv) {
+                        ("level" | "mode", Value::String(l)) => {
+                            sec.insert("mode".into(), Value::String(l.to_ascii_lowercase()));
+                            if sk == "level" {
+                                notes.push(format!("safety.level = {l:?} → safety.mode"));
+                            }
+                        }
+                        ("enabled", Value::Boolean(false)) => {
+                            sec.insert("mode".into(), Value::String("permissive".into()));
+                            notes.push("safety.enabled = false → mode \"permissive\": the check cannot be switched off, but it then blocks nothing".into());
+                        }
+                        ("enabled", Value::Boolean(true)) => {}
+                        ("allow" | "rules", _) => {
+                            sec.insert(sk.clone(), sv.clone());
+                        }
+                        _ => keep(format!("safety.{sk}"), sv, &mut notes),
+                    }
+                }
+                new.insert("safety".into(), Value::Table(sec));
+            }
+            ("default_backend" | "embedded" | "ollama" | "vllm" | "unsupported", _) => {
+                new.insert(k.clone(), v.clone());
+            }
+            _ => keep(k.clone(), v, &mut notes),
+        }
+    }
+    if !unsupported.is_empty() {
+        let mut merged = new
+            .get("unsupported")
+            .and_then(|u| u.as_table())
+            .cloned()
+            .unwrap_or_default();
+        merged.extend(unsupported);
+        new.insert("unsupported".into(), Value::Table(merged));
+    }
+    (new, notes)
+}
+
+/// Writes the config atomically: a temporary file in the same folder, flushed, then renamed
+/// over the old one, so a crash leaves either the old file or the new one, never half of one.
+pub fn save(path: &Path, config: &CaroConfig) -> Result<(), ConfigError> {
+    let body = toml::to_string_pretty(config).map_err(|e| ConfigError::Invalid {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let text = format!(
+        "# caro configuration (docs/USER_GUIDE.md). Flags and CARO_* variables override it.\n{body}"
+    );
+    write_atomic(path, text.as_bytes())
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    use std::io::Write;
+    let io = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// Where a setting's value came from, for `caro status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Flag,
+    Env,
+    File,
+    Default,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flag => "command-line flag",
+            Self::Env => "environment (CARO_BACKEND)",
+            Self::File => "config file",
+            Self::Default => "default",
+        }
+    }
+}
+
+/// The backend rule, as a pure function: the flag wins, then the environment, then the file,
+/// then embedded.
+pub fn select_backend(
+    flag: Option<BackendKind>,
+    env: Option<BackendKind>,
+    file: Option<BackendKind>,
+) -> (BackendKind, Source) {
+    if let Some(b) = flag {
+        (b, Source::Flag)
+    } else if let Some(b) = env {
+        (b, Source::Env)
+    } else if let Some(b) = file {
+        (b, Source::File)
+    } else {
+        (BackendKind::Embedded, Source::Default)
+    }
+}
+
+/// Settings for one run after all layers are applied.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub backend: BackendKind,
+    pub backend_source: Source,
+    pub config: CaroConfig,
+    /// The vLLM key, read from the variable `api_key_env` names (or the file, if written there).
+    pub vllm_api_key: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Command-line values that override the rest.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub backend: Option<BackendKind>,
+    pub model_path: Option<PathBuf>,
+    pub ollama_url: Option<String>,
+    pub vllm_url: Option<String>,
+}
+
+/// Applies environment and flags over the file: the one place precedence is decided.
+pub fn resolve(
+    file: CaroConfig,
+    env: impl Fn(&str) -> Option<String>,
+    cli: &Overrides,
+) -> Result<Resolved, String> {
+    let mut config = file;
+    let mut warnings = Vec::new();
+    let env_backend = match env("CARO_BACKEND").filter(|v| !v.is_empty()) {
+        Some(v) => Some(
+            v.parse::<BackendKind>()
+                .map_err(|e| format!("CARO_BACKEND: {e}"))?,
+        ),
+        None => None,
+    };
+    let (backend, backend_source) =
+        select_backend(cli.backend, env_backend, config.default_backend);
+    if let Some(u) = env("CARO_OLLAMA_URL").filter(|v| !v.is_empty()) {
+        config.ollama.url = u;
+    }
+    if let Some(m) = env("CARO_OLLAMA_MODEL").filter(|v| !v.is_empty()) {
+        config.ollama.model = m;
+    }
+    if let Some(u) = env("CARO_VLLM_URL").filter(|v| !v.is_empty()) {
+        config.vllm.url = u;
+    }
+    if let Some(m) = env("CARO_VLLM_MODEL").filter(|v| !v.is_empty()) {
+        config.vllm.model = m;
+    }
+    if let Some(p) = env("CARO_MODEL_PATH").filter(|v| !v.is_empty()) {
+        config.embedded.model_path = Some(p.into());
+    }
+    if let Some(u) = &cli.ollama_url {
+        config.ollama.url = u.clone();
+    }
+    if let Some(u) = &cli.vllm_url {
+        config.vllm.url = u.clone();
+    }
+    if let Some(p) = &cli.model_path {
+        config.embedded.model_path = Some(p.clone());
+    }
+    let vllm_api_key = env(&config.vllm.api_key_env)
+        .filter(|k| !k.is_empty())
+        .or_else(|| config.vllm.api_key.clone());
+    if config.vllm.api_key.is_some() {
+        warnings.push(format!(
+            "the vLLM API key is written in the config file in clear text; put it in ${} and remove `api_key`",
+            config.vllm.api_key_env
+        ));
+    }
+    Ok(Resolved {
+        backend,
+        backend_source,
+        config,
+        vllm_api_key,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_round_trip() {
+        let c = CaroConfig::default();
+        assert_eq!(c.version, CONFIG_VERSION);
+        assert_eq!(c.default_backend, Some(BackendKind::Embedded));
+        assert_eq!(c.ollama.url, "http://localhost:11434");
+        let text = toml::to_string_pretty(&c).expect("serialize");
+        let back: CaroConfig = toml::from_str(&text).expect("parse");
+        assert_eq!(back.ollama, c.ollama);
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        use BackendKind::*;
+        assert_eq!(
+            select_backend(Some(Vllm), Some(Ollama), Some(Embedded)),
+            (Vllm, Source::Flag)
+        );
+        assert_eq!(
+            select_backend(None, Some(Ollama), Some(Vllm)),
+            (Ollama, Source::Env)
+        );
+        assert_eq!(select_backend(None, None, Some(Vllm)), (Vllm, Source::File));
+        assert_eq!(
+            select_backend(None, None, None),
+            (Embedded, Source::Default)
+        );
+    }
+
+    #[test]
+    fn api_key_comes_from_the_named_variable() {
+        let mut file = CaroConfig::default();
+        file.vllm.api_key_env = "MY_KEY".into();
+        let r = resolve(
+            file,
+            |k| (k == "MY_KEY").then(|| "s3cret".into()),
+            &Overrides::default(),
+        )
+        .expect("resolve");
+        assert_eq!(r.vllm_api_key.as_deref(), Some("s3cret"));
+        assert!(r.warnings.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    /// The layout upstream caro documents for its users.
+    const UPSTREAM: &str = r#"
+[backend]
+primary = "ollama"
+enable_fallback = true
+
+[backend.ollama]
+base_url = "http://gpu-box:11434"
+model_name = "codellama:7b"
+
+[backend.vllm]
+base_url = "https://vllm.internal"
+model_name = "codellama/CodeLlama-7b-hf"
+api_key = "sk-old"
+
+[safety]
+enabled = true
+level = "strict"
+
+[output]
+format = "plain"
+verbose = false
+"#;
+
+    #[test]
+    fn upstream_layout_is_migrated_with_a_backup_and_nothing_lost() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, UPSTREAM).expect("write");
+        let loaded = load(&path).expect("load");
+        let c = &loaded.config;
+        assert_eq!(c.default_backend, Some(BackendKind::Ollama));
+        assert_eq!(c.ollama.url, "http://gpu-box:11434");
+        assert_eq!(c.ollama.model, "codellama:7b");
+        assert_eq!(c.vllm.url, "https://vllm.internal");
+        assert_eq!(c.vllm.api_key.as_deref(), Some("sk-old"));
+        assert_eq!(c.safety.mode, Some(crate::safety::SafetyMode::Strict));
+        assert_eq!(c.unsupported["output"]["format"].as_str(), Some("plain"));
+        let m = loaded.migration.expect("migrated");
+        assert_eq!(
+            std::fs::read_to_string(&m.backup).expect("backup"),
+            UPSTREAM
+        );
+        assert!(
+            m.notes.iter().any(|n| n.contains("clear text")),
+            "{:?}",
+            m.notes
+        );
+        // The new file is today's layout and loads without another migration.
+        let again = load(&path).expect("reload");
+        assert!(again.migration.is_none());
+        assert_eq!(again.config.ollama.url, "http://gpu-box:11434");
+    }
+
+    #[test]
+    fn broken_file_is_an_error_with_line_and_column_and_stays_unchanged() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        let text = "version = 1\n[ollama]\nurl = \"http://x\n";
+        std::fs::write(&path, text).expect("write");
+        let err = load(&path).expect_err("broken");
+        let msg = err.to_string();
+        assert!(msg.contains("line 3") && msg.contains("column"), "{msg}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+        assert!(!dir.path().join("config.toml.bak").exists());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_not_dropped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "version = 1\n[ollama]\nurll = \"x\"\n").expect("write");
+        let msg = load(&path).expect_err("typo").to_string();
+        assert!(msg.contains("urll"), "{msg}");
+    }
+
+    #[test]
+    fn save_is_atomic_and_round_trips() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("sub").join("config.toml");
+        let mut c = CaroConfig {
+            default_backend: Some(BackendKind::Vllm),
+            ..CaroConfig::default()
+        };
+        c.vllm.url = "https://gpu.example".into();
+        save(&path, &c).expect("save");
+        let back = load(&path).expect("load");
+        assert_eq!(back.config.default_backend, Some(BackendKind::Vllm));
+        assert_eq!(back.config.vllm.url, "https://gpu.example");
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("ls")
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+    }
+}

@@ -162,6 +162,81 @@ impl HealthCache {
     }
 }
 
+/// What both HTTP backends hold: settings, base URL, the two clients and the health cache.
+#[derive(Debug)]
+struct Http {
+    cfg: RemoteConfig,
+    base: String,
+    client: reqwest::blocking::Client,
+    /// Same settings with the short probe timeout.
+    probe_client: reqwest::blocking::Client,
+    health: HealthCache,
+}
+
+impl Http {
+    fn new(cfg: RemoteConfig, name: &str) -> Self {
+        if cfg.plain_http_to_remote_host() {
+            tracing::warn!(url = %cfg.url, "{name} is reached over plain http on a non-loopback host: the prompt and any key travel unencrypted; use https");
+        }
+        let probe_cfg = RemoteConfig {
+            timeout: cfg.probe_timeout,
+            connect_timeout: cfg.probe_timeout,
+            ..cfg.clone()
+        };
+        Self {
+            base: base_url(&cfg.url),
+            client: blocking_client(&cfg),
+            probe_client: blocking_client(&probe_cfg),
+            cfg,
+            health: HealthCache::default(),
+        }
+    }
+
+    /// Sends the request; the body of a 2xx reply, or the failure the policy needs.
+    fn fetch(
+        &self,
+        rb: reqwest::blocking::RequestBuilder,
+        what: &str,
+    ) -> Result<String, RemoteFailure> {
+        let resp = rb.send().map_err(|e| classify(&e, what))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| classify(&e, what))?;
+        if !status.is_success() {
+            return Err(status_failure(status, &text, what));
+        }
+        Ok(text)
+    }
+}
+
+/// Turns a remote reply into an answer with the same parsing the embedded backend uses.
+fn answer(
+    backend: &'static str,
+    model: &str,
+    raw: String,
+    timings: crate::generator::Timings,
+    tokens: crate::generator::TokenCounts,
+    mut warnings: Vec<String>,
+) -> Result<GeneratedCommand, RemoteFailure> {
+    let command = crate::parse::extract_command(&raw).ok_or_else(|| RemoteFailure {
+        kind: FailureKind::NoCommand,
+        message: format!("{backend}: the reply held no usable command"),
+    })?;
+    if command != raw.trim() {
+        warnings.push("the command was extracted from a longer reply".to_owned());
+    }
+    Ok(GeneratedCommand {
+        command,
+        explanation: None,
+        backend: backend.to_owned(),
+        model: model.to_owned(),
+        timings,
+        tokens,
+        warnings,
+        raw_output: raw,
+        fallback_reason: None,
+    })
+}
+
 /// The base URL without a trailing slash or `/v1`, so both spellings work.
 fn base_url(url: &str) -> String {
     let t = url.trim().trim_end_matches('/');

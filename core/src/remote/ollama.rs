@@ -2,24 +2,18 @@
 //! `GET /api/tags` as the health probe.
 
 use super::policy::{FailureKind, RemoteFailure};
-use super::{
-    HealthCache, RemoteBackend, RemoteConfig, base_url, blocking_client, classify, status_failure,
-};
+use super::{Http, RemoteBackend, RemoteConfig, answer};
 use crate::error::GeneratorError;
 use crate::generator::{
     BackendInfo, CommandGenerator, CommandRequest, GeneratedCommand, Timings, TokenCounts,
 };
-use crate::{parse, prompt};
+use crate::prompt;
 use serde::Deserialize;
 use std::time::Instant;
 
 #[derive(Debug)]
 pub struct OllamaBackend {
-    cfg: RemoteConfig,
-    base: String,
-    client: reqwest::blocking::Client,
-    probe_client: reqwest::blocking::Client,
-    health: HealthCache,
+    http: Http,
 }
 
 #[derive(Deserialize)]
@@ -44,67 +38,15 @@ struct ReplyMessage {
 
 impl OllamaBackend {
     pub fn new(cfg: RemoteConfig) -> Self {
-        if cfg.plain_http_to_remote_host() {
-            tracing::warn!(url = %cfg.url, "ollama is reached over plain http on a non-loopback host; use https");
-        }
-        let probe_cfg = RemoteConfig {
-            timeout: cfg.probe_timeout,
-            connect_timeout: cfg.probe_timeout,
-            ..cfg.clone()
-        };
         Self {
-            base: base_url(&cfg.url),
-            client: blocking_client(&cfg),
-            probe_client: blocking_client(&probe_cfg),
-            cfg,
-            health: HealthCache::default(),
+            http: Http::new(cfg, "ollama"),
         }
     }
 
     /// The probe's result, cached for a few seconds.
     pub fn health(&self) -> Result<(), RemoteFailure> {
-        self.health.get_or(|| self.probe())
+        self.http.health.get_or(|| self.probe())
     }
-}
-
-fn shared_answer(
-    backend: &'static str,
-    model: &str,
-    raw: String,
-    timings: Timings,
-    tokens: TokenCounts,
-    warnings: Vec<String>,
-) -> Result<GeneratedCommand, RemoteFailure> {
-    let command = parse::extract_command(&raw).ok_or_else(|| RemoteFailure {
-        kind: FailureKind::NoCommand,
-        message: format!("{backend}: the reply held no usable command"),
-    })?;
-    let mut warnings = warnings;
-    if command != raw.trim() {
-        warnings.push("the command was extracted from a longer reply".to_owned());
-    }
-    Ok(GeneratedCommand {
-        command,
-        explanation: None,
-        backend: backend.to_owned(),
-        model: model.to_owned(),
-        timings,
-        tokens,
-        warnings,
-        raw_output: raw,
-        fallback_reason: None,
-    })
-}
-
-pub(super) fn answer(
-    backend: &'static str,
-    model: &str,
-    raw: String,
-    timings: Timings,
-    tokens: TokenCounts,
-    warnings: Vec<String>,
-) -> Result<GeneratedCommand, RemoteFailure> {
-    shared_answer(backend, model, raw, timings, tokens, warnings)
 }
 
 impl RemoteBackend for OllamaBackend {
@@ -113,13 +55,13 @@ impl RemoteBackend for OllamaBackend {
     }
 
     fn url(&self) -> &str {
-        &self.cfg.url
+        &self.http.cfg.url
     }
 
     fn attempt(&self, request: &CommandRequest) -> Result<GeneratedCommand, RemoteFailure> {
         let messages = prompt::build_messages(request);
         let body = serde_json::json!({
-            "model": self.cfg.model,
+            "model": self.http.cfg.model,
             "messages": messages,
             "stream": false,
             "format": {
@@ -128,23 +70,19 @@ impl RemoteBackend for OllamaBackend {
                 "required": ["command"]
             },
             "options": {
-                "temperature": self.cfg.temperature,
-                "num_predict": self.cfg.max_tokens,
+                "temperature": self.http.cfg.temperature,
+                "num_predict": self.http.cfg.max_tokens,
             }
         });
         let start = Instant::now();
-        let what = format!("ollama at {}", self.cfg.url);
-        let resp = self
-            .client
-            .post(format!("{}/api/chat", self.base))
-            .json(&body)
-            .send()
-            .map_err(|e| classify(&e, &what))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| classify(&e, &what))?;
-        if !status.is_success() {
-            return Err(status_failure(status, &text, &what));
-        }
+        let what = format!("ollama at {}", self.http.cfg.url);
+        let text = self.http.fetch(
+            self.http
+                .client
+                .post(format!("{}/api/chat", self.http.base))
+                .json(&body),
+            &what,
+        )?;
         let reply: ChatReply = serde_json::from_str(&text).map_err(|e| RemoteFailure {
             kind: FailureKind::Malformed,
             message: format!("{what}: the reply is not Ollama's chat JSON ({e})"),
@@ -167,10 +105,10 @@ impl RemoteBackend for OllamaBackend {
             cached: 0,
             generated: reply.eval_count,
         };
-        self.health.clear();
+        self.http.health.clear();
         answer(
             "ollama",
-            &self.cfg.model,
+            &self.http.cfg.model,
             message.content,
             timings,
             tokens,
@@ -179,17 +117,13 @@ impl RemoteBackend for OllamaBackend {
     }
 
     fn probe(&self) -> Result<(), RemoteFailure> {
-        let what = format!("ollama at {}", self.cfg.url);
-        let resp = self
-            .probe_client
-            .get(format!("{}/api/tags", self.base))
-            .send()
-            .map_err(|e| classify(&e, &what))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| classify(&e, &what))?;
-        if !status.is_success() {
-            return Err(status_failure(status, &text, &what));
-        }
+        let what = format!("ollama at {}", self.http.cfg.url);
+        let text = self.http.fetch(
+            self.http
+                .probe_client
+                .get(format!("{}/api/tags", self.http.base)),
+            &what,
+        )?;
         let tags: serde_json::Value = serde_json::from_str(&text).map_err(|_| RemoteFailure {
             kind: FailureKind::Malformed,
             message: format!("{what}: /api/tags did not return JSON; is this an Ollama server?"),
@@ -198,17 +132,18 @@ impl RemoteBackend for OllamaBackend {
             .as_array()
             .map(|a| a.iter().filter_map(|m| m["name"].as_str()).collect())
             .unwrap_or_default();
-        if !self.cfg.model.is_empty()
+        if !self.http.cfg.model.is_empty()
             && !models.is_empty()
             && !models.iter().any(|m| {
-                *m == self.cfg.model || m.split(':').next() == Some(self.cfg.model.as_str())
+                *m == self.http.cfg.model
+                    || m.split(':').next() == Some(self.http.cfg.model.as_str())
             })
         {
             return Err(RemoteFailure {
                 kind: FailureKind::Client(404),
                 message: format!(
                     "{what}: model {:?} is not pulled (run `ollama pull {}`)",
-                    self.cfg.model, self.cfg.model
+                    self.http.cfg.model, self.http.cfg.model
                 ),
             });
         }
@@ -234,8 +169,8 @@ impl CommandGenerator for OllamaBackend {
     fn backend_info(&self) -> BackendInfo {
         BackendInfo {
             name: "ollama".into(),
-            model: self.cfg.model.clone(),
-            engine: self.cfg.url.clone(),
+            model: self.http.cfg.model.clone(),
+            engine: self.http.cfg.url.clone(),
             loaded: false,
         }
     }

@@ -1,11 +1,8 @@
 //! vLLM through its OpenAI-compatible API: `POST /v1/chat/completions` with a Bearer key, and
 //! `GET /v1/models` as the health probe. llama.cpp's llama-server speaks the same API.
 
-use super::ollama::answer;
 use super::policy::{FailureKind, RemoteFailure};
-use super::{
-    HealthCache, RemoteBackend, RemoteConfig, base_url, blocking_client, classify, status_failure,
-};
+use super::{Http, RemoteBackend, RemoteConfig, answer};
 use crate::error::GeneratorError;
 use crate::generator::{
     BackendInfo, CommandGenerator, CommandRequest, GeneratedCommand, Timings, TokenCounts,
@@ -17,11 +14,7 @@ use std::time::Instant;
 
 #[derive(Debug)]
 pub struct VllmBackend {
-    cfg: RemoteConfig,
-    base: String,
-    client: reqwest::blocking::Client,
-    probe_client: reqwest::blocking::Client,
-    health: HealthCache,
+    http: Http,
     /// The model `/v1/models` reported, when none was configured.
     discovered: Mutex<Option<String>>,
 }
@@ -54,31 +47,19 @@ struct Usage {
 
 impl VllmBackend {
     pub fn new(cfg: RemoteConfig) -> Self {
-        if cfg.plain_http_to_remote_host() {
-            tracing::warn!(url = %cfg.url, "vllm is reached over plain http on a non-loopback host: the prompt and API key travel unencrypted; use https");
-        }
-        let probe_cfg = RemoteConfig {
-            timeout: cfg.probe_timeout,
-            connect_timeout: cfg.probe_timeout,
-            ..cfg.clone()
-        };
         Self {
-            base: base_url(&cfg.url),
-            client: blocking_client(&cfg),
-            probe_client: blocking_client(&probe_cfg),
-            cfg,
-            health: HealthCache::default(),
+            http: Http::new(cfg, "vllm"),
             discovered: Mutex::new(None),
         }
     }
 
     pub fn health(&self) -> Result<(), RemoteFailure> {
-        self.health.get_or(|| self.probe())
+        self.http.health.get_or(|| self.probe())
     }
 
     fn model(&self) -> String {
-        if !self.cfg.model.is_empty() {
-            return self.cfg.model.clone();
+        if !self.http.cfg.model.is_empty() {
+            return self.http.cfg.model.clone();
         }
         self.discovered
             .lock()
@@ -88,14 +69,14 @@ impl VllmBackend {
     }
 
     fn with_key(&self, rb: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
-        match &self.cfg.api_key {
+        match &self.http.cfg.api_key {
             Some(k) if !k.is_empty() => rb.bearer_auth(k),
             _ => rb,
         }
     }
 
     fn what(&self) -> String {
-        format!("vllm at {}", self.cfg.url)
+        format!("vllm at {}", self.http.cfg.url)
     }
 }
 
@@ -105,11 +86,11 @@ impl RemoteBackend for VllmBackend {
     }
 
     fn url(&self) -> &str {
-        &self.cfg.url
+        &self.http.cfg.url
     }
 
     fn attempt(&self, request: &CommandRequest) -> Result<GeneratedCommand, RemoteFailure> {
-        if self.cfg.model.is_empty() && self.model().is_empty() {
+        if self.http.cfg.model.is_empty() && self.model().is_empty() {
             self.probe()?;
         }
         let model = self.model();
@@ -117,25 +98,17 @@ impl RemoteBackend for VllmBackend {
         let body = serde_json::json!({
             "model": model,
             "messages": messages,
-            "temperature": self.cfg.temperature,
-            "max_tokens": self.cfg.max_tokens,
+            "temperature": self.http.cfg.temperature,
+            "max_tokens": self.http.cfg.max_tokens,
             "stream": false,
         });
         let what = self.what();
         let start = Instant::now();
-        let resp = self
-            .with_key(
-                self.client
-                    .post(format!("{}/v1/chat/completions", self.base)),
-            )
-            .json(&body)
-            .send()
-            .map_err(|e| classify(&e, &what))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| classify(&e, &what))?;
-        if !status.is_success() {
-            return Err(status_failure(status, &text, &what));
-        }
+        let post = self
+            .http
+            .client
+            .post(format!("{}/v1/chat/completions", self.http.base));
+        let text = self.http.fetch(self.with_key(post).json(&body), &what)?;
         let reply: Completion = serde_json::from_str(&text).map_err(|e| RemoteFailure {
             kind: FailureKind::Malformed,
             message: format!("{what}: the reply is not OpenAI chat-completion JSON ({e})"),
@@ -155,13 +128,13 @@ impl RemoteBackend for VllmBackend {
             completion_tokens: 0,
         });
         let mut warnings = Vec::new();
-        if self.cfg.plain_http_to_remote_host() {
+        if self.http.cfg.plain_http_to_remote_host() {
             warnings.push(format!(
                 "{} is plain http to another machine: use https",
-                self.cfg.url
+                self.http.cfg.url
             ));
         }
-        self.health.clear();
+        self.http.health.clear();
         answer(
             "vllm",
             &model,
@@ -183,15 +156,14 @@ impl RemoteBackend for VllmBackend {
 
     fn probe(&self) -> Result<(), RemoteFailure> {
         let what = self.what();
-        let resp = self
-            .with_key(self.probe_client.get(format!("{}/v1/models", self.base)))
-            .send()
-            .map_err(|e| classify(&e, &what))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| classify(&e, &what))?;
-        if !status.is_success() {
-            return Err(status_failure(status, &text, &what));
-        }
+        let text = self.http.fetch(
+            self.with_key(
+                self.http
+                    .probe_client
+                    .get(format!("{}/v1/models", self.http.base)),
+            ),
+            &what,
+        )?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| RemoteFailure {
             kind: FailureKind::Malformed,
             message: format!(
@@ -206,18 +178,18 @@ impl RemoteBackend for VllmBackend {
                     .collect()
             })
             .unwrap_or_default();
-        if self.cfg.model.is_empty() {
+        if self.http.cfg.model.is_empty() {
             let first = ids.first().cloned().ok_or_else(|| RemoteFailure {
                 kind: FailureKind::Client(404),
                 message: format!("{what}: the server lists no models"),
             })?;
             *self.discovered.lock().unwrap_or_else(|p| p.into_inner()) = Some(first);
-        } else if !ids.is_empty() && !ids.contains(&self.cfg.model) {
+        } else if !ids.is_empty() && !ids.contains(&self.http.cfg.model) {
             return Err(RemoteFailure {
                 kind: FailureKind::Client(404),
                 message: format!(
                     "{what}: model {:?} is not served (it serves: {})",
-                    self.cfg.model,
+                    self.http.cfg.model,
                     ids.join(", ")
                 ),
             });
@@ -245,7 +217,7 @@ impl CommandGenerator for VllmBackend {
         BackendInfo {
             name: "vllm".into(),
             model: self.model(),
-            engine: self.cfg.url.clone(),
+            engine: self.http.cfg.url.clone(),
             loaded: false,
         }
     }

@@ -24,25 +24,16 @@ mkdir -p "$OUT"
 SDIST="$OUT/llama_cpp_python-$VERSION.tar.gz"
 if [[ ! -f "$SDIST" ]] || ! echo "$SHA256  $SDIST" | sha256sum -c --quiet 2>/dev/null; then
   echo "downloading llama-cpp-python $VERSION sdist (76 MB) …" >&2
-  # The sdist's link comes from the same simple index pip uses (PIP_INDEX_URL if set), so
-  # the user's pip configuration and proxy apply. `pip download --no-binary` would build the
-  # package's metadata, and its build tools from source, just to fetch the file.
-  "$PY" - "$VERSION" "$SDIST" <<'PYEOF'
-import os, re, sys, urllib.parse, urllib.request
-version, dest = sys.argv[1], sys.argv[2]
-index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple/").rstrip("/") + "/"
-page_url = urllib.parse.urljoin(index, "llama-cpp-python/")
-html = urllib.request.urlopen(page_url, timeout=60).read().decode()
-name = f"llama_cpp_python-{version}.tar.gz"
-links = [h for h in re.findall(r'href="([^"]+)"', html) if name in h]
-if not links:
-    sys.exit(f"{name} is not on {page_url}")
-url = urllib.parse.urljoin(page_url, links[0].replace("&amp;", "&")).split("#")[0]
-with urllib.request.urlopen(url, timeout=600) as r, open(dest + ".part", "wb") as f:
-    while chunk := r.read(1 << 20):
-        f.write(chunk)
-os.replace(dest + ".part", dest)
-PYEOF
+  # pip fetches it, so the user's index and proxy settings apply. `--no-binary :all:` with build
+  # isolation would build the sdist's build tools (cmake!) from source just to read its
+  # metadata, so a small venv provides scikit-build-core and isolation is off.
+  venv="$OUT/venv"
+  [[ -x "$venv/bin/python" || -x "$venv/Scripts/python.exe" ]] || "$PY" -m venv "$venv"
+  vpy="$venv/bin/python"; [[ -x "$vpy" ]] || vpy="$venv/Scripts/python.exe"
+  "$vpy" -m pip install --quiet --disable-pip-version-check scikit-build-core >&2
+  rm -rf "$OUT/dl" && "$vpy" -m pip download --quiet --disable-pip-version-check --no-deps \
+    --no-binary :all: --no-build-isolation "llama-cpp-python==$VERSION" -d "$OUT/dl" >&2
+  mv "$OUT/dl/llama_cpp_python-$VERSION.tar.gz" "$SDIST"
   echo "$SHA256  $SDIST" | sha256sum -c --quiet || { echo "checksum mismatch for $SDIST" >&2; rm -f "$SDIST"; exit 1; }
 fi
 SRC="$OUT/src-$VERSION"
@@ -54,6 +45,9 @@ fi
 echo "building llama-server (a few minutes on 2 cores) …" >&2
 cmake -S "$SRC" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF >&2
-cmake --build "$OUT/build" --target llama-server -j "$(nproc)" >&2
-cp "$OUT/build/bin/llama-server" "$BIN"
+cmake --build "$OUT/build" --config Release --target llama-server -j "$(nproc 2>/dev/null || echo 2)" >&2
+# Single-config generators put it in bin/, Visual Studio's in bin/Release/ (with .exe).
+built="$(find "$OUT/build/bin" -maxdepth 2 -type f \( -name llama-server -o -name llama-server.exe \) | head -n 1)"
+[[ -n "$built" ]] || { echo "llama-server was not built" >&2; exit 1; }
+cp "$built" "$BIN"
 echo "$BIN"

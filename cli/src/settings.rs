@@ -67,16 +67,17 @@ pub fn load(overrides: &Overrides, mode: Option<SafetyMode>) -> Result<RunSettin
     if path.is_none() {
         config.default_backend = None;
     }
-    let validator = SafetyValidator::from_config(&config.safety).map_err(|e| ConfigError {
-        message: format!(
-            "{}: {e}",
-            path.as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        ),
-    })?;
     let resolved = settings::resolve(config, |k| std::env::var(k).ok(), overrides)
         .map_err(|e| ConfigError { message: e })?;
+    let validator =
+        SafetyValidator::from_config(&resolved.config.safety).map_err(|e| ConfigError {
+            message: format!(
+                "{}: {e}",
+                path.as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        })?;
     for w in &resolved.warnings {
         tracing::warn!("{w}");
     }

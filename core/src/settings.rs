@@ -527,6 +527,9 @@ pub fn resolve(
     if let Some(m) = env("CARO_VLLM_MODEL").filter(|v| !v.is_empty()) {
         config.vllm.model = m;
     }
+    if let Some(m) = env("CARO_SAFETY_MODE").filter(|v| !v.is_empty()) {
+        config.safety.mode = Some(m.parse().map_err(|e| format!("CARO_SAFETY_MODE: {e}"))?);
+    }
     if let Some(p) = env("CARO_MODEL_PATH").filter(|v| !v.is_empty()) {
         config.embedded.model_path = Some(p.into());
     }
@@ -588,6 +591,31 @@ mod tests {
             select_backend(None, None, None),
             (Embedded, Source::Default)
         );
+    }
+
+    #[test]
+    fn env_overrides_file_for_safety_mode_and_urls() {
+        let r = resolve(
+            CaroConfig::default(),
+            |k| match k {
+                "CARO_SAFETY_MODE" => Some("strict".into()),
+                "CARO_OLLAMA_URL" => Some("http://box:11434".into()),
+                _ => None,
+            },
+            &Overrides::default(),
+        )
+        .expect("resolve");
+        assert_eq!(
+            r.config.safety.mode,
+            Some(crate::safety::SafetyMode::Strict)
+        );
+        assert_eq!(r.config.ollama.url, "http://box:11434");
+        let bad = resolve(
+            CaroConfig::default(),
+            |k| (k == "CARO_SAFETY_MODE").then(|| "lax".into()),
+            &Overrides::default(),
+        );
+        assert!(bad.is_err_and(|e| e.contains("CARO_SAFETY_MODE")));
     }
 
     #[test]

@@ -337,23 +337,20 @@ fn unwrap_wrappers(cmd: &mut Cmd) -> bool {
     for _ in 0..16 {
         let program = cmd.program().to_string();
         // Options that take a value, per wrapper, so `sudo -u root rm` skips `root`.
-        let (valued, stop_at_operand): (&[&str], bool) = match program.as_str() {
-            "sudo" => (
-                &[
-                    "-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "-R",
-                ],
-                true,
-            ),
-            "doas" => (&["-u", "-C"], true),
-            "env" => (&["-u", "-C", "--unset", "--chdir"], true),
-            "nice" => (&["-n", "--adjustment"], true),
-            "ionice" => (&["-c", "-n", "-p", "-t"], true),
-            "chrt" | "taskset" => (&[], true),
+        let valued: &[&str] = match program.as_str() {
+            "sudo" => &[
+                "-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "-R",
+            ],
+            "doas" => &["-u", "-C"],
+            "env" => &["-u", "-C", "--unset", "--chdir"],
+            "nice" => &["-n", "--adjustment"],
+            "ionice" => &["-c", "-n", "-p", "-t"],
+            "chrt" | "taskset" => &[],
             "nohup" | "time" | "builtin" | "exec" | "command" | "caffeinate" | "unbuffer"
             | "and" | "or" | "not" | "begin" | "then" | "do" | "else" | "!" | "stdbuf"
             | "setsid" | "torsocks" | "proxychains" | "proxychains4" | "nocorrect" | "noglob"
             | "busybox" | "timeout" | "gtimeout" | "flock" | "chroot" => {
-                (&["-a", "-s", "-k", "--signal", "--kill-after", "-p"], true)
+                &["-a", "-s", "-k", "--signal", "--kill-after", "-p"]
             }
             _ => return true,
         };
@@ -366,7 +363,6 @@ fn unwrap_wrappers(cmd: &mut Cmd) -> bool {
         if program == "sudo" || program == "doas" {
             cmd.elevated = true;
         }
-        let _ = stop_at_operand;
         let args = cmd.args().to_vec();
         let mut i = 0;
         while i < args.len() {

@@ -253,8 +253,7 @@ pub(crate) fn classify_text(raw: &str, unknown: bool) -> Target {
         return Target::OtherAbsolute;
     }
     // Relative paths.
-    let (parts, _) = normalize_rel(text);
-    match parts {
+    match normalize_rel(text) {
         Rel::Cwd => Target::CwdAll,
         Rel::Parent => Target::Parent,
         Rel::Inside => Target::Relative,
@@ -267,7 +266,7 @@ enum Rel {
     Inside,
 }
 
-fn normalize_rel(text: &str) -> (Rel, ()) {
+fn normalize_rel(text: &str) -> Rel {
     let mut depth: i64 = 0;
     let mut went_out = false;
     let segs: Vec<&str> = text.split(['/', '\\']).collect();
@@ -284,12 +283,12 @@ fn normalize_rel(text: &str) -> (Rel, ()) {
     }
     // `..` and `../..` leave the working directory; `../sibling` names a sibling folder.
     if depth < 0 {
-        return (Rel::Parent, ());
+        return Rel::Parent;
     }
     if went_out || depth > 0 {
-        (Rel::Inside, ())
+        Rel::Inside
     } else {
-        (Rel::Cwd, ())
+        Rel::Cwd
     }
 }
 

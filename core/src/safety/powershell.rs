@@ -54,7 +54,6 @@ pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extrac
         );
     }
     let mut vars: HashMap<String, Option<String>> = HashMap::new();
-    let toks = tokenize(src, &vars);
     let mut words: Vec<Arg> = Vec::new();
     let mut piped = false;
     let mut prev: Option<Cmd> = None;
@@ -101,8 +100,7 @@ pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extrac
         };
         *prev = ir::emit(cmd, depth, ex).and_then(|i| ex.cmds.get(i).cloned());
     };
-    // Variables assigned earlier apply to later statements, so tokenize again with them known.
-    let _ = toks;
+    // Statement by statement, so variables assigned earlier are known to later ones.
     let mut rest = src;
     let mut known = vars.clone();
     loop {

@@ -3,7 +3,7 @@
 # real-server test. llama.cpp's source ships inside the llama-cpp-python sdist on PyPI, the
 # one package index these machines reach. The binary is cached: reruns cost nothing.
 #
-#   scripts/build-llama-server.sh            # prints the path of the binary
+#   scripts/build-llama-server.sh            # prints the absolute path of the binary
 #
 # Needs cmake and a C++ compiler (.ci/run installs cmake).
 set -euo pipefail
@@ -15,7 +15,7 @@ OUT=target/llama-server
 BIN="$OUT/llama-server-$VERSION"
 
 if [[ -x "$BIN" ]]; then
-  echo "$BIN"
+  echo "$PWD/$BIN"
   exit 0
 fi
 command -v cmake >/dev/null || { echo "cmake is required (apt-get install cmake)" >&2; exit 1; }
@@ -50,4 +50,4 @@ cmake --build "$OUT/build" --config Release --target llama-server -j "$(nproc 2>
 built="$(find "$OUT/build/bin" -maxdepth 2 -type f \( -name llama-server -o -name llama-server.exe \) | head -n 1)"
 [[ -n "$built" ]] || { echo "llama-server was not built" >&2; exit 1; }
 cp "$built" "$BIN"
-echo "$BIN"
+echo "$PWD/$BIN"

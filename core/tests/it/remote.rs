@@ -451,7 +451,15 @@ impl Drop for LlamaServer {
 
 fn llama_server_binary() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("CARO_LLAMA_SERVER") {
-        return p.into();
+        // Relative paths are from the workspace root (test binaries run in the crate's folder).
+        let p = std::path::PathBuf::from(p);
+        return if p.is_absolute() {
+            p
+        } else {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(p)
+        };
     }
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/llama-server");
     std::fs::read_dir(&dir)

@@ -1,7 +1,7 @@
 //! cmd.exe front end: a tokenizer for its quoting (`"…"`, `^` escapes), `%VAR%` expansion and
 //! command separators (`&`, `&&`, `||`, `|`).
 
-use super::ir::{self, Arg, Cmd, Extraction, Stdin};
+use super::ir::{self, Arg, Cmd, Extraction};
 use super::{RiskLevel, Span};
 use crate::shell::ShellType;
 use std::collections::HashMap;
@@ -55,19 +55,7 @@ pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extrac
                 split.push(a);
             }
         }
-        let stdin = match (piped, prev.take()) {
-            (true, Some(p)) => Stdin::Pipe(Box::new(p)),
-            _ => Stdin::Inherited,
-        };
-        let cmd = Cmd {
-            argv: split,
-            redirects: Vec::new(),
-            stdin,
-            span,
-            shell: Some(ShellType::Cmd),
-            elevated: false,
-        };
-        prev = ir::emit(cmd, depth, ex).and_then(|i| ex.cmds.get(i).cloned());
+        prev = ir::emit_stage(split, piped, prev.take(), span, ShellType::Cmd, depth, ex);
     }
 }
 

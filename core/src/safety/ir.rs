@@ -106,6 +106,18 @@ impl Cmd {
         flags
     }
 
+    /// A command this one runs (`find -exec`, `xargs`): same place, shell and privileges.
+    pub fn child(&self, argv: Vec<Arg>) -> Cmd {
+        Cmd {
+            argv,
+            redirects: Vec::new(),
+            stdin: Stdin::Inherited,
+            span: self.span,
+            shell: self.shell,
+            elevated: self.elevated,
+        }
+    }
+
     /// Commands earlier in the same pipeline, nearest first.
     pub fn upstream(&self) -> impl Iterator<Item = &Cmd> {
         let mut cur = match &self.stdin {
@@ -219,6 +231,32 @@ fn shell_of_program(p: &str) -> ShellType {
 /// Strips a program path: `/usr/bin/rm` → `rm`, `C:\Windows\cmd.exe` → `cmd.exe`.
 pub(crate) fn basename(p: &str) -> &str {
     p.rsplit(['/', '\\']).next().unwrap_or(p)
+}
+
+/// Records one stage of a pipeline read by a word-splitting front end (fallback, PowerShell,
+/// cmd): linked to the previous stage when `piped`. Returns what the next stage reads from.
+pub(crate) fn emit_stage(
+    argv: Vec<Arg>,
+    piped: bool,
+    prev: Option<Cmd>,
+    span: Option<Span>,
+    shell: ShellType,
+    depth: usize,
+    ex: &mut Extraction,
+) -> Option<Cmd> {
+    let stdin = match (piped, prev) {
+        (true, Some(p)) => Stdin::Pipe(Box::new(p)),
+        _ => Stdin::Inherited,
+    };
+    let cmd = Cmd {
+        argv,
+        redirects: Vec::new(),
+        stdin,
+        span,
+        shell: Some(shell),
+        elevated: false,
+    };
+    emit(cmd, depth, ex).and_then(|i| ex.cmds.get(i).cloned())
 }
 
 /// Normalizes, unwraps and records one raw simple command, then follows whatever it runs.
@@ -838,15 +876,7 @@ fn find_exec(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
             if argv.is_empty() {
                 continue;
             }
-            let sub = Cmd {
-                argv,
-                redirects: Vec::new(),
-                stdin: Stdin::Inherited,
-                span: cmd.span,
-                shell: cmd.shell,
-                elevated: cmd.elevated,
-            };
-            emit(sub, depth + 1, ex);
+            emit(cmd.child(argv), depth + 1, ex);
         }
     }
 }
@@ -917,15 +947,7 @@ fn xargs(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
         }
         None => inner.into_iter().chain(fed).collect(),
     };
-    let sub = Cmd {
-        argv,
-        redirects: Vec::new(),
-        stdin: Stdin::Inherited,
-        span: cmd.span,
-        shell: cmd.shell,
-        elevated: cmd.elevated,
-    };
-    emit(sub, depth + 1, ex);
+    emit(cmd.child(argv), depth + 1, ex);
 }
 
 /// Inline code for `python -c`, `perl -e`, `ruby -e`, `node -e`, `php -r`: shell strings it

@@ -831,19 +831,15 @@ pub(crate) fn fallback(
                 from: Vec::new(),
             })
             .collect();
-        let stdin = match (piped, prev.take()) {
-            (true, Some(p)) => Stdin::Pipe(Box::new(p)),
-            _ => Stdin::Inherited,
-        };
-        let cmd = Cmd {
+        prev = ir::emit_stage(
             argv,
-            redirects: Vec::new(),
-            stdin,
-            span: base.or(Some(Span { start, end })),
-            shell: Some(shell),
-            elevated: false,
-        };
-        prev = ir::emit(cmd, depth, ex).and_then(|i| ex.cmds.get(i).cloned());
+            piped,
+            prev.take(),
+            base.or(Some(Span { start, end })),
+            shell,
+            depth,
+            ex,
+        );
     }
 }
 

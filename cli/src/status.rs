@@ -38,7 +38,7 @@ pub fn check_all(s: &RunSettings) -> Vec<Health> {
         }
         Err(e) => (
             false,
-            format!("model missing: {e}; run scripts/setup.sh"),
+            format!("model missing: {e}; run `caro model pull`"),
             String::new(),
         ),
     };
@@ -184,7 +184,7 @@ pub fn status(s: &RunSettings, json: bool) {
         Err(_) => {
             let _ = writeln!(
                 out,
-                "          {ERR}model missing{ERR:#} (looked in {}); run scripts/setup.sh",
+                "          {ERR}model missing{ERR:#} (looked in {}); run `caro model pull`",
                 models::cache_dir()
                     .map(|d| d.display().to_string())
                     .unwrap_or_default()

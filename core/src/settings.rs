@@ -22,7 +22,9 @@ default_backend = "embedded"
 [embedded]
 # "auto" picks MLX on Apple Silicon builds with MLX, else Candle on the CPU.
 variant = "auto"
-# model_path = "/path/to/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+# Model by name (`caro model list`): qwen2.5-coder-1.5b (default) or qwen2.5-coder-0.5b.
+# model = "qwen2.5-coder-1.5b"
+# model_path = "/path/to/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"   # a GGUF of your own
 # temperature = 0.7
 # max_tokens = 100
 
@@ -76,6 +78,9 @@ impl std::str::FromStr for BackendKind {
 pub struct EmbeddedSection {
     #[serde(default = "auto")]
     pub variant: String,
+    /// A model from `models/` by name; `model_path` wins when both are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_path: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +97,7 @@ impl Default for EmbeddedSection {
     fn default() -> Self {
         Self {
             variant: auto(),
+            model: None,
             model_path: None,
             temperature: None,
             max_tokens: None,
@@ -264,6 +270,9 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
     crate::safety::SafetyValidator::from_config(&config.safety)
         .map_err(|e| invalid(e.to_string()))?;
+    if let Some(name) = &config.embedded.model {
+        check_model_name(name).map_err(|e| invalid(format!("embedded.model: {e}")))?;
+    }
     let migration = match migration {
         None => None,
         Some((from, notes)) => {
@@ -478,6 +487,16 @@ pub fn select_backend(
     }
 }
 
+fn check_model_name(name: &str) -> Result<(), String> {
+    match crate::models::manifest::find(name) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "unknown model '{name}' (known: {})",
+            crate::models::manifest::known_names().join(", ")
+        )),
+    }
+}
+
 /// Settings for one run after all layers are applied.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -529,6 +548,10 @@ pub fn resolve(
     }
     if let Some(m) = env("CARO_SAFETY_MODE").filter(|v| !v.is_empty()) {
         config.safety.mode = Some(m.parse().map_err(|e| format!("CARO_SAFETY_MODE: {e}"))?);
+    }
+    if let Some(m) = env("CARO_MODEL").filter(|v| !v.is_empty()) {
+        check_model_name(&m).map_err(|e| format!("CARO_MODEL: {e}"))?;
+        config.embedded.model = Some(m);
     }
     if let Some(p) = env("CARO_MODEL_PATH").filter(|v| !v.is_empty()) {
         config.embedded.model_path = Some(p.into());

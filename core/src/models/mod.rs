@@ -42,11 +42,15 @@ fn cache_dir_from(
     }
 }
 
-/// Resolves the model file to load: `explicit` if given, else the default model in the cache.
+/// Resolves the model file to load: `explicit` if given, else the named model (the default
+/// when `None`) in the cache.
 ///
 /// An explicit path that does not exist is an error rather than a silent fallback, so a typo
 /// never quietly runs a different model.
-pub fn resolve_model_path(explicit: Option<&Path>) -> Result<PathBuf, GeneratorError> {
+pub fn resolve_model_path(
+    explicit: Option<&Path>,
+    model: Option<&str>,
+) -> Result<PathBuf, GeneratorError> {
     if let Some(path) = explicit {
         if path.is_file() {
             return Ok(path.to_path_buf());
@@ -55,9 +59,12 @@ pub fn resolve_model_path(explicit: Option<&Path>) -> Result<PathBuf, GeneratorE
             searched: vec![path.to_path_buf()],
         });
     }
+    let file = model
+        .and_then(manifest::find)
+        .map_or_else(|| DEFAULT_MODEL_FILE.to_owned(), |m| m.file);
     let mut searched = Vec::new();
     if let Some(dir) = cache_dir() {
-        let candidate = dir.join(DEFAULT_MODEL_FILE);
+        let candidate = dir.join(file);
         if candidate.is_file() {
             return Ok(candidate);
         }
@@ -86,8 +93,8 @@ mod tests {
 
     #[test]
     fn explicit_missing_path_is_not_found() {
-        let err =
-            resolve_model_path(Some(Path::new("/definitely/not/here.gguf"))).expect_err("missing");
+        let err = resolve_model_path(Some(Path::new("/definitely/not/here.gguf")), None)
+            .expect_err("missing");
         assert_eq!(err.code(), "model_not_found");
         assert!(err.to_string().contains("/definitely/not/here.gguf"));
     }
@@ -97,6 +104,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("m.gguf");
         std::fs::write(&f, b"x").expect("write");
-        assert_eq!(resolve_model_path(Some(&f)).expect("found"), f);
+        assert_eq!(resolve_model_path(Some(&f), None).expect("found"), f);
     }
 }

@@ -193,7 +193,9 @@ impl ModelStore {
 
     /// The cache caro uses: `$CARO_CACHE_DIR`, else the platform cache (see [`super::cache_dir`]).
     pub fn from_env() -> Result<Self, ModelError> {
-        super::cache_dir().map(Self::new).ok_or(ModelError::NoCacheDir)
+        super::cache_dir()
+            .map(Self::new)
+            .ok_or(ModelError::NoCacheDir)
     }
 
     pub fn dir(&self) -> &Path {

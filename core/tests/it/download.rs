@@ -122,9 +122,14 @@ fn resumes_after_the_server_cuts_the_connection_halfway() {
     let half = m.size / 2;
     hub.cut_once_at(half);
 
-    let err = store.pull(&m, &opts).expect_err("the cut must fail the first pull");
+    let err = store
+        .pull(&m, &opts)
+        .expect_err("the cut must fail the first pull");
     assert_eq!(err.code(), "hub_download_failed", "{err}");
-    assert!(store.installed(&m).is_none(), "a partial file is never used");
+    assert!(
+        store.installed(&m).is_none(),
+        "a partial file is never used"
+    );
     let kept = store.partial_bytes(&m);
     let chunk = 8u64 << 20;
     assert!(
@@ -169,7 +174,10 @@ fn checksum_mismatch_rejects_and_deletes_the_file() {
         "{err}"
     );
     assert!(err.hint().expect("hint").contains("caro model pull"));
-    assert!(!store.path(&m).exists(), "the bad file never reaches its place");
+    assert!(
+        !store.path(&m).exists(),
+        "the bad file never reaches its place"
+    );
     assert_eq!(store.verify(&m).expect("verify"), Verification::Missing);
     no_partials_left(&store);
 }
@@ -280,9 +288,11 @@ fn cancel_keeps_the_partial_download_for_a_resume() {
     std::thread::spawn(move || {
         // Cancel once two chunks are down.
         loop {
-            let done = watcher.lock().expect("lock").iter().any(
-                |e| matches!(e, PullEvent::Progress { done, .. } if *done >= 16 << 20),
-            );
+            let done = watcher
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|e| matches!(e, PullEvent::Progress { done, .. } if *done >= 16 << 20));
             if done {
                 flag.store(true, std::sync::atomic::Ordering::SeqCst);
                 return;

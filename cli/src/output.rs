@@ -121,6 +121,8 @@ pub struct JsonAnswer<'a> {
     pub timings_ms: TimingsMs,
     pub tokens: caro_core::TokenCounts,
     pub warnings: &'a [String],
+    /// "daemon" when a running `caro serve` / tray app answered, else "in_process".
+    pub served_by: &'static str,
 }
 
 impl<'a> JsonAnswer<'a> {
@@ -152,6 +154,7 @@ impl<'a> JsonAnswer<'a> {
             },
             tokens: g.tokens,
             warnings: &g.warnings,
+            served_by: "in_process",
         }
     }
 }

@@ -3,6 +3,7 @@
 use crate::output::{self, DIM, Gate, WARN};
 use crate::settings::RunSettings;
 use crate::{Cli, backends, exit, settings, stats};
+use caro_core::daemon::{DaemonClient, DaemonError, socket_path};
 use caro_core::safety::{Action, intent_action, screen_prompt};
 use caro_core::settings::Overrides;
 use caro_core::{CommandRequest, GeneratorError, ShellType};
@@ -75,31 +76,64 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         .shell
         .map(ShellType::from)
         .unwrap_or_else(ShellType::detect);
-    if settings.resolved.backend == caro_core::settings::BackendKind::Embedded
-        && let Err(e) = crate::model::ensure_for_run(&settings.resolved, cli.json)
-    {
-        return Ok(crate::model::model_fail(cli.json, &e));
-    }
-    let (generator, backend, early_fallback) = backends::build(&settings.resolved, config)?;
     let request = CommandRequest::new(prompt, shell);
-    let mut answer = generator.generate_command(&request)?;
-    if answer.fallback_reason.is_none() {
-        answer.fallback_reason = early_fallback;
-    }
+    let client = daemon_client(cli);
+    let mut daemon_warning = None;
+    let from_daemon = client.as_ref().and_then(|c| match c.generate(&request) {
+        Ok(a) => Some(a),
+        Err(DaemonError::NotRunning { .. }) => None,
+        Err(e) => {
+            tracing::info!(error = %e, "daemon failed; answering in-process");
+            daemon_warning = Some(format!(
+                "the caro daemon at {} failed ({e}); answered in-process",
+                c.path().display()
+            ));
+            None
+        }
+    });
+    let served_by = if from_daemon.is_some() {
+        "daemon"
+    } else {
+        "in_process"
+    };
+    let mut answer = match from_daemon {
+        Some(mut a) => {
+            if cli.explain {
+                let explained = client
+                    .as_ref()
+                    .map(|c| c.explain(&a.command, shell).map_err(|e| e.to_string()));
+                add_explanation(&mut a, explained);
+            }
+            a
+        }
+        None => {
+            if settings.resolved.backend == caro_core::settings::BackendKind::Embedded
+                && let Err(e) = crate::model::ensure_for_run(&settings.resolved, cli.json)
+            {
+                return Ok(crate::model::model_fail(cli.json, &e));
+            }
+            let (generator, backend, early_fallback) = backends::build(&settings.resolved, config)?;
+            let mut a = generator.generate_command(&request)?;
+            if a.fallback_reason.is_none() {
+                a.fallback_reason = early_fallback;
+            }
+            if cli.explain {
+                let explained = Some(
+                    backend
+                        .explain(&a.command, shell)
+                        .map_err(|e| e.to_string()),
+                );
+                add_explanation(&mut a, explained);
+            }
+            generator.shutdown();
+            a
+        }
+    };
+    answer.warnings.extend(daemon_warning);
     answer
         .warnings
         .extend(settings.resolved.warnings.iter().cloned());
     stats::record(answer.timings.total, &answer.backend);
-    if cli.explain {
-        match backend.explain(&answer.command, shell) {
-            Ok(text) if !text.is_empty() => answer.explanation = Some(text),
-            Ok(_) => answer
-                .warnings
-                .push("the model gave no explanation".to_owned()),
-            Err(e) => answer.warnings.push(format!("no explanation: {e}")),
-        }
-    }
-    generator.shutdown();
 
     let verdict = validator.validate(&answer.command, shell);
     let gate = Gate {
@@ -115,7 +149,9 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         ExitCode::SUCCESS
     };
     if cli.json {
-        output::print_json(&output::JsonAnswer::new(&answer, shell, &gate));
+        let mut doc = output::JsonAnswer::new(&answer, shell, &gate);
+        doc.served_by = served_by;
+        output::print_json(&doc);
         return Ok(code);
     }
     output::print_human(&answer, &gate, cli.verbose > 0);
@@ -127,6 +163,35 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         return Ok(execute(&answer.command, shell, cli.dry_run, confirm));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon to ask first, unless this request picks its own model, backend or sampling (the
+/// daemon answers with the settings it was started with) or the user opted out.
+fn daemon_client(cli: &Cli) -> Option<DaemonClient> {
+    let per_request = cli.model_path.is_some()
+        || cli.backend.is_some()
+        || cli.temperature.is_some()
+        || cli.top_p.is_some()
+        || cli.max_tokens.is_some()
+        || cli.seed.is_some()
+        || ["CARO_BACKEND", "CARO_MODEL"]
+            .iter()
+            .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+    (!cli.no_daemon && !per_request).then(|| DaemonClient::new(socket_path()))
+}
+
+fn add_explanation(
+    answer: &mut caro_core::GeneratedCommand,
+    explained: Option<Result<String, String>>,
+) {
+    match explained {
+        Some(Ok(text)) if !text.is_empty() => answer.explanation = Some(text),
+        Some(Ok(_)) => answer
+            .warnings
+            .push("the model gave no explanation".to_owned()),
+        Some(Err(e)) => answer.warnings.push(format!("no explanation: {e}")),
+        None => {}
+    }
 }
 
 /// The program and arguments that run `command` in `shell`.

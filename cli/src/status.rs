@@ -136,7 +136,19 @@ pub fn status(s: &RunSettings, json: bool) {
     let res = &s.resolved;
     let all = check_all(s);
     let st = stats::read();
+    let socket = caro_core::daemon::socket_path();
+    let daemon = caro_core::daemon::DaemonClient::new(&socket).ping();
     if json {
+        let daemon_json = match &daemon {
+            Ok(d) => serde_json::json!({
+                "running": true, "socket": socket, "pid": d.pid, "model": d.backend.model,
+                "model_loaded": d.model_loaded, "requests_served": d.requests_served,
+                "uptime_secs": d.uptime_secs, "idle_unload_secs": d.idle_unload_secs,
+            }),
+            Err(e) => serde_json::json!({
+                "running": false, "socket": socket, "error": e.to_string(),
+            }),
+        };
         crate::output::print_json(&serde_json::json!({
             "backend": res.backend.as_str(),
             "backend_source": res.backend_source,
@@ -144,8 +156,9 @@ pub fn status(s: &RunSettings, json: bool) {
             "embedded": {
                 "variant": format!("{:?}", ModelVariant::detect()).to_lowercase(),
                 "model_path": backends::embedded_path(res).ok(),
-                "loaded": false,
+                "loaded": daemon.as_ref().is_ok_and(|d| d.model_loaded),
             },
+            "daemon": daemon_json,
             "backends": all,
             "stats": st,
         }));
@@ -188,6 +201,29 @@ pub fn status(s: &RunSettings, json: bool) {
                 models::cache_dir()
                     .map(|d| d.display().to_string())
                     .unwrap_or_default()
+            );
+        }
+    }
+    match &daemon {
+        Ok(d) => {
+            let _ = writeln!(
+                out,
+                "{BOLD}daemon{BOLD:#}    {OK}running{OK:#} (pid {}) on {}: {}, model {}, {} requests served",
+                d.pid,
+                socket.display(),
+                d.backend.model,
+                if d.model_loaded {
+                    "loaded"
+                } else {
+                    "not loaded"
+                },
+                d.requests_served
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "{BOLD}daemon{BOLD:#}    {DIM}not running ({e}); `caro serve` or the tray app keeps the model warm{DIM:#}"
             );
         }
     }

@@ -1,5 +1,6 @@
 //! caro-core's integration tests: one binary, one module per area.
 
+mod daemon;
 mod download;
 mod embedded;
 mod fakehub;

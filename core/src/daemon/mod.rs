@@ -1,0 +1,83 @@
+//! The warm-model daemon: caro-core served over a local socket (a Unix domain socket with mode
+//! 0600 in the user's runtime dir, or a named pipe on Windows), so that `caro` answers from a
+//! model that is already loaded. The tray app and `caro serve` run the server; the CLI is a
+//! client that falls back to in-process inference when no daemon answers.
+
+mod client;
+pub mod protocol;
+mod server;
+
+pub use client::DaemonClient;
+pub use protocol::{DaemonStatus, PROTOCOL_VERSION};
+pub use server::{Daemon, DaemonOptions, Service};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("another caro daemon is already serving {}", .0.display())]
+    AlreadyRunning(PathBuf),
+    #[error("no caro daemon at {}: {source}", path.display())]
+    NotRunning {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("socket {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the daemon sent something this caro cannot read: {0}")]
+    Protocol(String),
+    /// The daemon answered with an error.
+    #[error("{message}")]
+    Remote { code: String, message: String },
+}
+
+impl DaemonError {
+    pub fn code(&self) -> &str {
+        match self {
+            Self::AlreadyRunning(_) => "daemon_running",
+            Self::NotRunning { .. } => "daemon_not_running",
+            Self::Io { .. } => "daemon_io",
+            Self::Protocol(_) => "daemon_protocol",
+            Self::Remote { code, .. } => code,
+        }
+    }
+}
+
+/// Where the daemon listens: `$CARO_SOCKET`, else `caro/caro.sock` in the user's runtime dir
+/// (`$XDG_RUNTIME_DIR`, private to the user), else in caro's cache dir. On Windows the path
+/// names a pipe, `\\.\pipe\caro-<user>`.
+pub fn socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARO_SOCKET").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if cfg!(windows) {
+        let user = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
+        return PathBuf::from(format!(r"\\.\pipe\caro-{user}"));
+    }
+    dirs::runtime_dir()
+        .or_else(dirs::cache_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("caro")
+        .join("caro.sock")
+}
+
+/// The interprocess name for a socket path.
+fn socket_name(path: &std::path::Path) -> std::io::Result<interprocess::local_socket::Name<'_>> {
+    #[cfg(windows)]
+    {
+        use interprocess::local_socket::{GenericNamespaced, ToNsName};
+        let s = path.to_string_lossy();
+        let short = s.strip_prefix(r"\\.\pipe\").unwrap_or(&s).to_owned();
+        short.to_ns_name::<GenericNamespaced>()
+    }
+    #[cfg(not(windows))]
+    {
+        use interprocess::local_socket::{GenericFilePath, ToFsName};
+        path.to_fs_name::<GenericFilePath>()
+    }
+}

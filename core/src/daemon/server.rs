@@ -1,0 +1,318 @@
+//! The daemon's server side: accept loop, per-connection request handling, peer checks, and the
+//! idle unload of the model.
+
+use super::protocol::{self, DaemonStatus, MAX_MESSAGE_BYTES, Op, Reply, Response, WireError};
+use super::{DaemonError, socket_name};
+use crate::embedded::EmbeddedModelBackend;
+use crate::generator::CommandGenerator;
+use interprocess::local_socket::traits::{Listener as _, StreamCommon as _};
+use interprocess::local_socket::{Listener, ListenerNonblockingMode, ListenerOptions, Stream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the daemon serves: the generator chain, and the embedded model it can explain with
+/// and unload.
+#[derive(Clone)]
+pub struct Service {
+    pub generator: Arc<dyn CommandGenerator>,
+    pub embedded: Arc<EmbeddedModelBackend>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("backend", &self.generator.backend_info())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub socket: PathBuf,
+    /// Unload the model after this long without a request; `None` keeps it loaded.
+    pub idle_unload: Option<Duration>,
+    /// The only user id allowed to connect (Unix). `None`: the owner of the socket file, which
+    /// is the user running the daemon.
+    pub allowed_uid: Option<u32>,
+}
+
+struct Shared {
+    service: Service,
+    opts: DaemonOptions,
+    started: Instant,
+    served: AtomicU64,
+    /// Requests being answered now; the model is never unloaded under one.
+    in_flight: AtomicUsize,
+    last_request: Mutex<Instant>,
+    allowed_uid: Option<u32>,
+}
+
+/// A bound daemon. `run` serves until `stop` is set.
+pub struct Daemon {
+    listener: Listener,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("socket", &self.shared.opts.socket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// Binds the socket. Fails if another daemon answers there; a stale socket file left by a
+    /// crashed daemon is replaced.
+    pub fn bind(service: Service, opts: DaemonOptions) -> Result<Self, DaemonError> {
+        let path = opts.socket.clone();
+        let io = |source| DaemonError::Io {
+            path: path.clone(),
+            source,
+        };
+        if super::DaemonClient::new(&path).ping().is_ok() {
+            return Err(DaemonError::AlreadyRunning(path));
+        }
+        #[cfg(unix)]
+        if let Some(dir) = path.parent() {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io)?;
+            }
+            // A directory we made private stays private; someone else's is left alone.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let name = socket_name(&path).map_err(io)?;
+        let options = ListenerOptions::new()
+            .name(name)
+            .nonblocking(ListenerNonblockingMode::Accept)
+            .try_overwrite(true)
+            .reclaim_name(true);
+        #[cfg(unix)]
+        let options = {
+            use interprocess::os::unix::local_socket::ListenerOptionsExt;
+            options.mode(0o600)
+        };
+        let listener = options.create_sync().map_err(io)?;
+        let allowed_uid = opts.allowed_uid.or_else(|| owner_uid(&path));
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared {
+                service,
+                opts,
+                started: Instant::now(),
+                served: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+                last_request: Mutex::new(Instant::now()),
+                allowed_uid,
+            }),
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.shared.opts.socket
+    }
+
+    /// Serves connections, each on its own thread, until `stop` is set. Requests reach the
+    /// model one at a time, in order (the backend queues them).
+    pub fn run(self, stop: &AtomicBool) -> Result<(), DaemonError> {
+        let idle = self.shared.opts.idle_unload;
+        let shared = self.shared.clone();
+        let idle_stop = Arc::new(AtomicBool::new(false));
+        let idle_flag = idle_stop.clone();
+        let idle_thread =
+            idle.map(|limit| std::thread::spawn(move || idle_unloader(&shared, limit, &idle_flag)));
+        while !stop.load(Ordering::Relaxed) {
+            match self.listener.accept() {
+                Ok(stream) => {
+                    let shared = self.shared.clone();
+                    std::thread::spawn(move || handle(stream, &shared));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        idle_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = idle_thread {
+            let _ = t.join();
+        }
+        self.shared.service.generator.shutdown();
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn owner_uid(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.uid())
+}
+
+#[cfg(not(unix))]
+fn owner_uid(_path: &Path) -> Option<u32> {
+    None
+}
+
+fn idle_unloader(shared: &Shared, limit: Duration, stop: &AtomicBool) {
+    let tick = (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(tick);
+        let quiet_for = shared
+            .last_request
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        let busy = shared.in_flight.load(Ordering::SeqCst) > 0;
+        if !busy && quiet_for >= limit && shared.service.embedded.is_loaded() {
+            tracing::info!(idle_secs = quiet_for.as_secs(), "unloading the idle model");
+            shared.service.generator.shutdown();
+        }
+    }
+}
+
+/// Refuses peers running as another user. The socket's 0600 mode already keeps them out; this
+/// also stops root-owned or misconfigured paths from leaking the model to others.
+fn peer_allowed(stream: &Stream, allowed: Option<u32>) -> Result<(), WireError> {
+    let Some(allowed) = allowed else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        match stream.peer_creds().ok().and_then(|c| c.euid()) {
+            Some(uid) if uid == allowed => Ok(()),
+            Some(uid) => Err(WireError::new(
+                "permission_denied",
+                format!("user {uid} may not use this daemon (it serves user {allowed})"),
+            )),
+            None => Err(WireError::new(
+                "permission_denied",
+                "the peer's credentials could not be read",
+            )),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (stream, allowed);
+        Ok(())
+    }
+}
+
+fn handle(stream: Stream, shared: &Shared) {
+    let mut writer = match interprocess::TryClone::try_clone(&stream) {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    if let Err(e) = peer_allowed(&stream, shared.allowed_uid) {
+        tracing::warn!(reason = %e.message, "refused a connection");
+        let _ = writer.write_all(&protocol::encode(&Response::err(0, e)));
+        return;
+    }
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::with_capacity(512);
+    loop {
+        line.clear();
+        // Read at most one byte past the cap, so an endless line cannot exhaust memory.
+        let n = match (&mut reader)
+            .take(MAX_MESSAGE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let complete = line.last() == Some(&b'\n');
+        if !complete && n > MAX_MESSAGE_BYTES {
+            let e = WireError::new(
+                "message_too_large",
+                format!("a message may hold at most {MAX_MESSAGE_BYTES} bytes"),
+            );
+            let _ = writer.write_all(&protocol::encode(&Response::err(0, e)));
+            return;
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        if body.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let response = match protocol::parse_request(body) {
+            Ok(req) => answer(req.id, req.op, shared),
+            Err((id, e)) => Response::err(id, e),
+        };
+        // A client that left mid-request just loses its answer; the daemon carries on.
+        if writer.write_all(&protocol::encode(&response)).is_err() {
+            return;
+        }
+    }
+}
+
+fn answer(id: u64, op: Op, shared: &Shared) -> Response {
+    let svc = &shared.service;
+    match op {
+        Op::Status => status(id, shared),
+        Op::Generate { request } => busy(id, shared, || {
+            svc.generator
+                .generate_command(&request)
+                .map(|command| Reply::Generated { command })
+        }),
+        Op::Explain { command, shell } => busy(id, shared, || {
+            svc.embedded
+                .explain(&command, shell)
+                .map(|text| Reply::Explanation { text })
+        }),
+    }
+}
+
+/// Marks a request in flight for as long as it lives, so the idle unloader waits for it.
+struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.0.last_request.lock() {
+            *t = Instant::now();
+        }
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn busy(
+    id: u64,
+    shared: &Shared,
+    work: impl FnOnce() -> Result<Reply, crate::GeneratorError>,
+) -> Response {
+    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _guard = InFlight(shared);
+    let result = work();
+    shared.served.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(reply) => Response::ok(id, reply),
+        Err(e) => Response::err(id, WireError::new(e.code(), e.to_string())),
+    }
+}
+
+fn status(id: u64, shared: &Shared) -> Response {
+    let svc = &shared.service;
+    Response::ok(
+        id,
+        Reply::Status {
+            status: DaemonStatus {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                pid: std::process::id(),
+                backend: svc.generator.backend_info(),
+                model_loaded: svc.embedded.is_loaded(),
+                uptime_secs: shared.started.elapsed().as_secs(),
+                requests_served: shared.served.load(Ordering::Relaxed),
+                idle_unload_secs: shared.opts.idle_unload.map(|d| d.as_secs()),
+            },
+        },
+    )
+}

@@ -1,0 +1,262 @@
+//! The warm-model daemon over a real Unix socket with the real SmolLM2 backend: same answers
+//! as in-process, malformed and oversized messages, a client that leaves mid-request, peers of
+//! another user, idle unload, and a stale socket file.
+
+#![cfg(unix)]
+
+use crate::embedded::{SMOL, model};
+use caro_core::daemon::{Daemon, DaemonClient, DaemonError, DaemonOptions, Service};
+use caro_core::{
+    CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ExecutionContext,
+    ShellType,
+};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+fn greedy() -> EmbeddedConfig {
+    EmbeddedConfig::builder()
+        .temperature(0.0)
+        .max_tokens(12)
+        .build()
+        .expect("config")
+}
+
+fn request(prompt: &str) -> CommandRequest {
+    CommandRequest::new(prompt, ShellType::Bash)
+        .with_context(ExecutionContext::for_os("linux", Some("/home/test".into())))
+}
+
+struct Running {
+    socket: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start(idle_unload: Option<Duration>, allowed_uid: Option<u32>) -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("run").join("caro.sock");
+    let backend = Arc::new(EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend"));
+    let service = Service {
+        generator: backend.clone(),
+        embedded: backend,
+    };
+    let daemon = Daemon::bind(
+        service,
+        DaemonOptions {
+            socket: socket.clone(),
+            idle_unload,
+            allowed_uid,
+        },
+    )
+    .expect("bind");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || daemon.run(&flag).expect("run"));
+    Running {
+        socket,
+        stop,
+        thread: Some(thread),
+        _dir: dir,
+    }
+}
+
+/// Sends raw lines and reads one answer line per request line.
+fn raw_exchange(socket: &Path, lines: &[&[u8]]) -> Vec<serde_json::Value> {
+    let mut s = UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut reader = BufReader::new(s.try_clone().expect("clone"));
+    let mut out = Vec::new();
+    for l in lines {
+        // The daemon may answer and hang up before an oversized message is fully written.
+        let _ = s.write_all(l);
+        let mut resp = String::new();
+        if reader.read_line(&mut resp).unwrap_or(0) == 0 {
+            break;
+        }
+        out.push(serde_json::from_str(&resp).expect("json answer"));
+    }
+    out
+}
+
+#[test]
+fn daemon_answers_exactly_like_in_process() {
+    let d = start(None, None);
+    let client = DaemonClient::new(&d.socket);
+    let local = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
+    for prompt in ["list files", "show the current date"] {
+        let via_daemon = client.generate(&request(prompt));
+        let in_process = local.generate_command(&request(prompt));
+        match (via_daemon, in_process) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.command, b.command);
+                assert_eq!(a.raw_output, b.raw_output);
+            }
+            (Err(DaemonError::Remote { code, .. }), Err(e)) => assert_eq!(code, e.code()),
+            (a, b) => panic!("daemon and in-process differ: {a:?} vs {b:?}"),
+        }
+    }
+    let status = client.status().expect("status");
+    assert!(status.model_loaded);
+    assert_eq!(status.requests_served, 2);
+    assert_eq!(status.pid, std::process::id());
+}
+
+#[test]
+fn socket_is_private_to_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = start(None, None);
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&d.socket), 0o600);
+    assert_eq!(mode(d.socket.parent().expect("dir")), 0o700);
+}
+
+#[test]
+fn malformed_and_oversized_messages_get_errors_not_crashes() {
+    let d = start(None, None);
+    let answers = raw_exchange(
+        &d.socket,
+        &[
+            b"this is not json\n",
+            b"{\"v\":2,\"id\":9,\"op\":\"status\"}\n",
+            b"{\"v\":1,\"id\":10,\"op\":\"format_disk\"}\n",
+            b"{\"v\":1,\"id\":11,\"op\":\"status\"}\n",
+        ],
+    );
+    let codes: Vec<_> = answers
+        .iter()
+        .map(|a| a["error"]["code"].as_str().unwrap_or("ok").to_owned())
+        .collect();
+    assert_eq!(
+        codes,
+        ["bad_request", "unsupported_version", "bad_request", "ok"]
+    );
+    assert_eq!(answers[1]["id"], 9, "the id is echoed when it can be read");
+    assert_eq!(answers[3]["ok"]["kind"], "status");
+
+    // 100 KB with no newline: refused, and that connection is closed.
+    let mut big = vec![b'{'; 100 * 1024];
+    big.push(b'\n');
+    let answers = raw_exchange(
+        &d.socket,
+        &[&big, b"{\"v\":1,\"id\":1,\"op\":\"status\"}\n"],
+    );
+    assert_eq!(answers.len(), 1, "closed after the oversized message");
+    assert_eq!(answers[0]["error"]["code"], "message_too_large");
+    // The daemon itself is fine.
+    DaemonClient::new(&d.socket)
+        .status()
+        .expect("still serving");
+}
+
+#[test]
+fn a_client_leaving_mid_request_does_not_hurt_the_daemon() {
+    let d = start(None, None);
+    let req = format!(
+        "{}\n",
+        serde_json::json!({"v": 1, "id": 1, "op": "generate", "request": request("list files")})
+    );
+    for _ in 0..3 {
+        let mut s = UnixStream::connect(&d.socket).expect("connect");
+        s.write_all(req.as_bytes()).expect("write");
+        drop(s);
+    }
+    let client = DaemonClient::new(&d.socket);
+    let r = client.generate(&request("count lines in a file"));
+    assert!(
+        matches!(r, Ok(_) | Err(DaemonError::Remote { .. })),
+        "the daemon still answers: {r:?}"
+    );
+    assert!(client.status().expect("status").requests_served >= 1);
+}
+
+#[test]
+fn peers_of_another_user_are_refused() {
+    use std::os::unix::fs::MetadataExt;
+    // A file this process creates is owned by its effective uid.
+    let probe = tempfile::NamedTempFile::new().expect("tempfile");
+    let me = probe.as_file().metadata().expect("meta").uid();
+    // The daemon serves a different uid than the one this test runs as.
+    let d = start(None, Some(me.wrapping_add(4242)));
+    let err = DaemonClient::new(&d.socket).status().expect_err("refused");
+    assert_eq!(err.code(), "permission_denied", "{err}");
+}
+
+#[test]
+fn the_idle_model_is_unloaded_and_reloads_on_demand() {
+    let d = start(Some(Duration::from_millis(300)), None);
+    let client = DaemonClient::new(&d.socket);
+    let _ = client.generate(&request("list files"));
+    assert!(client.status().expect("status").model_loaded);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.status().expect("status").model_loaded {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the model stayed loaded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = client.generate(&request("list files"));
+    assert!(client.status().expect("status").model_loaded, "reloaded");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_is_refused_and_a_stale_socket_is_replaced() {
+    let d = start(None, None);
+    let backend = Arc::new(EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend"));
+    let second = Daemon::bind(
+        Service {
+            generator: backend.clone(),
+            embedded: backend,
+        },
+        DaemonOptions {
+            socket: d.socket.clone(),
+            idle_unload: None,
+            allowed_uid: None,
+        },
+    );
+    assert!(matches!(second, Err(DaemonError::AlreadyRunning(_))));
+
+    // A socket file nobody listens on, as a crashed daemon leaves it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stale = dir.path().join("caro.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    assert!(stale.exists());
+    let err = DaemonClient::new(&stale)
+        .status()
+        .expect_err("nobody there");
+    assert_eq!(err.code(), "daemon_not_running");
+    let backend = Arc::new(EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend"));
+    let fresh = Daemon::bind(
+        Service {
+            generator: backend.clone(),
+            embedded: backend,
+        },
+        DaemonOptions {
+            socket: stale.clone(),
+            idle_unload: None,
+            allowed_uid: None,
+        },
+    )
+    .expect("the stale socket is replaced");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let t = std::thread::spawn(move || fresh.run(&flag));
+    DaemonClient::new(&stale).status().expect("serving");
+    stop.store(true, Ordering::SeqCst);
+    t.join().expect("join").expect("run");
+}

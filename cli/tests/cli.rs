@@ -1064,6 +1064,7 @@ fn cli_through_the_daemon_answers_like_in_process() {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // says why the test did nothing, where it cannot act as another user
 fn another_user_cannot_reach_the_daemon() {
     // Needs root to act as a second user; CI runs as root.
     let me = std::process::Command::new("id")

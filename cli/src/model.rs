@@ -12,16 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-/// The model a run uses: `[embedded] model` / CARO_MODEL, else the default.
-pub fn selected(res: &Resolved) -> ModelManifest {
-    res.config
-        .embedded
-        .model
-        .as_deref()
-        .and_then(manifest::find)
-        .or_else(manifest::default_model)
-        .unwrap_or_else(|| manifest::builtin().remove(0))
-}
+pub use caro_core::chain::selected_model as selected;
 
 fn find(name: Option<&str>, res: Option<&Resolved>) -> Result<ModelManifest, ModelError> {
     match name {

@@ -4,6 +4,7 @@
 //! trait, the embedded Candle backend that implements it, the prompt and reply handling that every
 //! backend shares, and model-file discovery. It never prints and never exits.
 
+pub mod chain;
 pub mod config;
 pub mod daemon;
 pub mod embedded;

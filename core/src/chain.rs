@@ -1,0 +1,105 @@
+//! Builds the generator a frontend uses from the resolved settings: the embedded model, or a
+//! remote backend wrapped in the fallback chain. The CLI, `caro serve` and the tray app share it.
+
+use crate::remote::{FallbackChain, OllamaBackend, RemoteBackend, RemoteConfig, VllmBackend};
+use crate::settings::{BackendKind, Resolved, Source};
+use crate::{CommandGenerator, EmbeddedConfig, EmbeddedModelBackend, GeneratorError, models};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The embedded model's path: the resolved one, or the cache's default. `Err` says where caro
+/// looked, for status displays and errors.
+pub fn embedded_path(res: &Resolved) -> Result<PathBuf, GeneratorError> {
+    models::resolve_model_path(
+        res.config.embedded.model_path.as_deref(),
+        res.config.embedded.model.as_deref(),
+    )
+}
+
+/// The model a run uses: `[embedded] model` / CARO_MODEL, else the default.
+pub fn selected_model(res: &Resolved) -> models::ModelManifest {
+    res.config
+        .embedded
+        .model
+        .as_deref()
+        .and_then(models::manifest::find)
+        .or_else(models::manifest::default_model)
+        .unwrap_or_else(|| models::manifest::builtin().remove(0))
+}
+
+pub fn remote_config(kind: BackendKind, res: &Resolved, embedded: &EmbeddedConfig) -> RemoteConfig {
+    let (url, model, timeout) = match kind {
+        BackendKind::Ollama => (
+            &res.config.ollama.url,
+            res.config.ollama.model.clone(),
+            res.config.ollama.timeout_secs,
+        ),
+        _ => (
+            &res.config.vllm.url,
+            res.config.vllm.model.clone(),
+            res.config.vllm.timeout_secs,
+        ),
+    };
+    let mut c = RemoteConfig::new(url.clone(), model);
+    c.timeout = Duration::from_secs(timeout.max(1));
+    c.temperature = embedded.temperature;
+    c.max_tokens = embedded.max_tokens;
+    if kind == BackendKind::Vllm {
+        c.api_key = res.vllm_api_key.clone();
+    }
+    c
+}
+
+pub fn remote(
+    kind: BackendKind,
+    res: &Resolved,
+    embedded: &EmbeddedConfig,
+) -> Box<dyn RemoteBackend> {
+    let c = remote_config(kind, res, embedded);
+    match kind {
+        BackendKind::Ollama => Box::new(OllamaBackend::new(c)),
+        _ => Box::new(VllmBackend::new(c)),
+    }
+}
+
+/// What a run generates with: the chosen generator, the embedded model (for `--explain`), and
+/// a fallback reason decided before any request.
+pub type Built = (
+    Arc<dyn CommandGenerator>,
+    Arc<EmbeddedModelBackend>,
+    Option<String>,
+);
+
+/// The generator for this run, and a fallback reason decided before any request: a remote
+/// backend picked by the config file (not by `--backend`) that fails its health probe is
+/// skipped for the embedded model at once, instead of costing three attempts.
+pub fn build(res: &Resolved, embedded_cfg: EmbeddedConfig) -> Result<Built, GeneratorError> {
+    let path = match (res.backend, embedded_path(res)) {
+        (_, Ok(p)) => p,
+        (BackendKind::Embedded, Err(e)) => return Err(e),
+        // A remote backend can work without the model; the fallback then reports it missing.
+        (_, Err(_)) => res.config.embedded.model_path.clone().unwrap_or_else(|| {
+            models::cache_dir()
+                .unwrap_or_default()
+                .join(selected_model(res).file)
+        }),
+    };
+    let embedded = Arc::new(EmbeddedModelBackend::new(path, embedded_cfg.clone())?);
+    if res.backend == BackendKind::Embedded {
+        return Ok((embedded.clone(), embedded, None));
+    }
+    let remote = remote(res.backend, res, &embedded_cfg);
+    if res.backend_source != Source::Flag
+        && let Err(f) = remote.probe()
+    {
+        let reason = format!(
+            "{f} (health check; {} chose this backend)",
+            res.backend_source.as_str()
+        );
+        tracing::info!(reason = %reason, "using the embedded model");
+        return Ok((embedded.clone(), embedded, Some(reason)));
+    }
+    let chain: Arc<dyn CommandGenerator> = Arc::new(FallbackChain::new(remote, embedded.clone()));
+    Ok((chain, embedded, None))
+}

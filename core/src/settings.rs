@@ -41,6 +41,10 @@ timeout_secs = 30
 
 [safety]
 mode = "moderate"               # strict | moderate | permissive
+
+[tray]
+hotkey = "CommandOrControl+Shift+Space"  # Ctrl+Shift+Space; Cmd+Shift+Space on macOS
+idle_unload_secs = 900                   # unload the warm model after this long idle; 0 = never
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,6 +105,34 @@ impl Default for EmbeddedSection {
             model_path: None,
             temperature: None,
             max_tokens: None,
+        }
+    }
+}
+
+/// The tray app: its hotkey and how long the warm model may sit idle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraySection {
+    #[serde(default = "default_hotkey")]
+    pub hotkey: String,
+    /// Seconds without a request before the model is unloaded; 0 keeps it loaded.
+    #[serde(default = "default_idle_unload")]
+    pub idle_unload_secs: u64,
+}
+
+fn default_hotkey() -> String {
+    "CommandOrControl+Shift+Space".into()
+}
+
+fn default_idle_unload() -> u64 {
+    900
+}
+
+impl Default for TraySection {
+    fn default() -> Self {
+        Self {
+            hotkey: default_hotkey(),
+            idle_unload_secs: default_idle_unload(),
         }
     }
 }
@@ -188,6 +220,8 @@ pub struct CaroConfig {
     pub vllm: VllmSection,
     #[serde(default)]
     pub safety: SafetyConfig,
+    #[serde(default)]
+    pub tray: TraySection,
     /// Settings from an older layout that caro has no place for; kept so nothing is lost.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub unsupported: toml::Table,
@@ -202,6 +236,7 @@ impl Default for CaroConfig {
             ollama: OllamaSection::default(),
             vllm: VllmSection::default(),
             safety: SafetyConfig::default(),
+            tray: TraySection::default(),
             unsupported: toml::Table::new(),
         })
     }

@@ -1,0 +1,163 @@
+//! caro's tray app: it owns the warm model, opens a popup on a global hotkey, and serves the
+//! same model to the `caro` CLI over the local socket. Tauri glue only; the work is in
+//! [`state::AppState`] and caro-core.
+
+pub mod commands;
+pub mod history;
+pub mod runner;
+pub mod state;
+pub mod tray;
+
+use caro_core::daemon::{Daemon, DaemonOptions, socket_path};
+use state::AppState;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_global_shortcut::{GlobalShortcutExt, ShortcutState};
+
+pub const POPUP: &str = "popup";
+
+/// The daemon thread's stop flag, so the tray can restart it after a settings change.
+#[derive(Default)]
+struct DaemonHandle(Mutex<Option<Arc<AtomicBool>>>);
+
+/// Shows the popup near the top centre of the screen, focused, and tells the page.
+pub fn show_popup(app: &AppHandle) {
+    let Some(w) = app.get_webview_window(POPUP) else {
+        return;
+    };
+    if let Ok(Some(monitor)) = w.current_monitor() {
+        let size = monitor.size();
+        let scale = monitor.scale_factor();
+        let width = 680.0 * scale;
+        let x = monitor.position().x as f64 + (size.width as f64 - width) / 2.0;
+        let y = monitor.position().y as f64 + size.height as f64 * 0.18;
+        let _ = w.set_position(tauri::PhysicalPosition::new(x, y));
+    }
+    let _ = w.show();
+    let _ = w.set_focus();
+    let _ = app.emit("popup-shown", ());
+}
+
+fn toggle_popup(app: &AppHandle) {
+    match app.get_webview_window(POPUP) {
+        Some(w) if w.is_visible().unwrap_or(false) => {
+            let _ = w.hide();
+        }
+        _ => show_popup(app),
+    }
+}
+
+fn start_daemon(app: &AppHandle) {
+    let state = app.state::<AppState>();
+    let idle = state.tray_config().idle_unload_secs;
+    let opts = DaemonOptions {
+        socket: socket_path(),
+        idle_unload: (idle > 0).then(|| Duration::from_secs(idle)),
+        allowed_uid: None,
+    };
+    match Daemon::bind(state.service(), opts) {
+        Ok(daemon) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = daemon.run(&flag) {
+                    tracing::warn!(error = %e, "the socket service stopped");
+                }
+            });
+            if let Ok(mut h) = app.state::<DaemonHandle>().0.lock() {
+                *h = Some(stop);
+            }
+        }
+        // Another caro (say `caro serve`) already serves this user: the app still works,
+        // the CLI just talks to the other one.
+        Err(e) => tracing::warn!(error = %e, "not serving the CLI"),
+    }
+}
+
+pub fn stop_daemon(app: &AppHandle) {
+    if let Ok(mut h) = app.state::<DaemonHandle>().0.lock()
+        && let Some(stop) = h.take()
+    {
+        stop.store(true, Ordering::SeqCst);
+        // The accept loop polls every 25 ms; give it time to let go of the socket.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// After a backend change the socket serves the new chain.
+pub fn restart_daemon(app: &AppHandle) {
+    stop_daemon(app);
+    start_daemon(app);
+}
+
+fn history_path() -> std::path::PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("caro")
+        .join("history.json")
+}
+
+pub fn run() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CARO_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let result = tauri::Builder::default()
+        .plugin(
+            tauri_plugin_global_shortcut::Builder::new()
+                .with_handler(|app, _shortcut, event| {
+                    if event.state() == ShortcutState::Pressed {
+                        toggle_popup(app);
+                    }
+                })
+                .build(),
+        )
+        .manage(DaemonHandle::default())
+        .setup(|app| {
+            let state = AppState::new(caro_core::config::config_file_path(), history_path())
+                .map_err(|e| format!("{}: {}", e.code, e.message))?;
+            let hotkey = state.tray_config().hotkey;
+            app.manage(state);
+            let handle = app.handle().clone();
+            tray::install(&handle)?;
+            // Wayland has no global hotkeys: the tray's "Open caro" still works.
+            if let Err(e) = app.global_shortcut().register(hotkey.as_str()) {
+                tracing::warn!(hotkey = %hotkey, error = %e, "global hotkey unavailable; use the tray menu");
+            }
+            start_daemon(&handle);
+            if std::env::var_os("CARO_TRAY_SHOW").is_some() {
+                show_popup(&handle);
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the popup only hides it; the app lives in the tray.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::generate,
+            commands::revise,
+            commands::check,
+            commands::explain,
+            commands::copy,
+            commands::execute,
+            commands::history,
+            commands::forget,
+            commands::status,
+            commands::hide,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        tracing::error!(error = %e, "caro tray app failed");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,393 @@
+//! The app's one managed state and its operations, free of Tauri types so they are unit-tested
+//! directly: generate, revise, explain, copy, run, history, and the settings the tray changes.
+
+use crate::history::{Entry, History};
+use caro_core::chain;
+use caro_core::daemon::Service;
+use caro_core::safety::{Finding, RiskLevel, SafetyMode, SafetyValidator, Verdict};
+use caro_core::settings::{self, BackendKind, CaroConfig, Overrides, Resolved};
+use caro_core::{CommandRequest, EmbeddedConfig, GeneratedCommand, ShellType};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// An error as the UI gets it: a stable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<caro_core::GeneratorError> for ApiError {
+    fn from(e: caro_core::GeneratorError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FindingView {
+    pub level: RiskLevel,
+    pub rule_id: String,
+    pub message: String,
+    pub alternative: Option<String>,
+}
+
+impl From<&Finding> for FindingView {
+    fn from(f: &Finding) -> Self {
+        Self {
+            level: f.level,
+            rule_id: f.rule_id.to_string(),
+            message: f.message.clone(),
+            alternative: f.alternative.clone(),
+        }
+    }
+}
+
+/// What the popup shows for one command.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Answer {
+    pub prompt: String,
+    pub command: String,
+    pub risk: RiskLevel,
+    pub blocked: bool,
+    pub needs_confirmation: bool,
+    pub mode: SafetyMode,
+    pub findings: Vec<FindingView>,
+    pub backend: String,
+    pub model: String,
+    pub fallback_reason: Option<String>,
+    pub took_ms: u64,
+}
+
+/// What running a command produced.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunOutput {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+/// Settings shown in the tray menu.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Status {
+    pub backend: BackendKind,
+    pub mode: SafetyMode,
+    pub model_loaded: bool,
+    pub model: String,
+    pub hotkey: String,
+}
+
+struct Live {
+    resolved: Resolved,
+    validator: SafetyValidator,
+    service: Service,
+}
+
+/// Everything the app holds. Cheap to clone (an `Arc` inside), so blocking work can move to
+/// another thread.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    config_path: Option<PathBuf>,
+    shell: ShellType,
+    live: Mutex<Live>,
+    history: Mutex<History>,
+    /// Kept for the app's lifetime: on X11 the owner of the clipboard must stay alive for the
+    /// copied text to remain pasteable after the popup hides.
+    clipboard: Mutex<Option<arboard::Clipboard>>,
+    last: Mutex<Option<Answer>>,
+    /// Append what Run runs to the shell's history file (off in tests).
+    shell_history: bool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config_path", &self.0.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn build_live(config: CaroConfig) -> Result<Live, ApiError> {
+    let resolved = settings::resolve(config, |k| std::env::var(k).ok(), &Overrides::default())
+        .map_err(|e| ApiError::new("config_invalid", e))?;
+    let validator = SafetyValidator::from_config(&resolved.config.safety)
+        .map_err(|e| ApiError::new("config_invalid", e.to_string()))?;
+    let mut b = EmbeddedConfig::builder();
+    if let Some(t) = resolved.config.embedded.temperature {
+        b = b.temperature(t);
+    }
+    if let Some(n) = resolved.config.embedded.max_tokens {
+        b = b.max_tokens(n);
+    }
+    let (generator, embedded, _) = chain::build(&resolved, b.build()?)?;
+    Ok(Live {
+        resolved,
+        validator,
+        service: Service {
+            generator,
+            embedded,
+        },
+    })
+}
+
+impl AppState {
+    /// Loads the config file caro's CLI uses (or the defaults) and prepares the backend chain.
+    /// Nothing is loaded from the model yet.
+    pub fn new(config_path: Option<PathBuf>, history_path: PathBuf) -> Result<Self, ApiError> {
+        Self::with_options(config_path, history_path, true)
+    }
+
+    /// [`AppState::new`], choosing whether Run appends to the shell's history file.
+    pub fn with_options(
+        config_path: Option<PathBuf>,
+        history_path: PathBuf,
+        shell_history: bool,
+    ) -> Result<Self, ApiError> {
+        let config = match &config_path {
+            Some(p) => {
+                settings::load(p)
+                    .map_err(|e| ApiError::new("config_invalid", e.to_string()))?
+                    .config
+            }
+            None => CaroConfig::default(),
+        };
+        Ok(Self(Arc::new(Inner {
+            config_path,
+            shell: ShellType::detect(),
+            live: Mutex::new(build_live(config)?),
+            history: Mutex::new(History::open(history_path)),
+            clipboard: Mutex::new(None),
+            last: Mutex::new(None),
+            shell_history,
+        })))
+    }
+
+    fn live<T>(&self, f: impl FnOnce(&Live) -> T) -> T {
+        let guard = self.0.live.lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    /// The service the local socket serves: the same warm model the popup uses.
+    pub fn service(&self) -> Service {
+        self.live(|l| l.service.clone())
+    }
+
+    pub fn tray_config(&self) -> settings::TraySection {
+        self.live(|l| l.resolved.config.tray.clone())
+    }
+
+    pub fn status(&self) -> Status {
+        self.live(|l| Status {
+            backend: l.resolved.backend,
+            mode: l.validator.mode(),
+            model_loaded: l.service.embedded.is_loaded(),
+            model: l.service.generator.backend_info().model,
+            hotkey: l.resolved.config.tray.hotkey.clone(),
+        })
+    }
+
+    fn answer_for(&self, prompt: &str, g: GeneratedCommand, started: Instant) -> Answer {
+        let v: Verdict = self.live(|l| l.validator.validate(&g.command, self.0.shell));
+        Answer {
+            prompt: prompt.to_owned(),
+            command: g.command,
+            risk: v.risk,
+            blocked: v.blocked,
+            needs_confirmation: v.needs_confirmation && !v.blocked,
+            mode: v.mode,
+            findings: v.findings.iter().map(FindingView::from).collect(),
+            backend: g.backend,
+            model: g.model,
+            fallback_reason: g.fallback_reason,
+            took_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// Rates a command as edited in the popup, keeping the rest of the last answer.
+    pub fn check(&self, command: &str) -> Answer {
+        let v: Verdict = self.live(|l| l.validator.validate(command, self.0.shell));
+        let last = self.0.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (prompt, backend, model) = last
+            .map(|a| (a.prompt, a.backend, a.model))
+            .unwrap_or_default();
+        Answer {
+            prompt,
+            command: command.to_owned(),
+            risk: v.risk,
+            blocked: v.blocked,
+            needs_confirmation: v.needs_confirmation && !v.blocked,
+            mode: v.mode,
+            findings: v.findings.iter().map(FindingView::from).collect(),
+            backend,
+            model,
+            fallback_reason: None,
+            took_ms: 0,
+        }
+    }
+
+    /// Generates a command for `prompt` and rates it. Blocking: the first call loads the model.
+    pub fn generate(&self, prompt: &str) -> Result<Answer, ApiError> {
+        let prompt = prompt.trim();
+        let started = Instant::now();
+        let generator = self.live(|l| l.service.generator.clone());
+        let g = generator.generate_command(&CommandRequest::new(prompt, self.0.shell))?;
+        let answer = self.answer_for(prompt, g, started);
+        if let Ok(mut h) = self.0.history.lock() {
+            h.push(Entry::new(prompt, &answer.command));
+        }
+        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer.clone());
+        Ok(answer)
+    }
+
+    /// Refines the last command with a follow-up instruction.
+    pub fn revise(&self, instruction: &str) -> Result<Answer, ApiError> {
+        let last = self
+            .0
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| ApiError::new("nothing_to_revise", "ask for a command first"))?;
+        let instruction = instruction.trim();
+        if instruction.is_empty() {
+            return Err(ApiError::new(
+                "empty_request",
+                "say how the command should change",
+            ));
+        }
+        let prompt = format!(
+            "{} — start from `{}` and change it: {}",
+            last.prompt, last.command, instruction
+        );
+        self.generate(&prompt)
+    }
+
+    pub fn explain(&self, command: &str) -> Result<String, ApiError> {
+        let embedded = self.live(|l| l.service.embedded.clone());
+        Ok(embedded.explain(command, self.0.shell)?)
+    }
+
+    /// Puts `text` on the clipboard and keeps ownership of it.
+    pub fn copy(&self, text: &str) -> Result<(), ApiError> {
+        let mut slot = self.0.clipboard.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(
+                arboard::Clipboard::new()
+                    .map_err(|e| ApiError::new("clipboard_unavailable", e.to_string()))?,
+            );
+        }
+        slot.as_mut()
+            .map(|c| c.set_text(text.to_owned()))
+            .transpose()
+            .map_err(|e| ApiError::new("clipboard_failed", e.to_string()))?;
+        Ok(())
+    }
+
+    /// Runs `command` (as edited in the popup) in the user's shell after checking it again:
+    /// never when blocked, and only with `confirmed` when the mode asks for confirmation.
+    pub fn execute(&self, command: &str, confirmed: bool) -> Result<RunOutput, ApiError> {
+        let v = self.live(|l| l.validator.validate(command, self.0.shell));
+        if v.blocked {
+            return Err(ApiError::new(
+                "blocked",
+                format!("{} commands are blocked in {} mode", v.risk, v.mode),
+            ));
+        }
+        if v.needs_confirmation && !confirmed {
+            return Err(ApiError::new(
+                "needs_confirmation",
+                format!("{} command: confirm to run it", v.risk),
+            ));
+        }
+        let out = crate::runner::run(command, self.0.shell)?;
+        if self.0.shell_history {
+            crate::runner::append_shell_history(command, self.0.shell);
+        }
+        Ok(out)
+    }
+
+    pub fn history(&self) -> Vec<Entry> {
+        self.0
+            .history
+            .lock()
+            .map(|h| h.entries().to_vec())
+            .unwrap_or_default()
+    }
+
+    pub fn forget(&self) -> Result<(), ApiError> {
+        self.0
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear()
+            .map_err(|e| ApiError::new("history_failed", e.to_string()))
+    }
+
+    /// Applies a change from the tray menu: writes the config file the CLI reads (atomically),
+    /// then rebuilds the backend chain.
+    pub fn update_config(&self, change: impl FnOnce(&mut CaroConfig)) -> Result<(), ApiError> {
+        let path = self.0.config_path.clone().ok_or_else(|| {
+            ApiError::new("no_config_path", "no config path: set HOME or CARO_CONFIG")
+        })?;
+        // Re-read the file so edits made by `caro init` or by hand since start-up are kept.
+        let mut config = settings::load(&path)
+            .map_err(|e| ApiError::new("config_invalid", e.to_string()))?
+            .config;
+        change(&mut config);
+        settings::save(&path, &config)
+            .map_err(|e| ApiError::new("config_write_failed", e.to_string()))?;
+        let live = build_live(config)?;
+        let mut guard = self.0.live.lock().unwrap_or_else(|p| p.into_inner());
+        guard.service.generator.shutdown();
+        *guard = live;
+        Ok(())
+    }
+
+    pub fn set_backend(&self, kind: BackendKind) -> Result<(), ApiError> {
+        self.update_config(|c| c.default_backend = Some(kind))
+    }
+
+    pub fn set_mode(&self, mode: SafetyMode) -> Result<(), ApiError> {
+        self.update_config(|c| c.safety.mode = Some(mode))
+    }
+
+    /// Health of each backend, one line each, for the tray's "Check backends".
+    pub fn check_backends(&self) -> Vec<String> {
+        self.live(|l| {
+            BackendKind::ALL
+                .iter()
+                .map(|&kind| match kind {
+                    BackendKind::Embedded => match chain::embedded_path(&l.resolved) {
+                        Ok(p) => format!("embedded: ready ({})", p.display()),
+                        Err(e) => format!("embedded: {e}"),
+                    },
+                    _ => {
+                        let r = chain::remote(kind, &l.resolved, &EmbeddedConfig::default());
+                        match r.probe() {
+                            Ok(()) => format!("{}: reachable", kind.as_str()),
+                            Err(f) => format!("{}: {f}", kind.as_str()),
+                        }
+                    }
+                })
+                .collect()
+        })
+    }
+
+    pub fn shutdown(&self) {
+        self.live(|l| l.service.generator.shutdown());
+    }
+}

@@ -1,0 +1,149 @@
+// caro popup: ask, show the command and its verdict, copy / run / explain / revise.
+"use strict";
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+const $ = (id) => document.getElementById(id);
+let current = null;     // the last Answer
+let pendingRun = false; // Run pressed once on a command that needs confirmation
+
+function show(el, on) { el.hidden = !on; }
+function fail(e) {
+  const msg = e && e.message ? e.message : String(e);
+  $("error").textContent = msg;
+  show($("error"), true);
+}
+function busy(text) {
+  $("progress").textContent = text || "";
+  show($("progress"), Boolean(text));
+  for (const b of document.querySelectorAll("button")) b.disabled = Boolean(text) || b.dataset.locked === "1";
+}
+
+function render(a, opts = {}) {
+  current = a;
+  pendingRun = false;
+  show($("error"), false);
+  show($("result"), true);
+  show($("explanation"), false);
+  show($("output"), false);
+  show($("confirm"), false);
+  if (opts.keepText === undefined) $("command").value = a.command;
+  const badge = $("badge");
+  badge.className = "badge " + a.risk;
+  badge.textContent = a.risk;
+  badge.setAttribute("aria-label", "risk: " + a.risk);
+  $("meta").textContent = `${a.mode} mode · ${a.backend} · ${(a.took_ms / 1000).toFixed(1)} s` +
+    (a.fallback_reason ? ` · fell back: ${a.fallback_reason}` : "");
+  const list = $("findings");
+  list.replaceChildren();
+  for (const f of a.findings) {
+    const li = document.createElement("li");
+    li.textContent = `${f.level}: ${f.message}`;
+    if (f.alternative) {
+      const alt = document.createElement("span");
+      alt.className = "alt";
+      alt.textContent = "safer: " + f.alternative;
+      li.append(alt);
+    }
+    list.append(li);
+  }
+  const run = $("run");
+  run.dataset.locked = a.blocked ? "1" : "0";
+  run.disabled = a.blocked;
+  run.title = a.blocked ? `blocked in ${a.mode} mode` : "Run (Ctrl+Enter)";
+  if (opts.keepText === undefined) refreshHistory();
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const prompt = $("prompt").value.trim();
+  if (!prompt) return;
+  const status = await invoke("status").catch(() => null);
+  busy(status && !status.model_loaded ? "Loading the model (first request)…" : "Thinking…");
+  try { render(await invoke("generate", { prompt })); }
+  catch (e) { fail(e); }
+  finally { busy(""); }
+}
+
+async function revise(event) {
+  event.preventDefault();
+  const instruction = $("revise").value.trim();
+  if (!instruction) return;
+  busy("Revising…");
+  try { render(await invoke("revise", { instruction })); $("revise").value = ""; }
+  catch (e) { fail(e); }
+  finally { busy(""); }
+}
+
+async function copy() {
+  try { await invoke("copy", { text: $("command").value }); $("meta").textContent = "copied to the clipboard"; }
+  catch (e) { fail(e); }
+}
+
+async function run() {
+  if (!current || current.blocked) return;
+  const command = $("command").value;
+  const confirmed = pendingRun;
+  busy("Running…");
+  try {
+    const out = await invoke("execute", { command, confirmed });
+    pendingRun = false;
+    show($("confirm"), false);
+    const text = (out.stdout || "") + (out.stderr ? "\n" + out.stderr : "");
+    $("output").textContent = (text.trim() || "(no output)") +
+      `\n[exit ${out.status === null ? "?" : out.status}${out.timed_out ? ", stopped after 30 s" : ""}]`;
+    show($("output"), true);
+  } catch (e) {
+    if (e && e.code === "needs_confirmation") {
+      pendingRun = true;
+      $("confirm").textContent = e.message + " — press Run again to confirm.";
+      show($("confirm"), true);
+    } else { fail(e); }
+  } finally { busy(""); }
+}
+
+async function explain() {
+  busy("Explaining…");
+  try { $("explanation").textContent = await invoke("explain", { command: $("command").value }); show($("explanation"), true); }
+  catch (e) { fail(e); }
+  finally { busy(""); }
+}
+
+async function refreshHistory() {
+  const list = $("history");
+  list.replaceChildren();
+  for (const h of (await invoke("history").catch(() => [])).slice(0, 8)) {
+    const li = document.createElement("li");
+    const code = document.createElement("code");
+    code.textContent = h.command;
+    li.append(h.prompt + " → ", code);
+    li.tabIndex = 0;
+    li.addEventListener("click", () => { $("prompt").value = h.prompt; $("prompt").focus(); });
+    list.append(li);
+  }
+}
+
+// Editing the command re-rates it, so the badge and Run always match what would run.
+let checkTimer = null;
+$("command").addEventListener("input", () => {
+  clearTimeout(checkTimer);
+  checkTimer = setTimeout(async () => {
+    try {
+      const a = await invoke("check", { command: $("command").value });
+      const keep = $("command").value;
+      render({ ...a, took_ms: current ? current.took_ms : 0 }, { keepText: keep });
+    } catch (e) { fail(e); }
+  }, 120);
+});
+
+$("ask").addEventListener("submit", ask);
+$("revise-form").addEventListener("submit", revise);
+$("copy").addEventListener("click", copy);
+$("run").addEventListener("click", run);
+$("explain").addEventListener("click", explain);
+$("forget").addEventListener("click", async () => { await invoke("forget").catch(fail); refreshHistory(); });
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape") { invoke("hide"); }
+  else if (e.key === "Enter" && e.ctrlKey) { e.preventDefault(); run(); }
+});
+listen("popup-shown", () => { $("prompt").focus(); $("prompt").select(); });
+refreshHistory();

@@ -9,15 +9,15 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 log() { printf 'test-tray: %s\n' "$*" >&2; }
-out=target/e2e
+out="$here/target/e2e"
 mkdir -p "$out"
 
 scripts/fetch-test-models.sh qwen2.5-coder-1.5b
-cargo build --release --locked -p caro-tray
+cargo build --release --locked -p caro-tray -p caro-cli
 
 driver_version=2.1.0
 driver="target/tools/bin/tauri-driver"
-if [[ ! -x "$driver" ]] || ! "$driver" --version 2>/dev/null | grep -q "$driver_version"; then
+if [[ ! -x "$driver" ]] || ! grep -qs "tauri-driver $driver_version" target/tools/.crates.toml; then
   log "installing tauri-driver $driver_version into target/tools"
   cargo install --locked --quiet --root target/tools tauri-driver --version "$driver_version"
 fi
@@ -42,8 +42,10 @@ export CARO_CONFIG="$work/config.toml" CARO_SOCKET="$work/caro.sock" XDG_DATA_HO
 printf 'version = 1\n[embedded]\nmodel_path = "%s"\ntemperature = 0.0\n[tray]\nhotkey = "Control+Shift+Space"\n' \
   "$here/target/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" >"$CARO_CONFIG"
 
-"$driver" --port 4444 --native-port 4445 >"$out/tauri-driver.log" 2>&1 &
-pids+=($!)
+# The app starts with its popup hidden; under WebDriver it must show it at once.
+CARO_TRAY_SHOW=1 "$driver" --port 4444 --native-port 4445 >"$out/tauri-driver.log" 2>&1 &
+driver_pid=$!
+pids+=($driver_pid)
 for _ in $(seq 100); do curl -s localhost:4444/status >/dev/null 2>&1 && break; sleep 0.1; done
 
 # Screenshot once the test says the popup shows a generated command. WebDriver's own
@@ -63,6 +65,12 @@ wait "$shot" || true
 [[ -s "$out/popup.png" ]] || { log "no screenshot was taken"; exit 1; }
 log "screenshot: $out/popup.png"
 
+# The WebDriver session's app must be gone before a fresh one starts hidden.
+kill "$driver_pid" 2>/dev/null || true
+pkill -x WebKitWebDriver 2>/dev/null || true
+pkill -x caro-tray 2>/dev/null || true
+for _ in $(seq 50); do pgrep -x caro-tray >/dev/null || break; sleep 0.1; done
+
 log "global hotkey: start the app, press Ctrl+Shift+Space, expect the popup"
 "$here/target/release/caro-tray" >"$out/app.log" 2>&1 &
 app=$!
@@ -71,8 +79,13 @@ for _ in $(seq 100); do [[ -S "$CARO_SOCKET" ]] && break; sleep 0.1; done
 [[ -S "$CARO_SOCKET" ]] || { log "the app never opened its socket"; cat "$out/app.log" >&2; exit 1; }
 visible() { xdotool search --onlyvisible --name '^caro$' >/dev/null 2>&1; }
 if visible; then log "the popup was visible before the hotkey"; exit 1; fi
-xdotool key ctrl+shift+space
-for _ in $(seq 50); do visible && break; sleep 0.1; done
+# The hotkey is registered on the app's own X11 thread just after start-up; retry the press
+# a few times rather than guess how long that takes.
+for _ in 1 2 3 4 5; do
+  sleep 1
+  xdotool key ctrl+shift+space
+  for _ in $(seq 20); do visible && break 2; sleep 0.1; done
+done
 visible || { log "the hotkey did not open the popup"; cat "$out/app.log" >&2; exit 1; }
 log "popup visible after the hotkey"
 

@@ -67,7 +67,8 @@ pub fn status(state: State<'_, AppState>) -> Status {
 #[tauri::command]
 pub fn hide(app: AppHandle) -> Result<(), ApiError> {
     if let Some(w) = app.get_webview_window(crate::POPUP) {
-        w.hide().map_err(|e| ApiError::new("window", e.to_string()))?;
+        w.hide()
+            .map_err(|e| ApiError::new("window", e.to_string()))?;
     }
     Ok(())
 }

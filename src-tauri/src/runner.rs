@@ -49,7 +49,12 @@ pub fn run(command: &str, shell: ShellType) -> Result<RunOutput, ApiError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| ApiError::new("run_failed", format!("could not start {}: {e}", shell.as_str())))?;
+        .map_err(|e| {
+            ApiError::new(
+                "run_failed",
+                format!("could not start {}: {e}", shell.as_str()),
+            )
+        })?;
     let out = child.stdout.take().map(read_capped);
     let err = child.stderr.take().map(read_capped);
     let started = Instant::now();
@@ -75,7 +80,11 @@ pub fn run(command: &str, shell: ShellType) -> Result<RunOutput, ApiError> {
 }
 
 /// The line to add to the shell's history file, and the file, if caro knows the format.
-pub fn history_line(shell: ShellType, command: &str, now: u64) -> Option<(std::path::PathBuf, String)> {
+pub fn history_line(
+    shell: ShellType,
+    command: &str,
+    now: u64,
+) -> Option<(std::path::PathBuf, String)> {
     let home = dirs::home_dir()?;
     let one_line = command.replace('\n', " ");
     match shell {

@@ -90,6 +90,8 @@ pub struct Status {
 }
 
 struct Live {
+    /// The config file's modification time when it was read: a newer file is re-read.
+    read_at: Option<std::time::SystemTime>,
     resolved: Resolved,
     validator: SafetyValidator,
     service: Service,
@@ -135,6 +137,7 @@ fn build_live(config: CaroConfig) -> Result<Live, ApiError> {
     }
     let (generator, embedded, _) = chain::build(&resolved, b.build()?)?;
     Ok(Live {
+        read_at: None,
         resolved,
         validator,
         service: Service {
@@ -165,10 +168,14 @@ impl AppState {
             }
             None => CaroConfig::default(),
         };
+        let mut live = build_live(config)?;
+        live.read_at = config_path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
         Ok(Self(Arc::new(Inner {
             config_path,
             shell: ShellType::detect(),
-            live: Mutex::new(build_live(config)?),
+            live: Mutex::new(live),
             history: Mutex::new(History::open(history_path)),
             clipboard: Mutex::new(None),
             last: Mutex::new(None),
@@ -177,8 +184,41 @@ impl AppState {
     }
 
     fn live<T>(&self, f: impl FnOnce(&Live) -> T) -> T {
+        self.reload_if_changed();
         let guard = self.0.live.lock().unwrap_or_else(|p| p.into_inner());
         f(&guard)
+    }
+
+    fn mtime(&self) -> Option<std::time::SystemTime> {
+        let p = self.0.config_path.as_ref()?;
+        std::fs::metadata(p).and_then(|m| m.modified()).ok()
+    }
+
+    /// Picks up changes the CLI (`caro init`) or an editor made to the config file. A file
+    /// that no longer parses is ignored until it is fixed; the app keeps its last good settings.
+    fn reload_if_changed(&self) {
+        let now = self.mtime();
+        let mut guard = self.0.live.lock().unwrap_or_else(|p| p.into_inner());
+        if now.is_none() || guard.read_at == now {
+            return;
+        }
+        let Some(path) = &self.0.config_path else {
+            return;
+        };
+        match settings::load(path)
+            .map_err(|e| ApiError::new("config_invalid", e.to_string()))
+            .and_then(|l| build_live(l.config))
+        {
+            Ok(mut live) => {
+                live.read_at = now;
+                guard.service.generator.shutdown();
+                *guard = live;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "config file changed but cannot be used; keeping the last good one");
+                guard.read_at = now;
+            }
+        }
     }
 
     /// The service the local socket serves: the same warm model the popup uses.
@@ -220,7 +260,12 @@ impl AppState {
     /// Rates a command as edited in the popup, keeping the rest of the last answer.
     pub fn check(&self, command: &str) -> Answer {
         let v: Verdict = self.live(|l| l.validator.validate(command, self.0.shell));
-        let last = self.0.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let last = self
+            .0
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let (prompt, backend, model) = last
             .map(|a| (a.prompt, a.backend, a.model))
             .unwrap_or_default();
@@ -350,7 +395,8 @@ impl AppState {
         change(&mut config);
         settings::save(&path, &config)
             .map_err(|e| ApiError::new("config_write_failed", e.to_string()))?;
-        let live = build_live(config)?;
+        let mut live = build_live(config)?;
+        live.read_at = self.mtime();
         let mut guard = self.0.live.lock().unwrap_or_else(|p| p.into_inner());
         guard.service.generator.shutdown();
         *guard = live;

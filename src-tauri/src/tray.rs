@@ -8,13 +8,21 @@ use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Wry};
 
-const MODES: [SafetyMode; 3] = [SafetyMode::Strict, SafetyMode::Moderate, SafetyMode::Permissive];
+const MODES: [SafetyMode; 3] = [
+    SafetyMode::Strict,
+    SafetyMode::Moderate,
+    SafetyMode::Permissive,
+];
 
 fn status_text(state: &AppState) -> String {
     let s = state.status();
     format!(
         "{} · backend {} · {} mode",
-        if s.model_loaded { "model loaded" } else { "model not loaded" },
+        if s.model_loaded {
+            "model loaded"
+        } else {
+            "model not loaded"
+        },
         s.backend.as_str(),
         s.mode
     )
@@ -39,8 +47,10 @@ pub fn menu(app: &AppHandle, state: &AppState, note: Option<&str>) -> tauri::Res
             )
         })
         .collect::<tauri::Result<_>>()?;
-    let backend_refs: Vec<&dyn tauri::menu::IsMenuItem<Wry>> =
-        backends.iter().map(|i| i as &dyn tauri::menu::IsMenuItem<Wry>).collect();
+    let backend_refs: Vec<&dyn tauri::menu::IsMenuItem<Wry>> = backends
+        .iter()
+        .map(|i| i as &dyn tauri::menu::IsMenuItem<Wry>)
+        .collect();
     let backend_menu = Submenu::with_items(app, "Backend", true, &backend_refs)?;
     let modes: Vec<CheckMenuItem<Wry>> = MODES
         .iter()
@@ -55,8 +65,10 @@ pub fn menu(app: &AppHandle, state: &AppState, note: Option<&str>) -> tauri::Res
             )
         })
         .collect::<tauri::Result<_>>()?;
-    let mode_refs: Vec<&dyn tauri::menu::IsMenuItem<Wry>> =
-        modes.iter().map(|i| i as &dyn tauri::menu::IsMenuItem<Wry>).collect();
+    let mode_refs: Vec<&dyn tauri::menu::IsMenuItem<Wry>> = modes
+        .iter()
+        .map(|i| i as &dyn tauri::menu::IsMenuItem<Wry>)
+        .collect();
     let mode_menu = Submenu::with_items(app, "Safety mode", true, &mode_refs)?;
     let settings = MenuItem::with_id(app, "settings", "Settings…", true, None::<&str>)?;
     let check = MenuItem::with_id(app, "check", "Check backends", true, None::<&str>)?;
@@ -65,7 +77,17 @@ pub fn menu(app: &AppHandle, state: &AppState, note: Option<&str>) -> tauri::Res
     let sep2 = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(
         app,
-        &[&status, &open, &sep, &backend_menu, &mode_menu, &settings, &check, &sep2, &quit],
+        &[
+            &status,
+            &open,
+            &sep,
+            &backend_menu,
+            &mode_menu,
+            &settings,
+            &check,
+            &sep2,
+            &quit,
+        ],
     )?;
     if let Some(n) = note {
         let item = MenuItem::with_id(app, "note", n, false, None::<&str>)?;
@@ -98,7 +120,13 @@ fn on_menu(app: &AppHandle, id: &str) {
                 if !p.exists() {
                     let _ = state.update_config(|_| {});
                 }
-                let opener = if cfg!(target_os = "macos") { "open" } else if cfg!(windows) { "notepad" } else { "xdg-open" };
+                let opener = if cfg!(target_os = "macos") {
+                    "open"
+                } else if cfg!(windows) {
+                    "notepad"
+                } else {
+                    "xdg-open"
+                };
                 if let Err(e) = std::process::Command::new(opener).arg(&p).spawn() {
                     note = Some(format!("could not open {}: {e}", p.display()));
                 }

@@ -6,6 +6,9 @@
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::time::Duration;
 
+/// WebDriver's Enter key; a typed "\n" does not submit a form in WebKitWebDriver.
+const ENTER: char = '\u{e007}';
+
 fn driver_url() -> String {
     std::env::var("CARO_E2E_WEBDRIVER")
         .ok()
@@ -20,6 +23,7 @@ fn app_path() -> String {
 }
 
 async fn connect(url: &str) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut caps = serde_json::Map::new();
     caps.insert(
         "tauri:options".into(),
@@ -77,7 +81,9 @@ async fn popup_generates_rates_copies_and_revises() {
     let c = connect(&url).await;
     let prompt = c.find(Locator::Id("prompt")).await.expect("prompt field");
     prompt
-        .send_keys("find all files larger than 100MB in the current directory\n")
+        .send_keys(&format!(
+            "find all files larger than 100MB in the current directory{ENTER}"
+        ))
         .await
         .expect("type");
     let badge = wait_text(&c, "#badge", Duration::from_secs(120)).await;
@@ -98,7 +104,7 @@ async fn popup_generates_rates_copies_and_revises() {
     // Revise changes the command.
     let revise = c.find(Locator::Id("revise")).await.expect("revise field");
     revise
-        .send_keys("search only in /var/log\n")
+        .send_keys(&format!("search only in /var/log{ENTER}"))
         .await
         .expect("type revise");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -107,7 +113,10 @@ async fn popup_generates_rates_copies_and_revises() {
         if t != first && !t.is_empty() {
             break t;
         }
-        assert!(std::time::Instant::now() < deadline, "revise never changed the command");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revise never changed the command"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert!(revised.contains("/var/log"), "{revised}");
@@ -126,7 +135,10 @@ async fn popup_generates_rates_copies_and_revises() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let run = c.find(Locator::Id("run")).await.expect("run button");
-    assert!(!run.is_enabled().await.expect("enabled?"), "Run must be disabled");
+    assert!(
+        !run.is_enabled().await.expect("enabled?"),
+        "Run must be disabled"
+    );
 
     // Leave the popup showing a generated command for the screenshot.
     cmd.clear().await.expect("clear");

@@ -34,7 +34,8 @@ fn fixture() -> Fixture {
     )
     .expect("config");
     let history = dir.path().join("data").join("history.json");
-    let state = AppState::with_options(Some(config.clone()), history.clone(), false).expect("state");
+    let state =
+        AppState::with_options(Some(config.clone()), history.clone(), false).expect("state");
     Fixture {
         state,
         config,
@@ -46,7 +47,10 @@ fn fixture() -> Fixture {
 #[test]
 fn generate_rates_records_and_revise_refines() {
     let f = fixture();
-    assert!(!f.state.status().model_loaded, "nothing loads before the first request");
+    assert!(
+        !f.state.status().model_loaded,
+        "nothing loads before the first request"
+    );
     let a = f
         .state
         .generate("find all files larger than 100MB in the current directory")
@@ -79,10 +83,16 @@ fn edited_commands_are_rated_again_and_blocked_ones_never_run() {
 
     let high = f.state.check("chmod -R 777 ~");
     assert!(high.needs_confirmation, "{high:?}");
-    let err = f.state.execute("chmod -R 777 ~", false).expect_err("asks first");
+    let err = f
+        .state
+        .execute("chmod -R 777 ~", false)
+        .expect_err("asks first");
     assert_eq!(err.code, "needs_confirmation");
 
-    let out = f.state.execute("echo hello from caro", false).expect("safe runs");
+    let out = f
+        .state
+        .execute("echo hello from caro", false)
+        .expect("safe runs");
     assert_eq!(out.stdout.trim(), "hello from caro");
     assert_eq!(out.status, Some(0));
 }
@@ -108,6 +118,22 @@ fn tray_changes_write_the_cli_config_and_take_effect() {
     let lines = f.state.check_backends();
     assert_eq!(lines.len(), 3);
     assert!(lines[0].starts_with("embedded: ready"), "{lines:?}");
+}
+
+#[test]
+fn changes_the_cli_writes_reach_the_app() {
+    let f = fixture();
+    assert_eq!(f.state.status().mode, SafetyMode::Moderate);
+    // What `caro init` or an editor would do: rewrite the file.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut c = settings::load(&f.config).expect("load").config;
+    c.safety.mode = Some(SafetyMode::Permissive);
+    settings::save(&f.config, &c).expect("save");
+    assert_eq!(f.state.status().mode, SafetyMode::Permissive);
+    // A broken edit is ignored; the last good settings stay.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&f.config, "safety = [").expect("break");
+    assert_eq!(f.state.status().mode, SafetyMode::Permissive);
 }
 
 #[test]

@@ -13,6 +13,7 @@ out="$here/target/e2e"
 mkdir -p "$out"
 
 scripts/fetch-test-models.sh qwen2.5-coder-1.5b
+scripts/fetch-test-models.sh smollm2-135m   # served by the first-launch download test
 cargo build --release --locked -p caro-tray -p caro-cli
 
 driver_version=2.1.0
@@ -60,7 +61,8 @@ shot=$!
 
 log "end-to-end test (WebDriver)"
 CARO_E2E_WEBDRIVER=http://localhost:4444 CARO_E2E_READY="$ready" \
-  timeout 600 cargo test --release --locked -p caro-tray --test e2e -- --ignored --nocapture
+  timeout 600 cargo test --release --locked -p caro-tray --test e2e -- --ignored --nocapture \
+  --skip first_launch
 wait "$shot" || true
 [[ -s "$out/popup.png" ]] || { log "no screenshot was taken"; exit 1; }
 log "screenshot: $out/popup.png"
@@ -92,4 +94,22 @@ log "popup visible after the hotkey"
 log "the CLI answers through the app's socket"
 served="$(target/release/caro --json "show disk usage of this folder" | sed -n 's/.*"served_by": "\(.*\)".*/\1/p')"
 [[ "$served" == daemon ]] || { log "served_by=$served, expected daemon"; exit 1; }
+kill "$app" 2>/dev/null || true
+for _ in $(seq 50); do pgrep -x caro-tray >/dev/null || break; sleep 0.1; done
+
+log "first launch: an empty cache, the download window, Cancel, Retry"
+first="$(mktemp -d)"
+hub_port=$((4460 + RANDOM % 400))
+first_env=(CARO_CACHE_DIR="$first/cache" CARO_MODEL=smollm2-135m HF_ENDPOINT="http://127.0.0.1:$hub_port"
+  CARO_CONFIG="$first/config.toml" CARO_SOCKET="$first/caro.sock" XDG_DATA_HOME="$first/data")
+env -u CARO_TRAY_SHOW "${first_env[@]}" "$driver" --port 4446 --native-port 4447 \
+  >"$out/tauri-driver-first.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -s localhost:4446/status >/dev/null 2>&1 && break; sleep 0.1; done
+env "${first_env[@]}" CARO_E2E_HUB="127.0.0.1:$hub_port" CARO_E2E_WEBDRIVER=http://localhost:4446 \
+  timeout 600 cargo test --release --locked -p caro-tray --test e2e -- --ignored --nocapture \
+  --exact first_launch_downloads_the_model_with_progress_and_cancel
+pkill -x WebKitWebDriver 2>/dev/null || true
+pkill -x caro-tray 2>/dev/null || true
+rm -rf "$first"
 log "ok"

@@ -4,8 +4,19 @@
 fn main() {
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(
         tauri_build::AppManifest::new().commands(&[
-            "generate", "revise", "check", "explain", "copy", "execute", "history", "forget",
-            "hide", "status",
+            "generate",
+            "revise",
+            "check",
+            "explain",
+            "copy",
+            "execute",
+            "history",
+            "forget",
+            "hide",
+            "status",
+            "model_status",
+            "model_download",
+            "model_cancel",
         ]),
     ))
     .expect("tauri build step");

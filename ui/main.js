@@ -145,5 +145,49 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "Escape") { invoke("hide"); }
   else if (e.key === "Enter" && e.ctrlKey) { e.preventDefault(); run(); }
 });
-listen("popup-shown", () => { $("prompt").focus(); $("prompt").select(); });
+listen("popup-shown", () => { $("prompt").focus(); $("prompt").select(); pollModel(); });
+
+// First launch: the model downloads while the popup shows its progress. Polling (not events)
+// so a page that opens mid-download still shows where it stands.
+const mb = (n) => (n / 1e6).toFixed(n < 1e8 ? 1 : 0) + " MB";
+let pollTimer = null;
+function showSetup(s) {
+  const setup = s.phase !== "ready";
+  show($("setup"), setup);
+  show($("ask"), !setup);
+  show($("recent"), !setup);
+  if (!setup) { $("prompt").focus(); return; }
+  show($("result"), false);
+  $("setup-what").textContent = `${s.title} (${mb(s.total)}) is downloading. caro needs it once.`;
+  $("setup-bar").value = s.total ? s.done / s.total : 0;
+  const pct = s.total ? Math.floor((100 * s.done) / s.total) : 0;
+  const text = {
+    needed: "Not downloaded yet.",
+    waiting: "Waiting for another caro that is downloading the same model…",
+    downloading: `${mb(s.done)} of ${mb(s.total)} (${pct}%)` + (s.source ? ` from ${s.source}` : ""),
+    verifying: "Checking the sha256…",
+    cancelled: `Cancelled at ${mb(s.done)}. Retry resumes from there.`,
+    failed: "The download failed.",
+  }[s.phase] || s.phase;
+  $("setup-text").textContent = text;
+  $("setup").dataset.phase = s.phase;
+  show($("setup-note"), Boolean(s.note));
+  $("setup-note").textContent = s.note || "";
+  show($("setup-error"), Boolean(s.error));
+  $("setup-error").textContent = s.error ? s.error.message : "";
+  const running = ["waiting", "downloading", "verifying"].includes(s.phase);
+  show($("setup-cancel"), running);
+  show($("setup-retry"), !running);
+  $("setup-retry").textContent = s.phase === "needed" ? "Download" : "Retry";
+}
+async function pollModel() {
+  clearTimeout(pollTimer);
+  const s = await invoke("model_status").catch(() => null);
+  if (!s) return;
+  showSetup(s);
+  if (s.phase !== "ready") pollTimer = setTimeout(pollModel, 250);
+}
+$("setup-cancel").addEventListener("click", async () => { showSetup(await invoke("model_cancel")); pollModel(); });
+$("setup-retry").addEventListener("click", async () => { showSetup(await invoke("model_download")); pollModel(); });
+pollModel();
 refreshHistory();

@@ -42,6 +42,10 @@ struct Args {
     /// Tokens to decode when measuring decode speed; also the end-to-end cap.
     #[arg(long, default_value_t = 32)]
     max_tokens: usize,
+    /// llama.cpp's `llama-server` binary: when given, the same prompt is run through it in
+    /// this run as the speed and memory reference (scripts/build-llama-server.sh builds one).
+    #[arg(long, env = "CARO_BENCH_LLAMA_SERVER")]
+    llama_server: Option<PathBuf>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -59,12 +63,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// Peak resident set size in MB, from the kernel's high-water mark.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Peak resident set size in MB of process `pid` ("self" for this one), from the kernel's
+/// high-water mark.
+fn peak_rss_mb(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// Resets this process's high-water mark, so each phase reports its own peak (Linux only).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn request(prompt: &str) -> CommandRequest {
@@ -75,6 +85,7 @@ fn request(prompt: &str) -> CommandRequest {
 }
 
 struct Raw {
+    peak_rss_mb: Option<f64>,
     load_ms: f64,
     prefill_tokens: usize,
     prefill_ms: f64,
@@ -84,14 +95,15 @@ struct Raw {
 
 /// Prefill and decode speed straight on the forward pass: the whole first prompt, cold, then
 /// `decode` forced steps that ignore end-of-turn.
-fn raw_speed(path: &Path, decode: usize) -> Result<Raw> {
+fn raw_speed(path: &Path, decode: usize, mmap: bool) -> Result<Raw> {
+    reset_peak_rss();
     let t = Instant::now();
     let mut gguf = GgufFile::open(path)?;
     let arch =
         Architecture::from_gguf_name(&gguf.architecture()?).context("unsupported architecture")?;
     let params = Hyperparams::from_gguf(&gguf, arch)?;
     let codec = TextCodec::from_gguf(&gguf)?;
-    let model = Transformer::load(&mut gguf, params, 4096)?;
+    let model = Transformer::load(&mut gguf, params, 4096, mmap)?;
     let load_ms = ms(t);
     let text = codec.render(&build_messages(&request(REQUESTS[0])), true)?;
     let tokens = codec.encode(&text)?;
@@ -114,6 +126,7 @@ fn raw_speed(path: &Path, decode: usize) -> Result<Raw> {
         logits = model.forward(&[next], &mut cache)?;
     }
     Ok(Raw {
+        peak_rss_mb: peak_rss_mb("self"),
         load_ms,
         prefill_tokens: tokens.len(),
         prefill_ms,
@@ -123,6 +136,7 @@ fn raw_speed(path: &Path, decode: usize) -> Result<Raw> {
 }
 
 struct EndToEnd {
+    peak_rss_mb: Option<f64>,
     p50: f64,
     p90: f64,
     ttft_ms: f64,
@@ -130,6 +144,7 @@ struct EndToEnd {
 }
 
 fn end_to_end(path: &Path, prefix_cache: bool, n: usize, max_tokens: usize) -> Result<EndToEnd> {
+    reset_peak_rss();
     let config = EmbeddedConfig::builder()
         .prefix_cache(prefix_cache)
         .max_tokens(max_tokens)
@@ -151,11 +166,88 @@ fn end_to_end(path: &Path, prefix_cache: bool, n: usize, max_tokens: usize) -> R
     totals.sort_by(f64::total_cmp);
     ttft.sort_by(f64::total_cmp);
     Ok(EndToEnd {
+        peak_rss_mb: peak_rss_mb("self"),
         p50: percentile(&totals, 0.5),
         p90: percentile(&totals, 0.9),
         ttft_ms: percentile(&ttft, 0.5),
         cached_tokens: cached,
     })
+}
+
+/// llama.cpp on the same file, prompt and thread count: the reference for prefill and decode.
+struct Llama {
+    prefill_tps: f64,
+    decode_tps: f64,
+    peak_rss_mb: Option<f64>,
+}
+
+fn llama_cpp(server: &Path, model: &Path, threads: usize, decode: usize) -> Result<Llama> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = std::process::Command::new(server)
+        .args(["-m", &model.to_string_lossy(), "-t", &threads.to_string()])
+        .args([
+            "-c",
+            "2048",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", server.display()))?;
+    let result = (|| -> Result<Llama> {
+        let http = reqwest::blocking::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        while !http
+            .get(format!("{base}/health"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "llama-server did not become ready"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let codec = {
+            let gguf = GgufFile::open(model)?;
+            TextCodec::from_gguf(&gguf)?
+        };
+        let text = codec.render(&build_messages(&request(REQUESTS[0])), true)?;
+        let body = serde_json::json!({
+            "prompt": text, "n_predict": decode, "temperature": 0.0,
+            "cache_prompt": false, "ignore_eos": true,
+        });
+        let mut timings = serde_json::Value::Null;
+        // The first call warms llama.cpp up the way caro's own warm-up does.
+        for _ in 0..2 {
+            let reply: serde_json::Value = http
+                .post(format!("{base}/completion"))
+                .json(&body)
+                .send()?
+                .error_for_status()?
+                .json()?;
+            timings = reply["timings"].clone();
+        }
+        let num = |k: &str| {
+            timings[k]
+                .as_f64()
+                .context("llama-server reply has no timings")
+        };
+        Ok(Llama {
+            prefill_tps: num("prompt_per_second")?,
+            decode_tps: num("predicted_per_second")?,
+            peak_rss_mb: peak_rss_mb(&child.id().to_string()),
+        })
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
 
 fn main() -> Result<()> {
@@ -176,13 +268,25 @@ fn main() -> Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
 
-    let raw = raw_speed(&args.model, args.max_tokens)?;
+    // Mapped runs first: memory a heap-loaded model frees is not always returned to the OS,
+    // and it would count towards a later phase's peak.
+    let mapped = raw_speed(&args.model, args.max_tokens, true)?;
     let n = usize::from(args.requests);
     let on = end_to_end(&args.model, true, n, args.max_tokens)?;
     let off = end_to_end(&args.model, false, n, args.max_tokens)?;
-    let rss = peak_rss_mb();
-    let prefill_tps = raw.prefill_tokens as f64 / (raw.prefill_ms / 1e3);
-    let decode_tps = raw.decode_tokens as f64 / (raw.decode_ms / 1e3);
+    let heap = raw_speed(&args.model, args.max_tokens, false)?;
+    let llama = match &args.llama_server {
+        Some(server) => Some(llama_cpp(server, &args.model, threads, args.max_tokens)?),
+        None => None,
+    };
+    let tps = |r: &Raw| {
+        (
+            r.prefill_tokens as f64 / (r.prefill_ms / 1e3),
+            r.decode_tokens as f64 / (r.decode_ms / 1e3),
+        )
+    };
+    let (prefill_tps, decode_tps) = tps(&mapped);
+    let (heap_prefill_tps, heap_decode_tps) = tps(&heap);
     let name = args
         .model
         .file_name()
@@ -192,30 +296,58 @@ fn main() -> Result<()> {
     if args.json {
         let v = serde_json::json!({
             "model": name, "threads": threads, "loadavg": load,
-            "load_ms": raw.load_ms,
-            "prefill_tokens": raw.prefill_tokens, "prefill_tok_s": prefill_tps,
-            "decode_tokens": raw.decode_tokens, "decode_tok_s": decode_tps,
-            "prefix_cache_on": {"ttft_ms": on.ttft_ms, "p50_ms": on.p50, "p90_ms": on.p90, "cached_tokens": on.cached_tokens},
-            "prefix_cache_off": {"ttft_ms": off.ttft_ms, "p50_ms": off.p50, "p90_ms": off.p90},
+            "prefill_tokens": mapped.prefill_tokens, "decode_tokens": mapped.decode_tokens,
+            "mapped": {"load_ms": mapped.load_ms, "prefill_tok_s": prefill_tps, "decode_tok_s": decode_tps, "peak_rss_mb": mapped.peak_rss_mb},
+            "heap": {"load_ms": heap.load_ms, "prefill_tok_s": heap_prefill_tps, "decode_tok_s": heap_decode_tps, "peak_rss_mb": heap.peak_rss_mb},
+            "prefix_cache_on": {"ttft_ms": on.ttft_ms, "p50_ms": on.p50, "p90_ms": on.p90, "cached_tokens": on.cached_tokens, "peak_rss_mb": on.peak_rss_mb},
+            "prefix_cache_off": {"ttft_ms": off.ttft_ms, "p50_ms": off.p50, "p90_ms": off.p90, "peak_rss_mb": off.peak_rss_mb},
             "p50_ratio_off_over_on": off.p50 / on.p50,
-            "peak_rss_mb": rss,
+            "llama_cpp": llama.as_ref().map(|l| serde_json::json!({
+                "prefill_tok_s": l.prefill_tps, "decode_tok_s": l.decode_tps, "peak_rss_mb": l.peak_rss_mb,
+                "decode_ratio_caro_over_llama": decode_tps / l.decode_tps,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    let mb = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.0} MB"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}x", a / b),
+        _ => String::new(),
+    };
     println!("caro-bench: {name}, {threads} threads, load average {load}, {n} requests");
+    println!();
+    println!("Weights: memory-mapped (caro's default) against read into memory.");
+    println!();
+    println!("| metric | mapped | read into memory | mapped / read |");
+    println!("|---|---|---|---|");
+    println!(
+        "| load | {:.0} ms | {:.0} ms | {:.2}x |",
+        mapped.load_ms,
+        heap.load_ms,
+        mapped.load_ms / heap.load_ms
+    );
+    println!(
+        "| prefill ({} tokens, cold) | {prefill_tps:.1} tok/s | {heap_prefill_tps:.1} tok/s | {:.2}x |",
+        mapped.prefill_tokens,
+        prefill_tps / heap_prefill_tps
+    );
+    println!(
+        "| decode ({} tokens) | {decode_tps:.1} tok/s | {heap_decode_tps:.1} tok/s | {:.2}x |",
+        mapped.decode_tokens,
+        decode_tps / heap_decode_tps
+    );
+    println!(
+        "| peak RSS | {} | {} | {} |",
+        mb(mapped.peak_rss_mb),
+        mb(heap.peak_rss_mb),
+        ratio(mapped.peak_rss_mb, heap.peak_rss_mb)
+    );
+    println!();
+    println!("End to end through the backend (mapped weights), prefix cache on and off.");
     println!();
     println!("| metric | prefix cache on | prefix cache off | off / on |");
     println!("|---|---|---|---|");
-    println!("| load | {:.0} ms | | |", raw.load_ms);
-    println!(
-        "| prefill ({} tokens, cold) | {prefill_tps:.1} tok/s | | |",
-        raw.prefill_tokens
-    );
-    println!(
-        "| decode ({} tokens) | {decode_tps:.1} tok/s | | |",
-        raw.decode_tokens
-    );
     println!(
         "| time to first token (p50) | {:.0} ms | {:.0} ms | {:.2}x |",
         on.ttft_ms,
@@ -238,9 +370,35 @@ fn main() -> Result<()> {
         "| prompt tokens served from cache | {} | 0 | |",
         on.cached_tokens
     );
-    match rss {
-        Some(mb) => println!("| peak RSS (whole run) | {mb:.0} MB | | |"),
-        None => println!("| peak RSS | n/a on this OS | | |"),
+    println!(
+        "| peak RSS | {} | {} | |",
+        mb(on.peak_rss_mb),
+        mb(off.peak_rss_mb)
+    );
+    if let Some(l) = llama {
+        println!();
+        println!("llama.cpp (llama-server) on the same file, prompt and threads, in this run.");
+        println!();
+        println!("| metric | caro (mapped) | llama.cpp | caro / llama.cpp |");
+        println!("|---|---|---|---|");
+        println!(
+            "| prefill ({} tokens) | {prefill_tps:.1} tok/s | {:.1} tok/s | {:.2}x |",
+            mapped.prefill_tokens,
+            l.prefill_tps,
+            prefill_tps / l.prefill_tps
+        );
+        println!(
+            "| decode ({} tokens) | {decode_tps:.1} tok/s | {:.1} tok/s | {:.2}x |",
+            mapped.decode_tokens,
+            l.decode_tps,
+            decode_tps / l.decode_tps
+        );
+        println!(
+            "| peak RSS | {} | {} | {} |",
+            mb(mapped.peak_rss_mb),
+            mb(l.peak_rss_mb),
+            ratio(mapped.peak_rss_mb, l.peak_rss_mb)
+        );
     }
     Ok(())
 }

@@ -75,9 +75,38 @@ pub type Built = (
 /// backend picked by the config file (not by `--backend`) that fails its health probe is
 /// skipped for the embedded model at once, instead of costing three attempts.
 pub fn build(res: &Resolved, embedded_cfg: EmbeddedConfig) -> Result<Built, GeneratorError> {
+    build_inner(res, embedded_cfg, false)
+}
+
+/// [`build`] for a frontend that downloads the model itself (the tray app's first launch):
+/// a missing cached model is not an error; the embedded backend points at where the download
+/// will put it and loads it lazily once it is there.
+pub fn build_awaiting_model(
+    res: &Resolved,
+    embedded_cfg: EmbeddedConfig,
+) -> Result<Built, GeneratorError> {
+    build_inner(res, embedded_cfg, true)
+}
+
+/// The model this run needs downloaded first: the embedded backend is selected, no explicit
+/// `model_path` is set, and the selected model is not in the cache.
+pub fn model_to_fetch(res: &Resolved) -> Option<models::ModelManifest> {
+    if res.backend != BackendKind::Embedded || res.config.embedded.model_path.is_some() {
+        return None;
+    }
+    embedded_path(res).is_err().then(|| selected_model(res))
+}
+
+fn build_inner(
+    res: &Resolved,
+    embedded_cfg: EmbeddedConfig,
+    allow_missing: bool,
+) -> Result<Built, GeneratorError> {
     let path = match (res.backend, embedded_path(res)) {
         (_, Ok(p)) => p,
-        (BackendKind::Embedded, Err(e)) => return Err(e),
+        (BackendKind::Embedded, Err(e)) if !allow_missing || model_to_fetch(res).is_none() => {
+            return Err(e);
+        }
         // A remote backend can work without the model; the fallback then reports it missing.
         (_, Err(_)) => res.config.embedded.model_path.clone().unwrap_or_else(|| {
             models::cache_dir()

@@ -1,6 +1,7 @@
 //! The commands the popup may call (each granted in capabilities/default.json). Thin: they move
 //! blocking work off the UI thread and hand it to [`AppState`].
 
+use crate::download::DownloadStatus;
 use crate::history::Entry;
 use crate::state::{Answer, ApiError, AppState, RunOutput, Status};
 use tauri::{AppHandle, Manager, State};
@@ -71,4 +72,21 @@ pub fn hide(app: AppHandle) -> Result<(), ApiError> {
             .map_err(|e| ApiError::new("window", e.to_string()))?;
     }
     Ok(())
+}
+
+#[tauri::command]
+pub fn model_status(state: State<'_, AppState>) -> DownloadStatus {
+    state.model_status()
+}
+
+#[tauri::command]
+pub fn model_download(state: State<'_, AppState>) -> DownloadStatus {
+    state.download_model();
+    state.model_status()
+}
+
+#[tauri::command]
+pub fn model_cancel(state: State<'_, AppState>) -> DownloadStatus {
+    state.cancel_download();
+    state.model_status()
 }

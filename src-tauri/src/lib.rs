@@ -3,6 +3,7 @@
 //! [`state::AppState`] and caro-core.
 
 pub mod commands;
+pub mod download;
 pub mod history;
 pub mod runner;
 pub mod state;
@@ -93,6 +94,40 @@ pub fn restart_daemon(app: &AppHandle) {
     start_daemon(app);
 }
 
+/// macOS: the .app carries the CLI in `Contents/MacOS`, which is not on PATH. Link it into the
+/// first writable PATH folder that has no `caro` yet; an existing `caro` is never replaced.
+#[cfg(target_os = "macos")]
+fn link_cli() {
+    let Some(cli) = std::env::current_exe()
+        .ok()
+        .map(|e| e.with_file_name("caro"))
+        .filter(|c| c.is_file())
+    else {
+        return;
+    };
+    let mut dirs = vec![
+        std::path::PathBuf::from("/usr/local/bin"),
+        std::path::PathBuf::from("/opt/homebrew/bin"),
+    ];
+    if let Some(home) = dirs::home_dir() {
+        dirs.push(home.join(".local").join("bin"));
+    }
+    for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+        let link = dir.join("caro");
+        if link.symlink_metadata().is_ok() {
+            return;
+        }
+        if std::os::unix::fs::symlink(&cli, &link).is_ok() {
+            tracing::info!(link = %link.display(), "linked the caro CLI onto PATH");
+            return;
+        }
+    }
+}
+
+fn state_needs_model(app: &AppHandle) -> bool {
+    app.state::<AppState>().model_status().phase == download::Phase::Needed
+}
+
 fn history_path() -> std::path::PathBuf {
     dirs::data_dir()
         .unwrap_or_else(std::env::temp_dir)
@@ -131,7 +166,15 @@ pub fn run() {
                 tracing::warn!(hotkey = %hotkey, error = %e, "global hotkey unavailable; use the tray menu");
             }
             start_daemon(&handle);
-            if std::env::var_os("CARO_TRAY_SHOW").is_some() {
+            #[cfg(target_os = "macos")]
+            link_cli();
+            // First launch: the model is not in the cache yet. Fetch it now and show the
+            // popup, which shows the progress and a Cancel button.
+            let first_launch = state_needs_model(&handle);
+            if first_launch {
+                handle.state::<AppState>().download_model();
+            }
+            if first_launch || std::env::var_os("CARO_TRAY_SHOW").is_some() {
                 show_popup(&handle);
             }
             Ok(())
@@ -154,6 +197,9 @@ pub fn run() {
             commands::forget,
             commands::status,
             commands::hide,
+            commands::model_status,
+            commands::model_download,
+            commands::model_cancel,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

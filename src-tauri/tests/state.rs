@@ -65,6 +65,12 @@ fn generate_rates_records_and_revise_refines() {
     let r = f.state.revise("search only in /var/log").expect("revise");
     assert_ne!(r.command, a.command, "revise changes the command");
     assert!(r.command.contains("/var/log"), "{}", r.command);
+    // Regression: the history showed the long request composed for the model.
+    assert_eq!(
+        f.state.history()[0].prompt,
+        "find all files larger than 100MB in the current directory → search only in /var/log"
+    );
+    assert_eq!(r.prompt, f.state.history()[0].prompt);
 
     f.state.forget().expect("forget");
     assert!(f.state.history().is_empty());

@@ -5,6 +5,7 @@ mod chat;
 mod gguf;
 mod model;
 mod sampler;
+mod weights;
 
 pub use chat::TextCodec;
 pub use gguf::GgufFile;
@@ -171,12 +172,18 @@ impl EmbeddedModelBackend {
         })?;
         let params = Hyperparams::from_gguf(&gguf, arch)?;
         let codec = TextCodec::from_gguf(&gguf)?;
-        let model = Transformer::load(&mut gguf, params, self.config.context_limit)
-            .map_err(|e| gguf.corrupt(format!("cannot load tensors: {e}")))?;
+        let model = Transformer::load(
+            &mut gguf,
+            params,
+            self.config.context_limit,
+            self.config.mmap,
+        )
+        .map_err(|e| gguf.corrupt(format!("cannot load tensors: {e}")))?;
         let ms = start.elapsed().as_secs_f64() * 1e3;
         tracing::info!(
             arch = arch.name(),
             layers = model.params.n_layer,
+            mapped = model.is_mapped(),
             ms,
             "model loaded"
         );

@@ -7,10 +7,13 @@
 //! (the f32 copy costs ~0.9 GB on the 1.5B model).
 
 use super::gguf::GgufFile;
+use super::weights::MappedGguf;
 use crate::error::GeneratorError;
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{QMatMul, QTensor, QuantizedType};
 use candle_core::{DType, Device, Module, Result, Tensor};
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Model families this forward pass implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,57 +118,145 @@ impl KvCache {
     }
 }
 
+/// A weight matrix, multiplied either by candle (`QMatMul`, which repacks Q4_K/Q8_0 into
+/// faster tiles on first use) or by caro straight from the mapped blocks.
+///
+/// Q6_K goes direct: candle tiles it only for prefill (1.5x its size) and still reads the
+/// original blocks for decode, so tiling it would keep both copies resident.
+enum Linear {
+    Candle(QMatMul),
+    Direct {
+        w: Box<dyn QuantizedType>,
+        n: usize,
+        k: usize,
+    },
+}
+
+impl std::fmt::Debug for Linear {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Candle(m) => write!(f, "Candle({m:?})"),
+            Self::Direct { w, n, k } => write!(f, "Direct({:?}, {n}x{k})", w.dtype()),
+        }
+    }
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Candle(m) => m.forward(x),
+            Self::Direct { w, n, k } => {
+                let dims = x.dims().to_vec();
+                let Some((&last, batch)) = dims.split_last() else {
+                    candle_core::bail!("matmul input has no dimensions");
+                };
+                if last != *k {
+                    candle_core::bail!("matmul input width {last}, weight expects {k}");
+                }
+                let m: usize = batch.iter().product();
+                let lhs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let mut dst = vec![0f32; m * n];
+                w.matmul_t((m, *k, *n), &lhs, &mut dst)?;
+                let mut out = batch.to_vec();
+                out.push(*n);
+                Tensor::from_vec(dst, out, x.device())
+            }
+        }
+    }
+}
+
+/// Where tensors come from: the file's mapped pages when possible, else a heap copy.
+struct Loader<'a> {
+    gguf: &'a mut GgufFile,
+    map: Option<MappedGguf>,
+    device: Device,
+    /// File ranges of the matrices candle repacks, per layer, to release after first use.
+    packed: Vec<Range<usize>>,
+}
+
+impl Loader<'_> {
+    fn qtensor(&mut self, name: &str) -> Result<QTensor> {
+        if let Some(t) = self
+            .map
+            .as_ref()
+            .and_then(|m| m.qtensor(&self.gguf.content, name))
+        {
+            return t;
+        }
+        let GgufFile {
+            content, reader, ..
+        } = &mut *self.gguf;
+        content.tensor(reader, name, &self.device)
+    }
+
+    fn linear(&mut self, name: &str) -> Result<Linear> {
+        let content = &self.gguf.content;
+        if let (Some(map), Some(info)) = (&self.map, content.tensor_infos.get(name))
+            && let Some(w) = map.raw(content, name)
+            && let Ok((n, k)) = info.shape.dims2()
+        {
+            return Ok(Linear::Direct { w, n, k });
+        }
+        if self.map.is_some()
+            && let Some(r) = MappedGguf::range(content, name)
+        {
+            self.packed.push(r);
+        }
+        Ok(Linear::Candle(QMatMul::from_qtensor(self.qtensor(name)?)?))
+    }
+}
+
 #[derive(Debug)]
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
-    wo: QMatMul,
+    wo: Linear,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    /// File ranges of this layer's repacked matrices, and whether they were released.
+    packed: Vec<Range<usize>>,
+    released: AtomicBool,
 }
 
 impl Layer {
-    fn load(
-        q: &mut impl FnMut(&str) -> Result<QTensor>,
-        i: usize,
-        has_bias: bool,
-        device: &Device,
-    ) -> Result<Self> {
-        let mut w = |n: &str| q(&format!("blk.{i}.{n}"));
-        let mut bias = |n: &str| -> Result<Option<Tensor>> {
+    fn load(l: &mut Loader<'_>, i: usize, has_bias: bool) -> Result<Self> {
+        let name = |n: &str| format!("blk.{i}.{n}");
+        let device = l.device.clone();
+        let bias = |l: &mut Loader<'_>, n: &str| -> Result<Option<Tensor>> {
             if has_bias {
-                Ok(Some(w(n)?.dequantize(device)?))
+                Ok(Some(l.qtensor(&name(n))?.dequantize(&device)?))
             } else {
                 Ok(None)
             }
         };
-        let (bq, bk, bv) = (
-            bias("attn_q.bias")?,
-            bias("attn_k.bias")?,
-            bias("attn_v.bias")?,
-        );
-        let mut w = |n: &str| q(&format!("blk.{i}.{n}"));
-        Ok(Self {
-            attn_norm: w("attn_norm.weight")?.dequantize(device)?,
-            wq: QMatMul::from_qtensor(w("attn_q.weight")?)?,
-            wk: QMatMul::from_qtensor(w("attn_k.weight")?)?,
-            wv: QMatMul::from_qtensor(w("attn_v.weight")?)?,
+        let bq = bias(l, "attn_q.bias")?;
+        let bk = bias(l, "attn_k.bias")?;
+        let bv = bias(l, "attn_v.bias")?;
+        l.packed.clear();
+        let layer = Self {
+            attn_norm: l.qtensor(&name("attn_norm.weight"))?.dequantize(&device)?,
+            wq: l.linear(&name("attn_q.weight"))?,
+            wk: l.linear(&name("attn_k.weight"))?,
+            wv: l.linear(&name("attn_v.weight"))?,
             bq,
             bk,
             bv,
-            wo: QMatMul::from_qtensor(w("attn_output.weight")?)?,
-            ffn_norm: w("ffn_norm.weight")?.dequantize(device)?,
-            gate: QMatMul::from_qtensor(w("ffn_gate.weight")?)?,
-            up: QMatMul::from_qtensor(w("ffn_up.weight")?)?,
-            down: QMatMul::from_qtensor(w("ffn_down.weight")?)?,
-        })
+            wo: l.linear(&name("attn_output.weight"))?,
+            ffn_norm: l.qtensor(&name("ffn_norm.weight"))?.dequantize(&device)?,
+            gate: l.linear(&name("ffn_gate.weight"))?,
+            up: l.linear(&name("ffn_up.weight"))?,
+            down: l.linear(&name("ffn_down.weight"))?,
+            packed: std::mem::take(&mut l.packed),
+            released: AtomicBool::new(false),
+        };
+        Ok(layer)
     }
 }
 
@@ -176,7 +267,9 @@ pub struct Transformer {
     embed: Arc<QTensor>,
     layers: Vec<Layer>,
     norm: Tensor,
-    output: QMatMul,
+    output: Linear,
+    /// The mapped file, when the weights are mapped rather than copied.
+    map: Option<MappedGguf>,
     cos: Tensor,
     sin: Tensor,
     max_positions: usize,
@@ -185,23 +278,43 @@ pub struct Transformer {
 
 impl Transformer {
     /// Loads the weights. `max_positions` bounds the rotary tables (and thus the context).
-    pub fn load(gguf: &mut GgufFile, params: Hyperparams, max_positions: usize) -> Result<Self> {
+    ///
+    /// Quantized tensors borrow the file's pages (see [`super::weights`]) unless `map` is
+    /// false or the mapping fails, in which case they are copied onto the heap.
+    pub fn load(
+        gguf: &mut GgufFile,
+        params: Hyperparams,
+        max_positions: usize,
+        map: bool,
+    ) -> Result<Self> {
         let device = Device::Cpu;
         let max_positions = max_positions.min(params.context_length).max(1);
-        let GgufFile {
-            content, reader, ..
-        } = gguf;
-        let mut q = |name: &str| content.tensor(reader, name, &device);
-        let embed = Arc::new(q("token_embd.weight")?);
-        let output = match q("output.weight") {
-            Ok(t) => QMatMul::from_qtensor(t)?,
-            // Tied embeddings (SmolLM2, Qwen2.5 0.5B/1.5B) share one quantized table.
-            Err(_) => QMatMul::from_arc(embed.clone())?,
+        let map = if map {
+            MappedGguf::open(&gguf.path)
+                .inspect_err(|e| tracing::warn!("cannot map the model, reading it instead: {e}"))
+                .ok()
+        } else {
+            None
         };
-        let norm = q("output_norm.weight")?.dequantize(&device)?;
+        let mut l = Loader {
+            gguf,
+            map: map.clone(),
+            device: device.clone(),
+            packed: Vec::new(),
+        };
+        let embed = Arc::new(l.qtensor("token_embd.weight")?);
+        let output = if l.gguf.content.tensor_infos.contains_key("output.weight") {
+            let out = l.linear("output.weight")?;
+            l.packed.clear();
+            out
+        } else {
+            // Tied embeddings (SmolLM2, Qwen2.5 0.5B) share one quantized table.
+            Linear::Candle(QMatMul::from_arc(embed.clone())?)
+        };
+        let norm = l.qtensor("output_norm.weight")?.dequantize(&device)?;
         let has_bias = params.arch == Architecture::Qwen2;
         let layers = (0..params.n_layer)
-            .map(|i| Layer::load(&mut q, i, has_bias, &device))
+            .map(|i| Layer::load(&mut l, i, has_bias))
             .collect::<Result<Vec<_>>>()?;
         let (cos, sin) = rope_tables(params.head_dim, params.rope_base, max_positions, &device)?;
         Ok(Self {
@@ -210,11 +323,17 @@ impl Transformer {
             layers,
             norm,
             output,
+            map,
             cos,
             sin,
             max_positions,
             device,
         })
+    }
+
+    /// Whether the weights are memory-mapped.
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
     }
 
     /// Largest number of positions a [`KvCache`] may reach.
@@ -264,7 +383,7 @@ impl Transformer {
 
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
-            let proj = |w: &QMatMul, b: &Option<Tensor>, heads: usize| -> Result<Tensor> {
+            let proj = |w: &Linear, b: &Option<Tensor>, heads: usize| -> Result<Tensor> {
                 let mut t = w.forward(&h)?;
                 if let Some(b) = b {
                     t = t.broadcast_add(b)?;
@@ -317,6 +436,16 @@ impl Transformer {
             let gate = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
             let up = layer.up.forward(&h)?;
             x = (x + layer.down.forward(&(gate * up)?)?)?;
+
+            // candle has now repacked this layer's Q4_K/Q8_0 matrices into its own tiles and
+            // will not read the mapped originals again (if it ever does, they fault back in).
+            if let Some(map) = &self.map
+                && !layer.released.swap(true, Ordering::Relaxed)
+            {
+                for r in &layer.packed {
+                    map.release(r.clone());
+                }
+            }
         }
         cache.len = kv_len;
         let last = x.narrow(1, seq - 1, 1)?;

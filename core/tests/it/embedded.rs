@@ -29,9 +29,14 @@ pub fn model(name: &str) -> PathBuf {
 }
 
 fn greedy() -> EmbeddedConfig {
-    EmbeddedConfig::builder()
-        .temperature(0.0)
-        .max_tokens(24)
+    greedy_with(|b| b)
+}
+
+/// Greedy, 24 tokens, with one more setting changed.
+fn greedy_with(
+    f: impl FnOnce(caro_core::config::EmbeddedConfigBuilder) -> caro_core::config::EmbeddedConfigBuilder,
+) -> EmbeddedConfig {
+    f(EmbeddedConfig::builder().temperature(0.0).max_tokens(24))
         .build()
         .expect("config")
 }
@@ -84,16 +89,8 @@ fn loads_lazily_on_first_request() {
 #[test]
 fn prefix_cache_gives_the_same_greedy_output() {
     let with = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
-    let without = EmbeddedModelBackend::new(
-        model(SMOL),
-        EmbeddedConfig::builder()
-            .temperature(0.0)
-            .max_tokens(24)
-            .prefix_cache(false)
-            .build()
-            .expect("config"),
-    )
-    .expect("backend");
+    let without = EmbeddedModelBackend::new(model(SMOL), greedy_with(|b| b.prefix_cache(false)))
+        .expect("backend");
     // Warm the cache with another request so the compared one really restores a snapshot.
     raw(with.generate_command(&request("print the date")));
     for prompt in [
@@ -103,6 +100,20 @@ fn prefix_cache_gives_the_same_greedy_output() {
         assert_eq!(
             raw(with.generate_command(&request(prompt))),
             raw(without.generate_command(&request(prompt))),
+            "prompt {prompt:?}"
+        );
+    }
+}
+
+#[test]
+fn mapped_weights_answer_like_weights_read_into_memory() {
+    let mapped = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
+    let read =
+        EmbeddedModelBackend::new(model(SMOL), greedy_with(|b| b.mmap(false))).expect("backend");
+    for prompt in ["list the files here", "show the current git branch"] {
+        assert_eq!(
+            raw(mapped.generate_command(&request(prompt))),
+            raw(read.generate_command(&request(prompt))),
             "prompt {prompt:?}"
         );
     }

@@ -44,7 +44,12 @@ pub struct FakeHub {
 
 impl FakeHub {
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// On a fixed address, for a test whose app under test was told the endpoint beforehand.
+    pub fn start_on(addr: &str) -> Self {
+        let listener = TcpListener::bind(addr).expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let shared = Arc::new(Shared::default());
         let s = shared.clone();

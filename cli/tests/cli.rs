@@ -37,6 +37,11 @@ fn caro() -> Command {
     cmd
 }
 
+/// Runs `cmd`, expects exit `code`, and parses its stdout as JSON.
+fn json_exit(cmd: &mut assert_cmd::Command, code: i32) -> serde_json::Value {
+    json_of(&cmd.assert().code(code).get_output().stdout)
+}
+
 fn json_of(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
@@ -44,18 +49,13 @@ fn json_of(out: &[u8]) -> serde_json::Value {
 
 #[test]
 fn qwen_1_5b_finds_large_files_end_to_end() {
-    let out = caro()
-        .env("CARO_MODEL_PATH", model(QWEN_1_5B))
-        .args([
+    let v = json_exit(
+        caro().env("CARO_MODEL_PATH", model(QWEN_1_5B)).args([
             "--json",
             "find all files larger than 100MB in the current directory",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+        ]),
+        0,
+    );
     let command = v["command"].as_str().expect("command");
     assert!(command.starts_with("find "), "{command}");
     assert!(command.contains("-size +100M"), "{command}");
@@ -96,16 +96,13 @@ fn human_output_puts_only_the_command_on_stdout() {
 
 #[test]
 fn explain_and_verbose_timings() {
-    let out = caro()
-        .args(["--json", "--explain", "--temperature", "0", "-m"])
-        .arg(model(QWEN_1_5B))
-        .arg("show the current directory")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        caro()
+            .args(["--json", "--explain", "--temperature", "0", "-m"])
+            .arg(model(QWEN_1_5B))
+            .arg("show the current directory"),
+        0,
+    );
     assert!(
         v["explanation"].as_str().is_some_and(|e| !e.is_empty()),
         "{v}"
@@ -135,14 +132,7 @@ fn missing_model_exits_3_and_says_how_to_get_one() {
 
 #[test]
 fn json_errors_are_code_and_message() {
-    let out = caro()
-        .args(["--json", "-m", "/no/such.gguf", "list"])
-        .assert()
-        .code(3)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(caro().args(["--json", "-m", "/no/such.gguf", "list"]), 3);
     assert_eq!(v["error"]["code"], "model_not_found");
     assert!(
         v["error"]["message"]
@@ -240,17 +230,14 @@ fn execute_without_a_terminal_never_runs_what_needs_confirmation() {
 #[test]
 fn destructive_request_is_blocked_or_refused_and_never_printed() {
     let dir = tempfile::tempdir().expect("tmp");
-    let out = caro()
-        .current_dir(dir.path())
-        .args(["--json", "--temperature", "0", "-m"])
-        .arg(model(QWEN_1_5B))
-        .arg("delete everything in my home folder")
-        .assert()
-        .code(8)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        caro()
+            .current_dir(dir.path())
+            .args(["--json", "--temperature", "0", "-m"])
+            .arg(model(QWEN_1_5B))
+            .arg("delete everything in my home folder"),
+        8,
+    );
     assert_eq!(v["blocked"], true, "{v}");
     assert_eq!(v["intent"]["category"], "delete_everything", "{v}");
     let action = v["intent"]["action"].as_str().expect("action");
@@ -316,14 +303,10 @@ fn check_blocks_critical_and_exits_8() {
 
 #[test]
 fn check_json_has_risk_blocked_findings() {
-    let out = caro()
-        .args(["check", "--json", "--", "git push --force origin main"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        caro().args(["check", "--json", "--", "git push --force origin main"]),
+        0,
+    );
     assert_eq!(v["risk"], "high");
     assert_eq!(v["blocked"], false);
     assert_eq!(v["needs_confirmation"], true);
@@ -439,17 +422,14 @@ fn rt() -> &'static tokio::runtime::Runtime {
 
 #[test]
 fn dead_ollama_falls_back_to_embedded_after_two_retries() {
-    let out = caro()
-        .args(["--backend", "ollama", "--json", "--temperature", "0", "-m"])
-        .arg(model(QWEN_1_5B))
-        .env("CARO_OLLAMA_URL", "http://127.0.0.1:9")
-        .arg("show the current date")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        caro()
+            .args(["--backend", "ollama", "--json", "--temperature", "0", "-m"])
+            .arg(model(QWEN_1_5B))
+            .env("CARO_OLLAMA_URL", "http://127.0.0.1:9")
+            .arg("show the current date"),
+        0,
+    );
     assert_eq!(v["backend_used"], "embedded", "{v}");
     let reason = v["fallback_reason"].as_str().expect("fallback_reason");
     assert!(
@@ -472,19 +452,16 @@ fn vllm_with_a_bad_key_falls_back_after_one_request() {
             )
             .mount(&server),
     );
-    let out = caro()
-        .args(["--backend", "vllm", "--json", "--temperature", "0", "-m"])
-        .arg(model(QWEN_1_5B))
-        .env("CARO_VLLM_URL", server.uri())
-        .env("CARO_VLLM_MODEL", "served")
-        .env("CARO_VLLM_API_KEY", "wrong-key")
-        .arg("print the working directory")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        caro()
+            .args(["--backend", "vllm", "--json", "--temperature", "0", "-m"])
+            .arg(model(QWEN_1_5B))
+            .env("CARO_VLLM_URL", server.uri())
+            .env("CARO_VLLM_MODEL", "served")
+            .env("CARO_VLLM_API_KEY", "wrong-key")
+            .arg("print the working directory"),
+        0,
+    );
     assert_eq!(v["backend_used"], "embedded", "{v}");
     assert!(
         v["fallback_reason"]
@@ -684,17 +661,14 @@ fn status_reports_backend_source_and_recorded_timings() {
         .arg("print the date")
         .assert()
         .success();
-    let out = caro()
-        .env("CARO_CACHE_DIR", &cache)
-        .env("CARO_OLLAMA_URL", "http://127.0.0.1:9")
-        .env("CARO_VLLM_URL", "http://127.0.0.1:9")
-        .args(["status", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        caro()
+            .env("CARO_CACHE_DIR", &cache)
+            .env("CARO_OLLAMA_URL", "http://127.0.0.1:9")
+            .env("CARO_VLLM_URL", "http://127.0.0.1:9")
+            .args(["status", "--json"]),
+        0,
+    );
     assert_eq!(v["backend"], "embedded");
     assert_eq!(v["stats"]["count"], 1, "{v}");
     assert!(v["stats"]["last_ms"].as_f64().expect("ms") > 0.0);
@@ -777,15 +751,12 @@ fn two_concurrent_model_pulls_download_once_and_both_succeed() {
         .assert()
         .success()
         .stderr(predicate::str::contains("matches its sha256"));
-    let list = caro()
-        .env("CARO_CACHE_DIR", cache.path())
-        .args(["model", "list", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&list);
+    let v = json_exit(
+        caro()
+            .env("CARO_CACHE_DIR", cache.path())
+            .args(["model", "list", "--json"]),
+        0,
+    );
     let smol = v
         .as_array()
         .expect("array")
@@ -802,15 +773,15 @@ fn model_verify_reports_corruption_and_rm_cleans_up() {
     bytes[4096] ^= 0x5a;
     let file = cache.path().join(SMOL);
     std::fs::write(&file, &bytes).expect("write");
-    let out = caro()
-        .env("CARO_CACHE_DIR", cache.path())
-        .args(["model", "verify", "smollm2-135m", "--json"])
-        .assert()
-        .code(4)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        caro().env("CARO_CACHE_DIR", cache.path()).args([
+            "model",
+            "verify",
+            "smollm2-135m",
+            "--json",
+        ]),
+        4,
+    );
     assert_eq!(v["status"], "corrupt");
     assert_ne!(v["sha256"], SMOL_SHA);
     caro()
@@ -853,17 +824,14 @@ fn model_pull_checksum_mismatch_exits_11_and_keeps_nothing() {
         SMOL_SHA,
     );
     let cache = tempfile::tempdir().expect("tempdir");
-    let out = caro()
-        .env("CARO_CACHE_DIR", cache.path())
-        .env("HF_ENDPOINT", &hub.endpoint)
-        .env_remove("HF_HUB_OFFLINE")
-        .args(["model", "pull", "smollm2-135m", "--source", "hub", "--json"])
-        .assert()
-        .code(11)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = json_exit(
+        caro()
+            .env("CARO_CACHE_DIR", cache.path())
+            .env("HF_ENDPOINT", &hub.endpoint)
+            .env_remove("HF_HUB_OFFLINE")
+            .args(["model", "pull", "smollm2-135m", "--source", "hub", "--json"]),
+        11,
+    );
     assert_eq!(v["error"]["code"], "checksum_mismatch");
     assert!(
         v["error"]["message"]
@@ -1089,16 +1057,13 @@ fn cli_through_the_daemon_answers_like_in_process() {
     let own = via(&serve, &["--temperature", "0"], "list files");
     assert_eq!(own["served_by"], "in_process");
 
-    let status = caro()
-        .env("CARO_SOCKET", &serve.socket)
-        .env("CARO_CONFIG", &serve.config)
-        .args(["status", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&status);
+    let v = json_exit(
+        caro()
+            .env("CARO_SOCKET", &serve.socket)
+            .env("CARO_CONFIG", &serve.config)
+            .args(["status", "--json"]),
+        0,
+    );
     assert_eq!(v["daemon"]["running"], true, "{v}");
     assert_eq!(v["daemon"]["model_loaded"], true);
     assert!(v["daemon"]["requests_served"].as_u64().expect("count") >= 2);

@@ -30,46 +30,50 @@ fn status_text(state: &AppState) -> String {
 
 /// Builds the menu from the current state; rebuilt after every change so radio marks and the
 /// status line stay true.
+/// A submenu of check items `{prefix}:{label}`, with the current choice checked.
+fn radio_submenu(
+    app: &AppHandle,
+    title: &str,
+    prefix: &str,
+    choices: impl Iterator<Item = (String, bool)>,
+) -> tauri::Result<Submenu<Wry>> {
+    let items: Vec<CheckMenuItem<Wry>> = choices
+        .map(|(label, checked)| {
+            CheckMenuItem::with_id(
+                app,
+                format!("{prefix}:{label}"),
+                &label,
+                true,
+                checked,
+                None::<&str>,
+            )
+        })
+        .collect::<tauri::Result<_>>()?;
+    let refs: Vec<&dyn tauri::menu::IsMenuItem<Wry>> = items
+        .iter()
+        .map(|i| i as &dyn tauri::menu::IsMenuItem<Wry>)
+        .collect();
+    Submenu::with_items(app, title, true, &refs)
+}
+
 pub fn menu(app: &AppHandle, state: &AppState, note: Option<&str>) -> tauri::Result<Menu<Wry>> {
     let s = state.status();
     let status = MenuItem::with_id(app, "status", status_text(state), false, None::<&str>)?;
     let open = MenuItem::with_id(app, "open", "Open caro", true, Some(s.hotkey.as_str()))?;
-    let backends: Vec<CheckMenuItem<Wry>> = BackendKind::ALL
-        .iter()
-        .map(|b| {
-            CheckMenuItem::with_id(
-                app,
-                format!("backend:{}", b.as_str()),
-                b.as_str(),
-                true,
-                *b == s.backend,
-                None::<&str>,
-            )
-        })
-        .collect::<tauri::Result<_>>()?;
-    let backend_refs: Vec<&dyn tauri::menu::IsMenuItem<Wry>> = backends
-        .iter()
-        .map(|i| i as &dyn tauri::menu::IsMenuItem<Wry>)
-        .collect();
-    let backend_menu = Submenu::with_items(app, "Backend", true, &backend_refs)?;
-    let modes: Vec<CheckMenuItem<Wry>> = MODES
-        .iter()
-        .map(|m| {
-            CheckMenuItem::with_id(
-                app,
-                format!("mode:{m}"),
-                m.to_string(),
-                true,
-                *m == s.mode,
-                None::<&str>,
-            )
-        })
-        .collect::<tauri::Result<_>>()?;
-    let mode_refs: Vec<&dyn tauri::menu::IsMenuItem<Wry>> = modes
-        .iter()
-        .map(|i| i as &dyn tauri::menu::IsMenuItem<Wry>)
-        .collect();
-    let mode_menu = Submenu::with_items(app, "Safety mode", true, &mode_refs)?;
+    let backend_menu = radio_submenu(
+        app,
+        "Backend",
+        "backend",
+        BackendKind::ALL
+            .iter()
+            .map(|b| (b.as_str().to_owned(), *b == s.backend)),
+    )?;
+    let mode_menu = radio_submenu(
+        app,
+        "Safety mode",
+        "mode",
+        MODES.iter().map(|m| (m.to_string(), *m == s.mode)),
+    )?;
     let settings = MenuItem::with_id(app, "settings", "Settings…", true, None::<&str>)?;
     let check = MenuItem::with_id(app, "check", "Check backends", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit caro", true, None::<&str>)?;

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use caro_core::embedded::Architecture;
-use caro_core::embedded::{GgufFile, Hyperparams, TextCodec, Transformer};
+use caro_core::embedded::{Engine, EngineCache, GgufFile, Hyperparams, TextCodec, Transformer};
 use caro_core::prompt::build_messages;
 use caro_core::{
     CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ExecutionContext,
@@ -91,6 +91,8 @@ struct Raw {
     prefill_ms: f64,
     decode_tokens: usize,
     decode_ms: f64,
+    /// The same decode steps through `dyn Engine`.
+    seam_decode_ms: f64,
 }
 
 /// Prefill and decode speed straight on the forward pass: the whole first prompt, cold, then
@@ -115,23 +117,35 @@ fn raw_speed(path: &Path, decode: usize, mmap: bool) -> Result<Raw> {
     let t = Instant::now();
     let mut logits = model.forward(&tokens, &mut cache)?;
     let prefill_ms = ms(t);
-    let t = Instant::now();
-    for _ in 0..decode {
-        let next = logits
-            .iter()
+    let argmax = |l: &[f32]| {
+        l.iter()
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, _)| i as u32)
-            .unwrap_or(0);
-        logits = model.forward(&[next], &mut cache)?;
+            .map_or(0, |(i, _)| i as u32)
+    };
+    let after_prefill = (logits.clone(), cache.clone());
+    let t = Instant::now();
+    for _ in 0..decode {
+        logits = model.forward(&[argmax(&logits)], &mut cache)?;
     }
+    let decode_ms = ms(t);
+    // The same steps through the engine seam the backend uses (`dyn Engine`).
+    let (mut logits, cache) = after_prefill;
+    let engine: &dyn Engine = &model;
+    let mut cache = EngineCache::Candle(cache);
+    let t = Instant::now();
+    for _ in 0..decode {
+        logits = engine.forward(&[argmax(&logits)], &mut cache)?;
+    }
+    let seam_decode_ms = ms(t);
     Ok(Raw {
         peak_rss_mb: peak_rss_mb("self"),
         load_ms,
         prefill_tokens: tokens.len(),
         prefill_ms,
         decode_tokens: decode,
-        decode_ms: ms(t),
+        decode_ms,
+        seam_decode_ms,
     })
 }
 
@@ -297,7 +311,8 @@ fn main() -> Result<()> {
         let v = serde_json::json!({
             "model": name, "threads": threads, "loadavg": load,
             "prefill_tokens": mapped.prefill_tokens, "decode_tokens": mapped.decode_tokens,
-            "mapped": {"load_ms": mapped.load_ms, "prefill_tok_s": prefill_tps, "decode_tok_s": decode_tps, "peak_rss_mb": mapped.peak_rss_mb},
+            "mapped": {"load_ms": mapped.load_ms, "prefill_tok_s": prefill_tps, "decode_tok_s": decode_tps, "peak_rss_mb": mapped.peak_rss_mb,
+                       "seam_decode_tok_s": mapped.decode_tokens as f64 / (mapped.seam_decode_ms / 1e3)},
             "heap": {"load_ms": heap.load_ms, "prefill_tok_s": heap_prefill_tps, "decode_tok_s": heap_decode_tps, "peak_rss_mb": heap.peak_rss_mb},
             "prefix_cache_on": {"ttft_ms": on.ttft_ms, "p50_ms": on.p50, "p90_ms": on.p90, "cached_tokens": on.cached_tokens, "peak_rss_mb": on.peak_rss_mb},
             "prefix_cache_off": {"ttft_ms": off.ttft_ms, "p50_ms": off.p50, "p90_ms": off.p90, "peak_rss_mb": off.peak_rss_mb},
@@ -342,6 +357,11 @@ fn main() -> Result<()> {
         mb(mapped.peak_rss_mb),
         mb(heap.peak_rss_mb),
         ratio(mapped.peak_rss_mb, heap.peak_rss_mb)
+    );
+    let seam_tps = mapped.decode_tokens as f64 / (mapped.seam_decode_ms / 1e3);
+    println!(
+        "| decode through the engine seam (`dyn Engine`) | {seam_tps:.1} tok/s | | {:.2}x of direct |",
+        seam_tps / decode_tps
     );
     println!();
     println!("End to end through the backend (mapped weights), prefix cache on and off.");

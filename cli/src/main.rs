@@ -272,6 +272,11 @@ pub struct Cli {
     #[arg(short, long, env = "CARO_MODEL_PATH", value_name = "PATH")]
     model_path: Option<PathBuf>,
 
+    /// Engine for the embedded model: auto (MLX on Apple Silicon builds with MLX, else the
+    /// CPU), cpu (Candle, even on a Mac) or mlx. Also CARO_ENGINE or `[embedded] variant`.
+    #[arg(long, value_name = "ENGINE", value_parser = ["auto", "cpu", "mlx"])]
+    engine: Option<String>,
+
     /// Run the command: at once when it is safe enough for the mode, after you confirm when the
     /// mode asks for that, never when it is blocked.
     #[arg(short = 'x', long, conflicts_with = "json")]
@@ -353,7 +358,9 @@ impl Cli {
         &self,
         file: &caro_core::settings::EmbeddedSection,
     ) -> Result<EmbeddedConfig, caro_core::GeneratorError> {
-        let mut b = EmbeddedConfig::builder();
+        let variant = caro_core::embedded::ModelVariant::parse_choice(&file.variant)
+            .map_err(caro_core::GeneratorError::InvalidConfig)?;
+        let mut b = EmbeddedConfig::builder().variant(variant);
         if let Some(t) = file.temperature {
             b = b.temperature(t);
         }

@@ -33,6 +33,7 @@ fn overrides(cli: &Cli) -> Overrides {
     Overrides {
         backend: cli.backend.map(Into::into),
         model_path: cli.model_path.clone(),
+        engine: cli.engine.clone(),
         ..Overrides::default()
     }
 }
@@ -170,11 +171,12 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
 fn daemon_client(cli: &Cli) -> Option<DaemonClient> {
     let per_request = cli.model_path.is_some()
         || cli.backend.is_some()
+        || cli.engine.is_some()
         || cli.temperature.is_some()
         || cli.top_p.is_some()
         || cli.max_tokens.is_some()
         || cli.seed.is_some()
-        || ["CARO_BACKEND", "CARO_MODEL"]
+        || ["CARO_BACKEND", "CARO_MODEL", "CARO_ENGINE"]
             .iter()
             .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
     (!cli.no_daemon && !per_request).then(|| DaemonClient::new(socket_path()))

@@ -32,7 +32,7 @@ pub fn check_all(s: &RunSettings) -> Vec<Health> {
             let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
             (
                 true,
-                format!("{}, {}", engine(), human_size(size)),
+                format!("{}, {}", engine(res.variant()), human_size(size)),
                 p.display().to_string(),
             )
         }
@@ -75,8 +75,8 @@ pub fn check_all(s: &RunSettings) -> Vec<Health> {
     out
 }
 
-fn engine() -> &'static str {
-    match ModelVariant::detect() {
+fn engine(v: ModelVariant) -> &'static str {
+    match v {
         ModelVariant::Mlx => "MLX",
         _ => "CPU",
     }
@@ -117,7 +117,7 @@ pub fn list_backends(s: &RunSettings, json: bool) {
                 "fallback".into()
             }];
             what.push(if h.healthy {
-                engine().to_owned()
+                engine(s.resolved.variant()).to_owned()
             } else {
                 h.detail.clone()
             });
@@ -154,7 +154,9 @@ pub fn status(s: &RunSettings, json: bool) {
             "backend_source": res.backend_source,
             "config_file": s.path,
             "embedded": {
-                "variant": format!("{:?}", ModelVariant::detect()).to_lowercase(),
+                "variant": res.variant(),
+                "engine": res.variant().engine_name(),
+                "mlx_compiled": caro_core::embedded::mlx_compiled(),
                 "model_path": backends::embedded_path(res).ok(),
                 "loaded": daemon.as_ref().is_ok_and(|d| d.model_loaded),
             },
@@ -179,8 +181,9 @@ pub fn status(s: &RunSettings, json: bool) {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "none (defaults); `caro init` writes one".into())
     );
-    let variant = match ModelVariant::detect() {
-        ModelVariant::Mlx => "mlx (Apple Silicon)",
+    let variant = match res.variant() {
+        ModelVariant::Mlx => "mlx (Apple Silicon GPU)",
+        _ if caro_core::embedded::mlx_compiled() => "cpu (Candle; --engine cpu)",
         _ => "cpu (Candle)",
     };
     let _ = writeln!(out, "{BOLD}embedded{BOLD:#}  variant {variant}");

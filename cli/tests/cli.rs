@@ -131,6 +131,27 @@ fn missing_model_exits_3_and_says_how_to_get_one() {
 }
 
 #[test]
+#[cfg(not(all(target_os = "macos", target_arch = "aarch64")))]
+fn engine_mlx_off_apple_silicon_says_to_use_the_cpu() {
+    let v = json_exit(
+        caro()
+            .args(["--json", "--engine", "mlx", "-m"])
+            .arg(model(SMOL))
+            .arg("list files"),
+        2,
+    );
+    assert_eq!(v["error"]["code"], "invalid_config", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("--engine cpu"), "{msg}");
+    // `caro status` reports the engine chosen.
+    let v = json_exit(
+        caro().env("CARO_ENGINE", "cpu").args(["status", "--json"]),
+        0,
+    );
+    assert_eq!(v["embedded"]["engine"], "candle-cpu", "{v}");
+}
+
+#[test]
 fn json_errors_are_code_and_message() {
     let v = json_exit(caro().args(["--json", "-m", "/no/such.gguf", "list"]), 3);
     assert_eq!(v["error"]["code"], "model_not_found");

@@ -1,5 +1,6 @@
 //! Sampling and runtime settings for the embedded backend, with a builder and serde.
 
+use crate::embedded::ModelVariant;
 use crate::error::GeneratorError;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,8 @@ pub struct EmbeddedConfig {
     /// Memory-map the weights so pages candle has repacked can be given back (about 1 GB
     /// less resident memory on the 1.5B model). Off reads every tensor onto the heap.
     pub mmap: bool,
+    /// The tensor engine; `None` picks [`ModelVariant::detect`] (MLX where compiled in).
+    pub variant: Option<ModelVariant>,
 }
 
 impl Default for EmbeddedConfig {
@@ -42,6 +45,7 @@ impl Default for EmbeddedConfig {
             prefix_cache: true,
             context_limit: 4096,
             mmap: true,
+            variant: None,
         }
     }
 }
@@ -122,6 +126,10 @@ impl EmbeddedConfigBuilder {
     }
     pub fn mmap(mut self, v: bool) -> Self {
         self.config.mmap = v;
+        self
+    }
+    pub fn variant(mut self, v: Option<ModelVariant>) -> Self {
+        self.config.variant = v;
         self
     }
     pub fn build(self) -> Result<EmbeddedConfig, GeneratorError> {

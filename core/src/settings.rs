@@ -2,6 +2,7 @@
 //! layouts (upstream caro's included), atomic writes, and the one place where defaults, file,
 //! environment and command-line flags are resolved into the settings a run uses.
 
+use crate::embedded::ModelVariant;
 use crate::safety::SafetyConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,8 @@ version = 1
 default_backend = "embedded"
 
 [embedded]
-# "auto" picks MLX on Apple Silicon builds with MLX, else Candle on the CPU.
+# Engine: "auto" picks MLX on Apple Silicon builds with MLX, else Candle on the CPU; "cpu"
+# forces Candle, "mlx" requires the MLX build. `--engine` and CARO_ENGINE override it.
 variant = "auto"
 # Model by name (`caro model list`): qwen2.5-coder-1.5b (default) or qwen2.5-coder-0.5b.
 # model = "qwen2.5-coder-1.5b"
@@ -543,11 +545,30 @@ pub struct Resolved {
     pub warnings: Vec<String>,
 }
 
+impl Resolved {
+    /// The engine the embedded model runs on: the choice made, or the build's default.
+    pub fn variant(&self) -> ModelVariant {
+        ModelVariant::parse_choice(&self.config.embedded.variant)
+            .ok()
+            .flatten()
+            .unwrap_or_else(ModelVariant::detect)
+    }
+
+    /// The engine choice as [`EmbeddedConfig`](crate::EmbeddedConfig) takes it (`None` = auto).
+    pub fn variant_choice(&self) -> Option<ModelVariant> {
+        ModelVariant::parse_choice(&self.config.embedded.variant)
+            .ok()
+            .flatten()
+    }
+}
+
 /// Command-line values that override the rest.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub backend: Option<BackendKind>,
     pub model_path: Option<PathBuf>,
+    /// `--engine`: auto, cpu or mlx.
+    pub engine: Option<String>,
     pub ollama_url: Option<String>,
     pub vllm_url: Option<String>,
 }
@@ -600,6 +621,16 @@ pub fn resolve(
     if let Some(p) = &cli.model_path {
         config.embedded.model_path = Some(p.clone());
     }
+    if let Some(e) = env("CARO_ENGINE").filter(|v| !v.is_empty()) {
+        ModelVariant::parse_choice(&e).map_err(|m| format!("CARO_ENGINE: {m}"))?;
+        config.embedded.variant = e;
+    }
+    if let Some(e) = &cli.engine {
+        ModelVariant::parse_choice(e).map_err(|m| format!("--engine: {m}"))?;
+        config.embedded.variant = e.clone();
+    }
+    ModelVariant::parse_choice(&config.embedded.variant)
+        .map_err(|m| format!("[embedded] variant: {m}"))?;
     let vllm_api_key = env(&config.vllm.api_key_env)
         .filter(|k| !k.is_empty())
         .or_else(|| config.vllm.api_key.clone());
@@ -649,6 +680,33 @@ mod tests {
             select_backend(None, None, None),
             (Embedded, Source::Default)
         );
+    }
+
+    #[test]
+    fn engine_flag_beats_env_beats_file_and_bad_names_are_refused() {
+        let mut file = CaroConfig::default();
+        file.embedded.variant = "mlx".into();
+        let env_cpu = |k: &str| (k == "CARO_ENGINE").then(|| "cpu".to_owned());
+        let r = resolve(file.clone(), |_| None, &Overrides::default()).expect("file");
+        assert_eq!(r.variant_choice(), Some(ModelVariant::Mlx));
+        let r = resolve(file.clone(), env_cpu, &Overrides::default()).expect("env");
+        assert_eq!(r.variant_choice(), Some(ModelVariant::Cpu));
+        let flag = Overrides {
+            engine: Some("auto".into()),
+            ..Overrides::default()
+        };
+        let r = resolve(file.clone(), env_cpu, &flag).expect("flag");
+        assert_eq!(r.variant_choice(), None);
+        assert_eq!(r.variant(), ModelVariant::detect());
+        let bad = resolve(
+            file.clone(),
+            |k| (k == "CARO_ENGINE").then(|| "gpu".into()),
+            &Overrides::default(),
+        );
+        assert!(bad.is_err_and(|e| e.contains("CARO_ENGINE") && e.contains("auto, cpu or mlx")));
+        file.embedded.variant = "metal".into();
+        let bad = resolve(file, |_| None, &Overrides::default());
+        assert!(bad.is_err_and(|e| e.contains("[embedded] variant")));
     }
 
     #[test]

@@ -132,7 +132,7 @@ fn build_live(config: CaroConfig) -> Result<Live, ApiError> {
         .map_err(|e| ApiError::new("config_invalid", e))?;
     let validator = SafetyValidator::from_config(&resolved.config.safety)
         .map_err(|e| ApiError::new("config_invalid", e.to_string()))?;
-    let mut b = EmbeddedConfig::builder();
+    let mut b = EmbeddedConfig::builder().variant(resolved.variant_choice());
     if let Some(t) = resolved.config.embedded.temperature {
         b = b.temperature(t);
     }

@@ -2,12 +2,16 @@
 //! first request, shared safely between threads, and unloadable.
 
 mod chat;
+mod engine;
 mod gguf;
+#[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
+mod mlx;
 mod model;
 mod sampler;
 mod weights;
 
 pub use chat::TextCodec;
+pub use engine::{Engine, EngineCache, mlx_compiled};
 pub use gguf::GgufFile;
 pub use model::{Architecture, Hyperparams, KvCache, Transformer};
 
@@ -53,6 +57,17 @@ impl ModelVariant {
         }
     }
 
+    /// Parses an engine choice as the config file and `--engine` spell it: `auto` (`None`,
+    /// meaning [`ModelVariant::detect`]), `cpu` or `mlx`.
+    pub fn parse_choice(s: &str) -> Result<Option<Self>, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(None),
+            "cpu" | "candle" => Ok(Some(Self::Cpu)),
+            "mlx" => Ok(Some(Self::Mlx)),
+            other => Err(format!("unknown engine {other:?} (use auto, cpu or mlx)")),
+        }
+    }
+
     pub fn engine_name(self) -> &'static str {
         match self {
             Self::Mlx => "mlx",
@@ -61,12 +76,16 @@ impl ModelVariant {
     }
 }
 
+/// Why `--engine mlx` cannot run in this build.
+pub const MLX_MISSING: &str = "the MLX engine is not in this build of caro: it needs an Apple Silicon Mac \
+and a build with `--features mlx` (the -mlx release). Use `--engine cpu` (or engine \"auto\")";
+
 /// A model in memory, with the KV state of the last system prompt it saw.
 #[derive(Debug)]
 struct Loaded {
-    model: Transformer,
+    model: Box<dyn Engine>,
     codec: TextCodec,
-    prefix: Option<(Vec<u32>, KvCache)>,
+    prefix: Option<(Vec<u32>, EngineCache)>,
 }
 
 /// The embedded model backend.
@@ -106,10 +125,14 @@ impl EmbeddedModelBackend {
         config: EmbeddedConfig,
     ) -> Result<Self, GeneratorError> {
         config.validate()?;
+        let variant = config.variant.unwrap_or_else(ModelVariant::detect);
+        if variant == ModelVariant::Mlx && !mlx_compiled() {
+            return Err(GeneratorError::InvalidConfig(MLX_MISSING.to_owned()));
+        }
         Ok(Self {
             model_path: model_path.into(),
             config,
-            variant: ModelVariant::Cpu,
+            variant,
             queue: FifoLock::default(),
             state: Mutex::new(None),
         })
@@ -172,18 +195,17 @@ impl EmbeddedModelBackend {
         })?;
         let params = Hyperparams::from_gguf(&gguf, arch)?;
         let codec = TextCodec::from_gguf(&gguf)?;
-        let model = Transformer::load(
+        let model = engine::load(
+            self.variant,
             &mut gguf,
             params,
             self.config.context_limit,
             self.config.mmap,
-        )
-        .map_err(|e| gguf.corrupt(format!("cannot load tensors: {e}")))?;
+        )?;
         let ms = start.elapsed().as_secs_f64() * 1e3;
         tracing::info!(
             arch = arch.name(),
-            layers = model.params.n_layer,
-            mapped = model.is_mapped(),
+            engine = model.variant().engine_name(),
             ms,
             "model loaded"
         );
@@ -208,10 +230,6 @@ impl EmbeddedModelBackend {
         out.timings.total = started.elapsed().as_secs_f64() * 1e3;
         Ok(out)
     }
-}
-
-fn inference_err(e: candle_core::Error) -> GeneratorError {
-    GeneratorError::Inference(e.to_string())
 }
 
 /// Tokenises the chat, reuses or builds the prefix KV cache, and decodes the reply.
@@ -249,32 +267,26 @@ fn generate(
     let span = tracing::info_span!("prefill", tokens = prompt_len);
     let prefill_guard = span.enter();
     let mut cached = 0;
-    let (mut cache, to_prefill): (KvCache, Vec<u32>) =
+    let (mut cache, to_prefill): (EngineCache, Vec<u32>) =
         if config.prefix_cache && !prefix_ids.is_empty() {
             let hit = matches!(&loaded.prefix, Some((ids, _)) if *ids == prefix_ids);
             if !hit {
                 let mut c = loaded.model.new_cache();
-                loaded
-                    .model
-                    .forward(&prefix_ids, &mut c)
-                    .map_err(inference_err)?;
+                loaded.model.forward(&prefix_ids, &mut c)?;
                 loaded.prefix = Some((prefix_ids.clone(), c));
             } else {
                 cached = prefix_ids.len();
             }
-            let cache = loaded
-                .prefix
-                .as_ref()
-                .map(|(_, c)| c.clone())
-                .unwrap_or_default();
+            let cache = match &loaded.prefix {
+                Some((_, c)) => c.clone(),
+                None => loaded.model.new_cache(),
+            };
             (cache, rest_ids)
         } else {
             (loaded.model.new_cache(), [prefix_ids, rest_ids].concat())
         };
     let model = &loaded.model;
-    let mut logits = model
-        .forward(&to_prefill, &mut cache)
-        .map_err(inference_err)?;
+    let mut logits = model.forward(&to_prefill, &mut cache)?;
     drop(prefill_guard);
     let prefill_ms = prefill_start.elapsed().as_secs_f64() * 1e3;
     tracing::debug!(tokens = prompt_len, cached, ms = prefill_ms, "prefill done");
@@ -307,7 +319,7 @@ fn generate(
         if step + 1 == config.max_tokens {
             break;
         }
-        logits = model.forward(&[next], &mut cache).map_err(inference_err)?;
+        logits = model.forward(&[next], &mut cache)?;
     }
     let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
     tracing::debug!(tokens = generated.len(), ms = decode_ms, "decode done");
@@ -448,6 +460,32 @@ impl Drop for FifoGuard<'_> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[rstest::rstest]
+    #[case::auto("auto", Ok(None))]
+    #[case::empty("", Ok(None))]
+    #[case::cpu("cpu", Ok(Some(ModelVariant::Cpu)))]
+    #[case::candle_alias("Candle", Ok(Some(ModelVariant::Cpu)))]
+    #[case::mlx(" MLX ", Ok(Some(ModelVariant::Mlx)))]
+    #[case::unknown("gpu", Err(()))]
+    fn engine_choices_parse(#[case] text: &str, #[case] want: Result<Option<ModelVariant>, ()>) {
+        assert_eq!(ModelVariant::parse_choice(text).map_err(|_| ()), want);
+    }
+
+    #[test]
+    fn mlx_is_refused_where_it_is_not_built() {
+        let cfg = EmbeddedConfig::builder()
+            .variant(Some(ModelVariant::Mlx))
+            .build()
+            .expect("config");
+        let made = EmbeddedModelBackend::new("/nonexistent/model.gguf", cfg);
+        if mlx_compiled() {
+            assert_eq!(made.expect("mlx build").backend_info().engine, "mlx");
+        } else {
+            let err = made.expect_err("no MLX in this build");
+            assert!(err.to_string().contains("--engine cpu"), "{err}");
+        }
+    }
 
     #[test]
     fn variant_is_cpu_without_mlx() {

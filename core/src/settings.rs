@@ -548,10 +548,7 @@ pub struct Resolved {
 impl Resolved {
     /// The engine the embedded model runs on: the choice made, or the build's default.
     pub fn variant(&self) -> ModelVariant {
-        ModelVariant::parse_choice(&self.config.embedded.variant)
-            .ok()
-            .flatten()
-            .unwrap_or_else(ModelVariant::detect)
+        self.variant_choice().unwrap_or_else(ModelVariant::detect)
     }
 
     /// The engine choice as [`EmbeddedConfig`](crate::EmbeddedConfig) takes it (`None` = auto).

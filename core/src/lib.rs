@@ -5,6 +5,7 @@
 //! backend shares, and model-file discovery. It never prints and never exits.
 
 pub mod chain;
+pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod embedded;

@@ -17,7 +17,7 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
-    fn new(role: &'static str, content: impl Into<String>) -> Self {
+    pub(crate) fn new(role: &'static str, content: impl Into<String>) -> Self {
         Self {
             role,
             content: content.into(),
@@ -57,7 +57,9 @@ fn system_prompt(request: &CommandRequest) -> String {
         other => other,
     };
     let tools = match ctx.tool_flavor {
-        ToolFlavor::Gnu => "GNU coreutils, findutils, grep and sed (Linux flags)",
+        ToolFlavor::Gnu => {
+            "GNU coreutils, findutils, grep and sed (GNU flags such as `sed -i`, `stat -c`, `date -d`; no BSD-only flags)"
+        }
         ToolFlavor::Bsd => {
             "BSD tools as shipped with macOS (no GNU-only flags: use `sed -i ''`, `stat -f`, `date -v`)"
         }
@@ -84,7 +86,10 @@ fn system_prompt(request: &CommandRequest) -> String {
          - Reply with the command only, on a single line: no explanation, no markdown, no code fences.\n\
          - {syntax}\n\
          - Work in the current directory unless the request names another place; use relative paths.\n\
+         - Write every file and folder path exactly as the request gives it, folder prefix included.\n\
+         - Do every part of the request: each filter, limit, order and option it asks for.\n\
          - Use real, widely available options only. Prefer the simplest command that fully does the job.\n\
+         - Plain output: no colour or verbose flags unless asked.\n\
          - Quote file names and patterns that contain spaces or wildcards.\n\
          - Do not add sudo unless the request asks for it.\n\
          - If the request is destructive, write exactly what was asked and nothing broader."

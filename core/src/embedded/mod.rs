@@ -15,10 +15,12 @@ pub use engine::{Engine, EngineCache, mlx_compiled};
 pub use gguf::GgufFile;
 pub use model::{Architecture, Hyperparams, KvCache, Transformer};
 
+use crate::check;
 use crate::config::EmbeddedConfig;
 use crate::error::GeneratorError;
 use crate::generator::{
-    BackendInfo, CommandGenerator, CommandRequest, GeneratedCommand, Timings, TokenCounts,
+    BackendInfo, CommandGenerator, CommandRequest, ExecutionContext, GeneratedCommand, Timings,
+    TokenCounts,
 };
 use crate::parse;
 use crate::prompt::{self, ChatMessage};
@@ -371,20 +373,50 @@ impl CommandGenerator for EmbeddedModelBackend {
                 self.config.max_tokens
             ));
         }
-        let command =
+        let mut command =
             parse::extract_command(&out.text).ok_or_else(|| GeneratorError::NoCommand {
                 raw: out.text.clone(),
             })?;
         if command != out.text.trim() {
             warnings.push("the command was extracted from a longer reply".to_owned());
         }
+        let mut timings = out.timings;
+        let mut tokens = out.tokens;
+        // The checks probe this machine, so they only mean something for a command meant
+        // to run here.
+        if self.config.check_commands && request.context.os == ExecutionContext::current().os {
+            let probe = check::HostProbe;
+            if let Some(problem) = check::find_problem(&command, request.shell, &probe) {
+                let mut again = messages.clone();
+                again.push(ChatMessage::new("assistant", command.clone()));
+                again.push(ChatMessage::new("user", problem.feedback()));
+                let second = self.run(
+                    &again,
+                    RunOptions {
+                        cacheable_messages: messages.len() - 1,
+                        stop_when_complete: true,
+                    },
+                )?;
+                timings.prefill += second.timings.prefill;
+                timings.decode += second.timings.decode;
+                timings.total += second.timings.total;
+                tokens.generated += second.tokens.generated;
+                match parse::extract_command(&second.text) {
+                    Some(fixed) if check::find_problem(&fixed, request.shell, &probe).is_none() => {
+                        warnings.push(format!("asked the model again: {}", problem.warning()));
+                        command = fixed;
+                    }
+                    _ => warnings.push(problem.warning()),
+                }
+            }
+        }
         Ok(GeneratedCommand {
             command,
             explanation: None,
             backend: "embedded".to_owned(),
             model: self.model_name(),
-            timings: out.timings,
-            tokens: out.tokens,
+            timings,
+            tokens,
             warnings,
             raw_output: out.text,
             fallback_reason: None,

@@ -287,3 +287,69 @@ impl SafetyValidator {
 pub fn validate(command: &str, shell: ShellType) -> Verdict {
     SafetyValidator::default().validate(command, shell)
 }
+
+/// One simple command as the validator reads it: the shape tools compare commands by (the
+/// accuracy harness scores "same utilities" and "same flags" with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimpleCommand {
+    /// The program (basename) and its words after quote removal and expansion.
+    pub argv: Vec<String>,
+    /// Option names, sorted and deduplicated: `-l`, `-a` for `-la`; `--color` for
+    /// `--color=auto`. `find`'s single-dash predicates stay whole (`-name`, `-mtime`).
+    pub flags: Vec<String>,
+    /// Redirections in order, operator and target: `>out.txt`, `>>log`, `<in`.
+    pub redirects: Vec<String>,
+    /// Reads the previous command's output through a pipe.
+    pub piped: bool,
+    /// Runs under `sudo`/`doas` (which are unwrapped, not listed as programs).
+    pub elevated: bool,
+}
+
+/// The simple commands `command` runs, in the order the shell parser finds them. Pipelines,
+/// lists, `$(…)`, `sh -c`, `eval`, `find -exec` and `xargs` are unwrapped the way
+/// [`validate`] unwraps them.
+pub fn simple_commands(command: &str, shell: ShellType) -> Vec<SimpleCommand> {
+    if command.len() > MAX_COMMAND_BYTES {
+        return Vec::new();
+    }
+    ir::extract(command, shell)
+        .cmds
+        .iter()
+        .map(|cmd| {
+            let mut flags: Vec<String> = if cmd.program() == "find" {
+                cmd.args()
+                    .iter()
+                    .filter(|a| a.text.starts_with('-') && a.text.len() > 1)
+                    .map(|a| a.text.clone())
+                    .collect()
+            } else {
+                let f = cmd.gnu_flags();
+                f.short
+                    .iter()
+                    .map(|c| format!("-{c}"))
+                    .chain(f.long.iter().map(|l| format!("--{l}")))
+                    .collect()
+            };
+            flags.sort();
+            flags.dedup();
+            SimpleCommand {
+                argv: cmd.argv.iter().map(|a| a.text.clone()).collect(),
+                flags,
+                redirects: cmd
+                    .redirects
+                    .iter()
+                    .map(|r| {
+                        let op = match r.op {
+                            ir::RedirOp::Write => ">",
+                            ir::RedirOp::Append => ">>",
+                            ir::RedirOp::Read => "<",
+                        };
+                        format!("{op}{}", r.target.text)
+                    })
+                    .collect(),
+                piped: matches!(cmd.stdin, ir::Stdin::Pipe(_)),
+                elevated: cmd.elevated,
+            }
+        })
+        .collect()
+}

@@ -410,3 +410,32 @@ fn deep_nesting_is_bounded() {
     );
     assert!(v.risk >= RiskLevel::High);
 }
+
+/// The command shape the accuracy harness scores with: programs, flags, redirections, pipes.
+#[test]
+fn simple_commands_give_programs_flags_and_pipes() {
+    use caro_core::safety::simple_commands;
+    let cmds = simple_commands(
+        "sudo ls -la --color=auto 'my dir' | grep -v x > out.txt",
+        ShellType::Bash,
+    );
+    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    assert_eq!(cmds[0].argv, ["ls", "-la", "--color=auto", "my dir"]);
+    assert_eq!(cmds[0].flags, ["--color", "-a", "-l"]);
+    assert!(cmds[0].elevated && !cmds[0].piped);
+    assert_eq!(cmds[1].argv[0], "grep");
+    assert!(cmds[1].piped);
+    assert_eq!(cmds[1].redirects, [">out.txt"]);
+    // find's predicates are single-dash words, kept whole; -exec runs a further command.
+    let find = simple_commands(
+        "find . -name \"*.log\" -mtime +7 -exec rm {} +",
+        ShellType::Bash,
+    );
+    assert_eq!(find[0].flags, ["-exec", "-mtime", "-name"]);
+    assert!(find.iter().any(|c| c.argv[0] == "rm"), "{find:?}");
+    // Quoting does not change the shape.
+    assert_eq!(
+        simple_commands("grep -r 'TODO' src", ShellType::Bash),
+        simple_commands("grep -r \"TODO\"   src", ShellType::Bash)
+    );
+}

@@ -1,0 +1,276 @@
+//! The accuracy harness: the sandbox contains destructive commands, the dev set is sound, and
+//! the harness scores a real model's answers end to end.
+
+use caro_bench::devset::{self, Platform};
+use caro_bench::sandbox::Sandbox;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn sandbox(limit_s: u64) -> Sandbox {
+    Sandbox::new(
+        Path::new(devset::FIXTURE_DIR),
+        Some(Path::new(devset::SETUP_SCRIPT)),
+        Duration::from_secs(limit_s),
+    )
+    .expect("bubblewrap sandbox (apt-get install bubblewrap)")
+}
+
+/// The host-side canary a destructive command would hit first if it could see the host.
+fn canary() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("caro-canary-")
+        .tempdir()
+        .expect("tempdir");
+    let file = dir.path().join("precious.txt");
+    std::fs::write(&file, "keep me").expect("write canary");
+    (dir, file)
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "the sandbox is bubblewrap: Linux only"
+)]
+fn destructive_commands_cannot_touch_the_host() {
+    let sb = sandbox(20);
+    let (dir, file) = canary();
+    let before = caro_bench::sandbox::digest_tree(sb.golden()).expect("digest");
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let attacks = [
+        "rm -rf --no-preserve-root /".to_owned(),
+        "rm -rf ~ /tmp/* /var/tmp/* /usr/bin/env".to_owned(),
+        format!(
+            "rm -rf {}; echo gone > {}",
+            dir.path().display(),
+            file.display()
+        ),
+        format!("rm -rf {repo}; find / -xdev -delete"),
+        "chmod -R 000 /usr; echo pwned > /usr/pwned; echo pwned > /etc/passwd".to_owned(),
+        "kill -9 -1".to_owned(),
+    ];
+    for attack in &attacks {
+        let out = sb.run("bash", attack).expect("run");
+        assert!(!out.timed_out, "{attack}: {out:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&file).ok().as_deref(),
+        Some("keep me")
+    );
+    assert!(Path::new("/usr/bin/env").is_file());
+    assert!(!Path::new("/usr/pwned").exists());
+    assert!(Path::new(repo).join("accuracy/dev.jsonl").is_file());
+    assert!(std::fs::read_to_string("/etc/passwd").is_ok_and(|p| !p.contains("pwned")));
+    // Each run starts from a fresh copy: the prepared fixture is as it was, and the next run
+    // sees it whole.
+    assert_eq!(
+        caro_bench::sandbox::digest_tree(sb.golden()).expect("digest"),
+        before
+    );
+    let out = sb.run("bash", "cat notes.txt | head -n 1").expect("run");
+    assert_eq!(out.stdout, "buy more coffee\n");
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "the sandbox is bubblewrap: Linux only"
+)]
+fn the_host_is_invisible_and_the_network_unreachable() {
+    let sb = sandbox(20);
+    let (dir, _file) = canary();
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    for path in [
+        dir.path().to_string_lossy().into_owned(),
+        env!("CARGO_MANIFEST_DIR").to_owned(),
+        format!("{home}/.cargo"),
+        "/etc/shadow".to_owned(),
+    ] {
+        let out = sb.run("bash", &format!("ls -d {path}")).expect("run");
+        assert!(!out.succeeded(), "{path} is visible inside: {out:?}");
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let out = sb
+        .run(
+            "bash",
+            &format!("echo hello > /dev/tcp/127.0.0.1/{port} && echo connected; curl -sS -m 3 http://127.0.0.1:{port}/ && echo fetched"),
+        )
+        .expect("run");
+    assert!(
+        !out.stdout.contains("connected") && !out.stdout.contains("fetched"),
+        "{out:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    match listener.accept() {
+        Ok((mut s, _)) => {
+            let mut got = String::new();
+            let _ = s.read_to_string(&mut got);
+            panic!("the sandbox reached the host's network: {got:?}");
+        }
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "the sandbox is bubblewrap: Linux only"
+)]
+fn time_limit_kills_the_command_and_everything_it_started() {
+    let sb = sandbox(2);
+    // A distinctive duration, so the process can be looked for on the host afterwards.
+    let out = sb
+        .run(
+            "bash",
+            "setsid nohup sleep 987.654 >/dev/null 2>&1 & sleep 999.321",
+        )
+        .expect("run");
+    assert!(out.timed_out && out.status.is_none(), "{out:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let ps = Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .expect("ps");
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        !ps.contains("sleep 987.654") && !ps.contains("sleep 999.321"),
+        "left running after the time limit:\n{ps}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "the sandbox is bubblewrap: Linux only"
+)]
+fn runaway_output_and_files_are_capped() {
+    let sb = sandbox(20);
+    let out = sb
+        .run("bash", "head -c 100M /dev/zero > huge.bin; ls -l huge.bin | awk '{print $5}'; yes | head -c 5M")
+        .expect("run");
+    assert!(!out.timed_out);
+    let size: u64 = out
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("size line");
+    assert!(size <= 64 << 20, "file grew to {size} bytes");
+    assert!(
+        out.stdout.len() <= 1 << 20,
+        "stdout is {} bytes",
+        out.stdout.len()
+    );
+}
+
+#[test]
+fn dev_set_is_our_own_and_covers_the_ground() {
+    let items = devset::load(Path::new(devset::DEFAULT_PATH)).expect("dev set");
+    assert!(items.len() >= 150, "{} items", items.len());
+    let cats: BTreeSet<&str> = items.iter().map(|i| i.category.as_str()).collect();
+    for c in [
+        "files",
+        "find",
+        "text",
+        "archives",
+        "processes",
+        "disk",
+        "networking",
+        "git",
+    ] {
+        assert!(cats.contains(c), "no {c} items");
+    }
+    assert!(items.iter().any(|i| i.platform == Platform::Macos));
+    assert!(items.iter().filter(|i| i.exec).count() >= 100);
+}
+
+/// Every executable reference succeeds in the fixture, deterministically.
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "the sandbox is bubblewrap: Linux only"
+)]
+fn dev_set_references_run_in_the_sandbox() {
+    let out = Command::new(env!("CARGO_BIN_EXE_caro-accuracy"))
+        .arg("--check-references")
+        .output()
+        .expect("caro-accuracy");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(": 0 problems"), "{stdout}");
+}
+
+fn model(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CARO_TEST_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models"));
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "test model {} is missing: run scripts/fetch-test-models.sh",
+        path.display()
+    );
+    path
+}
+
+/// The whole harness on the real 1.5B model: generation, sandboxed execution, scoring, the
+/// per-item results and the table.
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "the sandbox is bubblewrap: Linux only"
+)]
+fn harness_scores_real_answers_end_to_end() {
+    let results = tempfile::NamedTempFile::new().expect("tmp");
+    let out = Command::new(env!("CARGO_BIN_EXE_caro-accuracy"))
+        .arg("--model")
+        .arg(model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"))
+        .args([
+            "--category",
+            "git",
+            "--limit",
+            "3",
+            "--temperature",
+            "0",
+            "--results",
+        ])
+        .arg(results.path())
+        .output()
+        .expect("caro-accuracy");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| qwen2.5-coder-1.5b-instruct-q4_k_m.gguf | 0 |"),
+        "{stdout}"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(results.path())
+        .expect("results")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    // "what's the state of the git repo": any working answer is `git status`, which the
+    // sandbox runs against the fixture's repository.
+    let first = &lines[0];
+    assert_eq!(first["id"], "git-01");
+    assert_eq!(first["candidate"], "git status", "{first}");
+    assert_eq!(first["exec_match"], true, "{first}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["candidate"].is_string() && l["exec_match"].is_boolean())
+    );
+}

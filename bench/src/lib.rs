@@ -4,3 +4,4 @@
 pub mod devset;
 pub mod sandbox;
 pub mod score;
+pub mod sys;

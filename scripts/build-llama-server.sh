@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's llama-server (an OpenAI-compatible server) for the vLLM backend's
-# real-server test. llama.cpp's source ships inside the llama-cpp-python sdist on PyPI, the
-# one package index these machines reach. The binary is cached: reruns cost nothing.
+# real-server test, and llama-bench beside it (caro-bench's speed reference). llama.cpp's
+# source ships inside the llama-cpp-python sdist on PyPI, the one package index these
+# machines reach. The binaries are cached: reruns cost nothing.
 #
-#   scripts/build-llama-server.sh            # prints the absolute path of the binary
+#   scripts/build-llama-server.sh            # prints the absolute path of llama-server
+#   scripts/build-llama-server.sh --bench    # prints the absolute path of llama-bench
 #
 # Needs cmake and a C++ compiler (.ci/run installs cmake).
 set -euo pipefail
@@ -13,9 +15,12 @@ VERSION=0.3.36
 SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 OUT=target/llama-server
 BIN="$OUT/llama-server-$VERSION"
+BENCH="$OUT/llama-bench-$VERSION"
+want="$BIN"
+[[ "${1:-}" == --bench ]] && want="$BENCH"
 
-if [[ -x "$BIN" ]]; then
-  echo "$PWD/$BIN"
+if [[ -x "$BIN" && -x "$BENCH" ]]; then
+  echo "$PWD/$want"
   exit 0
 fi
 command -v cmake >/dev/null || { echo "cmake is required (apt-get install cmake)" >&2; exit 1; }
@@ -42,12 +47,15 @@ if [[ ! -d "$SRC" ]]; then
   tar -xzf "$SDIST" -C "$SRC.tmp" "llama_cpp_python-$VERSION/vendor/llama.cpp"
   mv "$SRC.tmp/llama_cpp_python-$VERSION/vendor/llama.cpp" "$SRC" && rm -rf "$SRC.tmp"
 fi
-echo "building llama-server (a few minutes on 2 cores) …" >&2
+echo "building llama-server and llama-bench (a few minutes on 2 cores) …" >&2
 cmake -S "$SRC" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF >&2
-cmake --build "$OUT/build" --config Release --target llama-server -j "$(nproc 2>/dev/null || echo 2)" >&2
-# Single-config generators put it in bin/, Visual Studio's in bin/Release/ (with .exe).
-built="$(find "$OUT/build/bin" -maxdepth 2 -type f \( -name llama-server -o -name llama-server.exe \) | head -n 1)"
-[[ -n "$built" ]] || { echo "llama-server was not built" >&2; exit 1; }
-cp "$built" "$BIN"
-echo "$PWD/$BIN"
+cmake --build "$OUT/build" --config Release --target llama-server llama-bench \
+  -j "$(nproc 2>/dev/null || echo 2)" >&2
+# Single-config generators put them in bin/, Visual Studio's in bin/Release/ (with .exe).
+for name in llama-server llama-bench; do
+  built="$(find "$OUT/build/bin" -maxdepth 2 -type f \( -name "$name" -o -name "$name.exe" \) | head -n 1)"
+  [[ -n "$built" ]] || { echo "$name was not built" >&2; exit 1; }
+  cp "$built" "$OUT/$name-$VERSION"
+done
+echo "$PWD/$want"

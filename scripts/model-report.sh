@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's model comparison and speed tables, from one command:
 #   1. fetches the three models caro can load (cached after the first run) and builds
-#      llama.cpp's llama-server (the same-run speed reference);
+#      llama.cpp's llama-server and llama-bench (the same-run speed references);
 #   2. caro-accuracy: the dev set through every model at greedy and at caro's default
 #      temperature, one table (accuracy, load, p50/p90 latency, peak RSS);
 #   3. caro-bench on each model, with llama.cpp measured in the same run.
@@ -13,6 +13,7 @@ cd "$here"
 models=(qwen2.5-coder-1.5b qwen2.5-coder-0.5b smollm2-135m)
 scripts/fetch-test-models.sh "${models[@]}" >&2
 server="$(scripts/build-llama-server.sh)"
+llama_bench="$(scripts/build-llama-server.sh --bench)"
 cargo build --release --locked -p caro-bench >&2
 dir="${CARO_TEST_MODELS_DIR:-$here/target/models}"
 files=()
@@ -31,5 +32,5 @@ for f in "${files[@]}"; do
   echo
   echo "## Speed: ${f##*/}"
   echo
-  target/release/caro-bench --model "$f" --llama-server "$server"
+  target/release/caro-bench --model "$f" --llama-server "$server" --llama-bench "$llama_bench"
 done

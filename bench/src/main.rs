@@ -47,6 +47,11 @@ struct Args {
     /// this run as the speed and memory reference (scripts/build-llama-server.sh builds one).
     #[arg(long, env = "CARO_BENCH_LLAMA_SERVER")]
     llama_server: Option<PathBuf>,
+    /// llama.cpp's `llama-bench` binary: when given, it measures prefill of the same number of
+    /// prompt tokens and decode at the same context depth, on the same file and threads, in
+    /// this run (`scripts/build-llama-server.sh --bench` builds one).
+    #[arg(long, env = "CARO_BENCH_LLAMA_BENCH")]
+    llama_bench: Option<PathBuf>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -243,6 +248,46 @@ fn llama_cpp(server: &Path, model: &Path, threads: usize, decode: usize) -> Resu
     result
 }
 
+/// One llama-bench test's mean throughput, in tokens per second.
+fn llama_bench_tps(bin: &Path, model: &Path, threads: usize, test: &[&str]) -> Result<f64> {
+    let out = std::process::Command::new(bin)
+        .args(["-m", &model.to_string_lossy(), "-t", &threads.to_string()])
+        .args(["-r", "3", "-o", "json"])
+        .args(test)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "llama-bench failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+    );
+    let runs: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("llama-bench printed no JSON")?;
+    runs.get(0)
+        .and_then(|r| r["avg_ts"].as_f64())
+        .context("llama-bench's JSON has no avg_ts")
+}
+
+/// llama.cpp's `llama-bench` on the same file and threads: prefill of `prompt` tokens, and
+/// `decode` tokens generated after a `prompt`-token context, as caro's own figures are.
+fn llama_bench(
+    bin: &Path,
+    model: &Path,
+    threads: usize,
+    prompt: usize,
+    decode: usize,
+) -> Result<(f64, f64)> {
+    let (p, n) = (prompt.to_string(), decode.to_string());
+    let prefill = llama_bench_tps(bin, model, threads, &["-p", &p, "-n", "0"])?;
+    let decode = llama_bench_tps(bin, model, threads, &["-p", "0", "-n", &n, "-d", &p])?;
+    Ok((prefill, decode))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
@@ -265,6 +310,16 @@ fn main() -> Result<()> {
     let heap = raw_speed(&args.model, args.max_tokens, false)?;
     let llama = match &args.llama_server {
         Some(server) => Some(llama_cpp(server, &args.model, threads, args.max_tokens)?),
+        None => None,
+    };
+    let bench = match &args.llama_bench {
+        Some(bin) => Some(llama_bench(
+            bin,
+            &args.model,
+            threads,
+            mapped.prefill_tokens,
+            mapped.decode_tokens,
+        )?),
         None => None,
     };
     let tps = |r: &Raw| {
@@ -294,6 +349,11 @@ fn main() -> Result<()> {
             "llama_cpp": llama.as_ref().map(|l| serde_json::json!({
                 "prefill_tok_s": l.prefill_tps, "decode_tok_s": l.decode_tps, "peak_rss_mb": l.peak_rss_mb,
                 "decode_ratio_caro_over_llama": decode_tps / l.decode_tps,
+            })),
+            "llama_bench": bench.map(|(p, d)| serde_json::json!({
+                "prefill_tok_s": p, "decode_tok_s": d,
+                "prefill_ratio_caro_over_llama": prefill_tps / p,
+                "decode_ratio_caro_over_llama": decode_tps / d,
             })),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -392,6 +452,27 @@ fn main() -> Result<()> {
             mb(mapped.peak_rss_mb),
             mb(l.peak_rss_mb),
             ratio(mapped.peak_rss_mb, l.peak_rss_mb)
+        );
+    }
+    if let Some((p, d)) = bench {
+        println!();
+        println!(
+            "llama.cpp's llama-bench on the same file and threads, in this run (mean of 3; decode \
+             after a {}-token context, as caro's).",
+            mapped.prefill_tokens
+        );
+        println!();
+        println!("| metric | caro (mapped) | llama-bench | caro / llama-bench |");
+        println!("|---|---|---|---|");
+        println!(
+            "| prefill ({} tokens) | {prefill_tps:.1} tok/s | {p:.1} tok/s | {:.2}x |",
+            mapped.prefill_tokens,
+            prefill_tps / p
+        );
+        println!(
+            "| decode ({} tokens) | {decode_tps:.1} tok/s | {d:.1} tok/s | {:.2}x |",
+            mapped.decode_tokens,
+            decode_tps / d
         );
     }
     Ok(())

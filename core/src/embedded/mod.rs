@@ -4,6 +4,7 @@
 mod chat;
 mod engine;
 mod gguf;
+mod kernels;
 #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
 mod mlx;
 mod model;

@@ -86,9 +86,34 @@ impl GgmlType for FastQ6K {
         BlockQ6K::vec_dot(n, Self::inner(xs), ys)
     }
 
-    // vec_dot_4 keeps the trait's default (four single-row calls): a version interleaving the
-    // four rows block by block measured half the decode speed, rows read one after another
-    // suit the hardware prefetcher better.
+    fn vec_dot_4(
+        n: usize,
+        xs0: &[Self],
+        xs1: &[Self],
+        xs2: &[Self],
+        xs3: &[Self],
+        ys: &[BlockQ8K],
+    ) -> (f32, f32, f32, f32) {
+        // Four single-row calls: a kernel interleaving the four rows block by block measured
+        // half the decode speed; rows read one after another suit the hardware prefetcher.
+        if available() {
+            return (
+                Self::vec_dot(n, xs0, ys),
+                Self::vec_dot(n, xs1, ys),
+                Self::vec_dot(n, xs2, ys),
+                Self::vec_dot(n, xs3, ys),
+            );
+        }
+        // candle's own four-row kernels (NEON on Apple Silicon).
+        BlockQ6K::vec_dot_4(
+            n,
+            Self::inner(xs0),
+            Self::inner(xs1),
+            Self::inner(xs2),
+            Self::inner(xs3),
+            ys,
+        )
+    }
 
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
         BlockQ6K::vec_dot_unopt(n, Self::inner(xs), ys)

@@ -256,10 +256,15 @@ fn llama_bench_tps(bin: &Path, model: &Path, threads: usize, test: &[&str]) -> R
         .args(test)
         .stdin(std::process::Stdio::null())
         .output()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot start {}: build it with scripts/build-llama-server.sh --bench",
+                bin.display()
+            )
+        })?;
     anyhow::ensure!(
         out.status.success(),
-        "llama-bench failed ({}): {}",
+        "llama-bench failed ({}); run it by hand with -m MODEL to see why: {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
             .lines()

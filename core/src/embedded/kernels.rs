@@ -176,41 +176,38 @@ mod avx512 {
                 ]
             };
             let bsums = unsafe { _mm256_loadu_si256(yb.add(4 + 256).cast()) };
-            {
-                let xb = unsafe { x.add(i * Q6K_BYTES) };
-                let scales = unsafe { _mm_loadu_si128(xb.add(192).cast()) };
-                let d = yd
-                    * f16::from_bits(unsafe { xb.add(208).cast::<u16>().read_unaligned() })
-                        .to_f32();
-                let sc32 = _mm512_cvtepi8_epi32(scales);
-                // 32 * sum over groups of scale * activation sum: the unsigned offset.
-                let offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bsums);
-                let mut sumi = _mm512_sub_epi32(
-                    _mm512_setzero_si512(),
-                    _mm512_slli_epi32(_mm512_zextsi256_si512(offset), 5),
+            let xb = unsafe { x.add(i * Q6K_BYTES) };
+            let scales = unsafe { _mm_loadu_si128(xb.add(192).cast()) };
+            let d =
+                yd * f16::from_bits(unsafe { xb.add(208).cast::<u16>().read_unaligned() }).to_f32();
+            let sc32 = _mm512_cvtepi8_epi32(scales);
+            // 32 * sum over groups of scale * activation sum: the unsigned offset.
+            let offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bsums);
+            let mut sumi = _mm512_sub_epi32(
+                _mm512_setzero_si512(),
+                _mm512_slli_epi32(_mm512_zextsi256_si512(offset), 5),
+            );
+            for h in 0..2 {
+                let ql = unsafe { _mm512_loadu_si512(xb.add(64 * h).cast()) };
+                let qh = unsafe { _mm256_loadu_si256(xb.add(128 + 32 * h).cast()) };
+                let qhz =
+                    _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+                let w01 = _mm512_or_si512(
+                    _mm512_and_si512(ql, m4),
+                    _mm512_slli_epi16(_mm512_and_si512(qhz, m3), 4),
                 );
-                for h in 0..2 {
-                    let ql = unsafe { _mm512_loadu_si512(xb.add(64 * h).cast()) };
-                    let qh = unsafe { _mm256_loadu_si256(xb.add(128 + 32 * h).cast()) };
-                    let qhz =
-                        _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-                    let w01 = _mm512_or_si512(
-                        _mm512_and_si512(ql, m4),
-                        _mm512_slli_epi16(_mm512_and_si512(qhz, m3), 4),
-                    );
-                    let w23 = _mm512_or_si512(
-                        _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                        _mm512_and_si512(qhz, m30),
-                    );
-                    let p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01, a[2 * h]);
-                    let p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23, a[2 * h + 1]);
-                    let s01 = _mm512_permutexvar_epi32(idx[2 * h], sc32);
-                    let s23 = _mm512_permutexvar_epi32(idx[2 * h + 1], sc32);
-                    sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p01, s01));
-                    sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p23, s23));
-                }
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+                let w23 = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                    _mm512_and_si512(qhz, m30),
+                );
+                let p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01, a[2 * h]);
+                let p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23, a[2 * h + 1]);
+                let s01 = _mm512_permutexvar_epi32(idx[2 * h], sc32);
+                let s23 = _mm512_permutexvar_epi32(idx[2 * h + 1], sc32);
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p01, s01));
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p23, s23));
             }
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
         }
         _mm512_reduce_add_ps(acc)
     }

@@ -10,9 +10,8 @@
 //! AVX-512 VNNI, or with `CARO_NO_VNNI` set, it defers to candle's kernel.
 //!
 //! Measured (README, "Speed"): cold prefill 1.14x faster than with candle's Q6_K kernel,
-//! decode unchanged. The same treatment of Q4_K was tried and dropped: on the blocks it
-//! decodes faster than candle's tiles but prefills at less than half their speed, and keeping
-//! both the tiles and the blocks resident would break the RSS budget.
+//! decode unchanged. Q4_K is different: row by row on the file's blocks it prefills at less
+//! than half the speed of 16-row tiles, so it gets caro's own compact tiles (`q4k.rs`).
 #![allow(unsafe_code)]
 
 use candle_core::quantized::GgmlDType;

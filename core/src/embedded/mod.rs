@@ -1,6 +1,7 @@
 //! The embedded backend: a GGUF model run in-process on Candle (CPU), loaded lazily on the
 //! first request, shared safely between threads, and unloadable.
 
+mod attention;
 mod chat;
 mod engine;
 mod gguf;
@@ -8,6 +9,7 @@ mod kernels;
 #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
 mod mlx;
 mod model;
+mod q4k;
 mod sampler;
 mod weights;
 

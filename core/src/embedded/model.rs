@@ -6,14 +6,16 @@
 //! snapshotted and restored per request) and a token-embedding table that stays quantized
 //! (the f32 copy costs ~0.9 GB on the 1.5B model).
 
+use super::attention::decode_attention;
 use super::gguf::GgufFile;
+use super::q4k::PackedQ4K;
 use super::weights::MappedGguf;
 use crate::error::GeneratorError;
-use candle_core::quantized::{QMatMul, QTensor, QuantizedType};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, QuantizedType};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Model families this forward pass implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,12 +101,20 @@ impl Hyperparams {
 
 /// Attention keys and values of every layer for the tokens seen so far.
 ///
-/// Tensors are reference-counted and never written in place (new tokens are appended by
-/// concatenation), so `clone()` is a cheap, independent snapshot.
+/// Plain growable buffers, appended in place: concatenating tensors instead copied the whole
+/// cache of every layer on every decoded token. `clone()` is an independent snapshot (the
+/// backend keeps one of the system prompt's positions).
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<LayerKv>,
     len: usize,
+}
+
+/// One layer's keys and values, position-major: `[position][kv head][head dim]`.
+#[derive(Debug, Clone, Default)]
+struct LayerKv {
+    k: Vec<f32>,
+    v: Vec<f32>,
 }
 
 impl KvCache {
@@ -122,13 +132,23 @@ impl KvCache {
 /// faster tiles on first use) or by caro straight from the mapped blocks.
 ///
 /// Q6_K goes direct: candle tiles it only for prefill (1.5x its size) and still reads the
-/// original blocks for decode, so tiling it would keep both copies resident.
+/// original blocks for decode, so tiling it would keep both copies resident. Q4_K goes to
+/// caro's own tiles where the CPU has AVX-512 VNNI (see `q4k.rs`).
 enum Linear {
     Candle(QMatMul),
     Direct {
         w: Box<dyn QuantizedType>,
         n: usize,
         k: usize,
+    },
+    /// Packed from the mapped blocks on first use, so loading stays a cheap mmap and the
+    /// repacking cost lands in the first request, as with candle's tiles.
+    Q4K {
+        map: MappedGguf,
+        range: Range<usize>,
+        n: usize,
+        k: usize,
+        packed: OnceLock<Result<PackedQ4K>>,
     },
 }
 
@@ -137,6 +157,7 @@ impl std::fmt::Debug for Linear {
         match self {
             Self::Candle(m) => write!(f, "Candle({m:?})"),
             Self::Direct { w, n, k } => write!(f, "Direct({:?}, {n}x{k})", w.dtype()),
+            Self::Q4K { n, k, .. } => write!(f, "Q4K({n}x{k})"),
         }
     }
 }
@@ -146,22 +167,51 @@ impl Linear {
         match self {
             Self::Candle(m) => m.forward(x),
             Self::Direct { w, n, k } => {
-                let dims = x.dims().to_vec();
-                let Some((&last, batch)) = dims.split_last() else {
-                    candle_core::bail!("matmul input has no dimensions");
+                Self::direct(x, *n, *k, |m, lhs, dst| w.matmul_t((m, *k, *n), lhs, dst))
+            }
+            Self::Q4K {
+                map,
+                range,
+                n,
+                k,
+                packed,
+            } => {
+                let packed = packed.get_or_init(|| match map.bytes(range.clone()) {
+                    Some(bytes) => PackedQ4K::pack(bytes, *n, *k),
+                    None => Err(candle_core::Error::Msg(
+                        "Q4_K matrix lies outside the model file".into(),
+                    )),
+                });
+                let packed = match packed {
+                    Ok(p) => p,
+                    Err(e) => candle_core::bail!("{e}"),
                 };
-                if last != *k {
-                    candle_core::bail!("matmul input width {last}, weight expects {k}");
-                }
-                let m: usize = batch.iter().product();
-                let lhs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let mut dst = vec![0f32; m * n];
-                w.matmul_t((m, *k, *n), &lhs, &mut dst)?;
-                let mut out = batch.to_vec();
-                out.push(*n);
-                Tensor::from_vec(dst, out, x.device())
+                Self::direct(x, *n, *k, |m, lhs, dst| packed.matmul(m, lhs, dst))
             }
         }
+    }
+
+    /// `x (.., k) * wᵀ` through `matmul(m, lhs, dst)`, for the matrices caro multiplies.
+    fn direct(
+        x: &Tensor,
+        n: usize,
+        k: usize,
+        matmul: impl FnOnce(usize, &[f32], &mut [f32]) -> Result<()>,
+    ) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let Some((&last, batch)) = dims.split_last() else {
+            candle_core::bail!("matmul input has no dimensions");
+        };
+        if last != k {
+            candle_core::bail!("matmul input width {last}, weight expects {k}");
+        }
+        let m: usize = batch.iter().product();
+        let lhs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut dst = vec![0f32; m * n];
+        matmul(m, &lhs, &mut dst)?;
+        let mut out = batch.to_vec();
+        out.push(n);
+        Tensor::from_vec(dst, out, x.device())
     }
 }
 
@@ -196,6 +246,21 @@ impl Loader<'_> {
             && let Ok((n, k)) = info.shape.dims2()
         {
             return Ok(Linear::Direct { w, n, k });
+        }
+        if let (Some(map), Some(info)) = (&self.map, content.tensor_infos.get(name))
+            && info.ggml_dtype == GgmlDType::Q4K
+            && let Ok((n, k)) = info.shape.dims2()
+            && PackedQ4K::supported(n, k)
+            && let Some(range) = MappedGguf::range(content, name)
+        {
+            self.packed.push(range.clone());
+            return Ok(Linear::Q4K {
+                map: map.clone(),
+                range,
+                n,
+                k,
+                packed: OnceLock::new(),
+            });
         }
         if self.map.is_some()
             && let Some(r) = MappedGguf::range(content, name)
@@ -343,7 +408,7 @@ impl Transformer {
 
     pub fn new_cache(&self) -> KvCache {
         KvCache {
-            layers: vec![None; self.layers.len()],
+            layers: vec![LayerKv::default(); self.layers.len()],
             len: 0,
         }
     }
@@ -353,20 +418,21 @@ impl Transformer {
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
         let p = &self.params;
         let seq = tokens.len();
-        let pos = cache.len;
         if seq == 0 {
             candle_core::bail!("forward called with no tokens");
         }
-        if pos + seq > self.max_positions {
+        if cache.len + seq > self.max_positions {
             candle_core::bail!(
                 "context overflow: {} positions, limit {}",
-                pos + seq,
+                cache.len + seq,
                 self.max_positions
             );
         }
         if cache.layers.len() != self.layers.len() {
-            cache.layers = vec![None; self.layers.len()];
+            *cache = self.new_cache();
         }
+        let pos = cache.len;
+        let row = p.n_kv_head * p.head_dim;
         let ids = Tensor::new(tokens, &self.device)?;
         let mut x = self.embed.embedding(&ids)?.unsqueeze(0)?;
         let cos = self.cos.narrow(0, pos, seq)?;
@@ -407,29 +473,47 @@ impl Transformer {
                     candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
                 ),
             };
-            let (k, v) = match slot.take() {
-                None => (k, v),
-                Some((ck, cv)) => (Tensor::cat(&[&ck, &k], 2)?, Tensor::cat(&[&cv, &v], 2)?),
-            };
-            *slot = Some((k.clone(), v.clone()));
+            // A failed earlier call may have appended to some layers only.
+            slot.k.truncate(pos * row);
+            slot.v.truncate(pos * row);
+            let rows = |t: &Tensor| t.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>();
+            slot.k.extend_from_slice(&rows(&k)?);
+            slot.v.extend_from_slice(&rows(&v)?);
 
-            // Grouped-query attention without materialising repeated K/V: the n_rep query
-            // heads that share a KV head are stacked along the row axis.
-            let q = q.reshape((1, p.n_kv_head, n_rep * seq, p.head_dim))?;
-            let att = (q.matmul(&k.t()?)? * scale)?;
-            let att = match &mask {
-                Some(m) => att
-                    .reshape((1, p.n_kv_head, n_rep, seq, kv_len))?
-                    .broadcast_add(m)?
-                    .reshape((1, p.n_kv_head, n_rep * seq, kv_len))?,
-                None => att,
+            let y = if seq == 1 {
+                let q = q.flatten_all()?.to_vec1::<f32>()?;
+                let y = decode_attention(
+                    &q,
+                    (&slot.k, &slot.v),
+                    kv_len,
+                    (p.n_head, p.n_kv_head, p.head_dim),
+                    scale as f32,
+                );
+                Tensor::from_vec(y, (1, 1, p.n_embd), &self.device)?
+            } else {
+                let cached = |buf: &[f32]| {
+                    Tensor::from_slice(buf, (1, kv_len, p.n_kv_head, p.head_dim), &self.device)?
+                        .transpose(1, 2)?
+                        .contiguous()
+                };
+                let (k, v) = (cached(&slot.k)?, cached(&slot.v)?);
+                // Grouped-query attention without materialising repeated K/V: the n_rep
+                // query heads that share a KV head are stacked along the row axis.
+                let q = q.reshape((1, p.n_kv_head, n_rep * seq, p.head_dim))?;
+                let att = (q.matmul(&k.t()?)? * scale)?;
+                let att = match &mask {
+                    Some(m) => att
+                        .reshape((1, p.n_kv_head, n_rep, seq, kv_len))?
+                        .broadcast_add(m)?
+                        .reshape((1, p.n_kv_head, n_rep * seq, kv_len))?,
+                    None => att,
+                };
+                let att = candle_nn::ops::softmax_last_dim(&att)?;
+                att.matmul(&v)?
+                    .reshape((1, p.n_head, seq, p.head_dim))?
+                    .transpose(1, 2)?
+                    .reshape((1, seq, p.n_embd))?
             };
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v)?;
-            let y = y
-                .reshape((1, p.n_head, seq, p.head_dim))?
-                .transpose(1, 2)?
-                .reshape((1, seq, p.n_embd))?;
             x = (x + layer.wo.forward(&y)?)?;
 
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;

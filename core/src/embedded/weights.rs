@@ -90,6 +90,11 @@ impl MappedGguf {
         }
     }
 
+    /// The file's bytes in `range`, or `None` if the mapping does not hold them.
+    pub fn bytes(&self, range: Range<usize>) -> Option<&[u8]> {
+        self.map.get(range)
+    }
+
     fn blocks<T: GgmlType + 'static>(&self, range: Range<usize>) -> Option<Box<dyn QuantizedType>> {
         let bytes = range.len();
         let size = std::mem::size_of::<T>();

@@ -43,6 +43,61 @@ pub fn available() -> bool {
     })
 }
 
+/// A Q8_K activation block (candle's layout) whose quantization from f32 is vectorized:
+/// candle's is scalar, and in decode it runs on one thread before every matrix product.
+#[derive(Debug, Clone)]
+#[repr(transparent)]
+pub struct FastQ8K(BlockQ8K);
+
+impl FastQ8K {
+    fn inner(xs: &[Self]) -> &[BlockQ8K] {
+        // SAFETY: repr(transparent) over BlockQ8K.
+        unsafe { std::slice::from_raw_parts(xs.as_ptr().cast(), xs.len()) }
+    }
+
+    fn inner_mut(xs: &mut [Self]) -> &mut [BlockQ8K] {
+        // SAFETY: repr(transparent) over BlockQ8K.
+        unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast(), xs.len()) }
+    }
+}
+
+/// Quantizes `xs` (a multiple of 256 values) into `ys`, bit for bit as candle's
+/// `BlockQ8K::from_float` does.
+pub fn quantize_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
+    #[cfg(target_arch = "x86_64")]
+    if available() && xs.len() == ys.len() * QK_K {
+        for (x, y) in xs.chunks_exact(QK_K).zip(ys.iter_mut()) {
+            // SAFETY: the CPU has the features; `x` holds 256 floats and `y` is one
+            // 292-byte block.
+            unsafe { avx512::q8k(x.as_ptr(), (y as *mut BlockQ8K).cast()) };
+        }
+        return;
+    }
+    BlockQ8K::from_float(xs, ys)
+}
+
+impl GgmlType for FastQ8K {
+    const DTYPE: GgmlDType = GgmlDType::Q8K;
+    const BLCK_SIZE: usize = QK_K;
+    type VecDotType = FastQ8K;
+
+    fn to_float(xs: &[Self], ys: &mut [f32]) {
+        BlockQ8K::to_float(Self::inner(xs), ys)
+    }
+
+    fn from_float(xs: &[f32], ys: &mut [Self]) {
+        quantize_q8k(xs, Self::inner_mut(ys))
+    }
+
+    fn vec_dot(n: usize, xs: &[Self], ys: &[Self]) -> f32 {
+        BlockQ8K::vec_dot(n, Self::inner(xs), Self::inner(ys))
+    }
+
+    fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self]) -> f32 {
+        BlockQ8K::vec_dot_unopt(n, Self::inner(xs), Self::inner(ys))
+    }
+}
+
 /// A Q6_K block, laid out exactly as in the file, with caro's dot product.
 #[derive(Debug, Clone)]
 #[repr(transparent)]
@@ -63,7 +118,7 @@ impl FastQ6K {
 impl GgmlType for FastQ6K {
     const DTYPE: GgmlDType = GgmlDType::Q6K;
     const BLCK_SIZE: usize = QK_K;
-    type VecDotType = BlockQ8K;
+    type VecDotType = FastQ8K;
 
     fn to_float(xs: &[Self], ys: &mut [f32]) {
         BlockQ6K::to_float(Self::inner(xs), ys)
@@ -73,7 +128,7 @@ impl GgmlType for FastQ6K {
         BlockQ6K::from_float(xs, Self::inner_mut(ys))
     }
 
-    fn vec_dot(n: usize, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
+    fn vec_dot(n: usize, xs: &[Self], ys: &[FastQ8K]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         {
             let nb = n / QK_K;
@@ -82,7 +137,7 @@ impl GgmlType for FastQ6K {
                 return unsafe { avx512::q6k(nb, xs.as_ptr().cast(), ys.as_ptr().cast()) };
             }
         }
-        BlockQ6K::vec_dot(n, Self::inner(xs), ys)
+        BlockQ6K::vec_dot(n, Self::inner(xs), FastQ8K::inner(ys))
     }
 
     fn vec_dot_4(
@@ -91,7 +146,7 @@ impl GgmlType for FastQ6K {
         xs1: &[Self],
         xs2: &[Self],
         xs3: &[Self],
-        ys: &[BlockQ8K],
+        ys: &[FastQ8K],
     ) -> (f32, f32, f32, f32) {
         // Four single-row calls: a kernel interleaving the four rows block by block measured
         // half the decode speed; rows read one after another suit the hardware prefetcher.
@@ -110,12 +165,12 @@ impl GgmlType for FastQ6K {
             Self::inner(xs1),
             Self::inner(xs2),
             Self::inner(xs3),
-            ys,
+            FastQ8K::inner(ys),
         )
     }
 
-    fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[BlockQ8K]) -> f32 {
-        BlockQ6K::vec_dot_unopt(n, Self::inner(xs), ys)
+    fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[FastQ8K]) -> f32 {
+        BlockQ6K::vec_dot_unopt(n, Self::inner(xs), FastQ8K::inner(ys))
     }
 }
 
@@ -141,6 +196,56 @@ mod avx512 {
         lanes([8, 9, 10, 11]),
         lanes([12, 13, 14, 15]),
     ];
+
+    /// One Q8_K block from 256 floats, as candle's scalar `from_float`: scale by -127 over
+    /// the first value of largest magnitude, round half away from zero, clamp to i8, and
+    /// sum each 16 quants.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn q8k(x: *const f32, y: *mut u8) {
+        let xs = |i: usize| unsafe { _mm512_loadu_ps(x.add(16 * i)) };
+        let mut m = _mm512_setzero_ps();
+        for i in 0..16 {
+            m = _mm512_max_ps(m, _mm512_abs_ps(xs(i)));
+        }
+        let amax = _mm512_reduce_max_ps(m);
+        if amax == 0.0 || amax.is_nan() {
+            unsafe { std::ptr::write_bytes(y, 0, Q8K_BYTES) };
+            return;
+        }
+        let mut max = amax;
+        for j in 0..256 {
+            let v = unsafe { *x.add(j) };
+            if v.abs() == amax {
+                max = v;
+                break;
+            }
+        }
+        let iscale = -127.0 / max;
+        let scale = _mm512_set1_ps(iscale);
+        let half = _mm512_set1_ps(0.5);
+        let one = _mm512_set1_ps(1.0);
+        let sign = _mm512_set1_epi32(i32::MIN);
+        let (lo, hi) = (_mm512_set1_ps(-128.0), _mm512_set1_ps(127.0));
+        for i in 0..16 {
+            let v = _mm512_mul_ps(xs(i), scale);
+            let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+            // v - trunc(v) is exact, so this is f32::round's half-away-from-zero.
+            let away = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(_mm512_sub_ps(v, t)), half);
+            // ±1 with v's sign (integer ops: the float and/or need AVX-512 DQ).
+            let step = _mm512_castsi512_ps(_mm512_or_si512(
+                _mm512_castps_si512(one),
+                _mm512_and_si512(_mm512_castps_si512(v), sign),
+            ));
+            let r = _mm512_mask_add_ps(t, away, t, step);
+            let q = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
+            unsafe {
+                _mm_storeu_si128(y.add(4 + 16 * i).cast(), _mm512_cvtepi32_epi8(q));
+                let sum = _mm512_reduce_add_epi32(q) as i16;
+                y.add(4 + 256 + 2 * i).cast::<i16>().write_unaligned(sum);
+            }
+        }
+        unsafe { y.cast::<f32>().write_unaligned(1.0 / iscale) };
+    }
 
     /// One Q6_K row (210-byte blocks) dotted with one Q8_K row.
     ///
@@ -235,9 +340,9 @@ mod tests {
         out
     }
 
-    fn check<F: GgmlType<VecDotType = BlockQ8K>>() {
+    fn check<F: GgmlType<VecDotType = FastQ8K>>() {
         for (k, seed) in [(256, 1), (1536, 2), (8960, 3)] {
-            let acts: Vec<BlockQ8K> = quantize(&values(k, seed));
+            let acts: Vec<FastQ8K> = quantize(&values(k, seed));
             let rows: Vec<Vec<F>> = (0..4).map(|r| quantize(&values(k, 100 + r))).collect();
             let reference: Vec<f32> = rows.iter().map(|w| F::vec_dot_unopt(k, w, &acts)).collect();
             let tol = |r: f32| 1e-3 * r.abs().max(1.0);
@@ -258,5 +363,31 @@ mod tests {
     #[test]
     fn q6k_matches_the_reference_dot_product() {
         check::<FastQ6K>();
+    }
+
+    fn bytes(b: &[BlockQ8K]) -> &[u8] {
+        // SAFETY: plain 292-byte blocks.
+        unsafe { std::slice::from_raw_parts(b.as_ptr().cast(), b.len() * Q8K_BYTES) }
+    }
+
+    #[test]
+    fn q8k_quantization_matches_candles_bit_for_bit() {
+        let mut inputs = vec![values(4096, 9), vec![0.0; 256], vec![1e-30; 256]];
+        // Exact halves after scaling (the largest magnitude is -127, so the scale is 1),
+        // a tie between +max and -max, and values that saturate.
+        let mut ties: Vec<f32> = (0..256).map(|i| (i as f32 - 128.0) / 2.0).collect();
+        ties[0] = -127.0;
+        inputs.push(ties);
+        let mut signs = values(256, 4);
+        signs[3] = 50.0;
+        signs[9] = -50.0;
+        inputs.push(signs);
+        for xs in inputs {
+            let mut want = vec![BlockQ8K::zeros(); xs.len() / QK_K];
+            BlockQ8K::from_float(&xs, &mut want);
+            let mut got = vec![BlockQ8K::zeros(); xs.len() / QK_K];
+            quantize_q8k(&xs, &mut got);
+            assert_eq!(bytes(&got), bytes(&want));
+        }
     }
 }

@@ -169,24 +169,55 @@ impl Linear {
             Self::Direct { w, n, k } => {
                 Self::direct(x, *n, *k, |m, lhs, dst| w.matmul_t((m, *k, *n), lhs, dst))
             }
-            Self::Q4K {
-                map,
-                range,
-                n,
-                k,
-                packed,
-            } => {
-                let packed = packed.get_or_init(|| match map.bytes(range.clone()) {
-                    Some(bytes) => PackedQ4K::pack(bytes, *n, *k),
-                    None => Err(candle_core::Error::Msg(
-                        "Q4_K matrix lies outside the model file".into(),
-                    )),
-                });
-                let packed = match packed {
-                    Ok(p) => p,
-                    Err(e) => candle_core::bail!("{e}"),
-                };
+            Self::Q4K { n, k, .. } => {
+                let packed = self.packed()?;
                 Self::direct(x, *n, *k, |m, lhs, dst| packed.matmul(m, lhs, dst))
+            }
+        }
+    }
+
+    /// caro's tiles of a Q4_K matrix, packed on first use.
+    fn packed(&self) -> Result<&PackedQ4K> {
+        let Self::Q4K {
+            map,
+            range,
+            n,
+            k,
+            packed,
+        } = self
+        else {
+            candle_core::bail!("not a Q4_K matrix");
+        };
+        let packed = packed.get_or_init(|| match map.bytes(range.clone()) {
+            Some(bytes) => PackedQ4K::pack(bytes, *n, *k),
+            None => Err(candle_core::Error::Msg(
+                "Q4_K matrix lies outside the model file".into(),
+            )),
+        });
+        match packed {
+            Ok(p) => Ok(p),
+            Err(e) => candle_core::bail!("{e}"),
+        }
+    }
+
+    /// Whether [`Self::vector`] works: candle's own matrices take tensors only.
+    fn takes_slices(&self) -> bool {
+        !matches!(self, Self::Candle(_))
+    }
+
+    /// `w * x` for one input vector, without tensors (the decode path).
+    fn vector(&self, x: &[f32]) -> Result<Vec<f32>> {
+        match self {
+            Self::Candle(_) => candle_core::bail!("candle matrices take tensors"),
+            Self::Direct { w, n, k } => {
+                let mut dst = vec![0f32; *n];
+                w.matmul_t((1, *k, *n), x, &mut dst)?;
+                Ok(dst)
+            }
+            Self::Q4K { n, .. } => {
+                let mut dst = vec![0f32; *n];
+                self.packed()?.matmul(1, x, &mut dst)?;
+                Ok(dst)
             }
         }
     }
@@ -285,9 +316,21 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
+    /// The norms and biases as plain vectors, when every matrix takes slices: decode then
+    /// runs without tensors (see [`Transformer::decode_one`]).
+    vectors: Option<LayerVectors>,
     /// File ranges of this layer's repacked matrices, and whether they were released.
     packed: Vec<Range<usize>>,
     released: AtomicBool,
+}
+
+#[derive(Debug)]
+struct LayerVectors {
+    attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    bq: Option<Vec<f32>>,
+    bk: Option<Vec<f32>>,
+    bv: Option<Vec<f32>>,
 }
 
 impl Layer {
@@ -305,7 +348,7 @@ impl Layer {
         let bk = bias(l, "attn_k.bias")?;
         let bv = bias(l, "attn_v.bias")?;
         l.packed.clear();
-        let layer = Self {
+        let mut layer = Self {
             attn_norm: l.qtensor(&name("attn_norm.weight"))?.dequantize(&device)?,
             wq: l.linear(&name("attn_q.weight"))?,
             wk: l.linear(&name("attn_k.weight"))?,
@@ -318,9 +361,30 @@ impl Layer {
             gate: l.linear(&name("ffn_gate.weight"))?,
             up: l.linear(&name("ffn_up.weight"))?,
             down: l.linear(&name("ffn_down.weight"))?,
+            vectors: None,
             packed: std::mem::take(&mut l.packed),
             released: AtomicBool::new(false),
         };
+        let linears = [
+            &layer.wq,
+            &layer.wk,
+            &layer.wv,
+            &layer.wo,
+            &layer.gate,
+            &layer.up,
+            &layer.down,
+        ];
+        if linears.iter().all(|w| w.takes_slices()) {
+            let vec = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+            let opt = |t: &Option<Tensor>| t.as_ref().map(vec).transpose();
+            layer.vectors = Some(LayerVectors {
+                attn_norm: vec(&layer.attn_norm)?,
+                ffn_norm: vec(&layer.ffn_norm)?,
+                bq: opt(&layer.bq)?,
+                bk: opt(&layer.bk)?,
+                bv: opt(&layer.bv)?,
+            });
+        }
         Ok(layer)
     }
 }
@@ -431,6 +495,11 @@ impl Transformer {
         if cache.layers.len() != self.layers.len() {
             *cache = self.new_cache();
         }
+        if let [token] = tokens
+            && self.layers.iter().all(|l| l.vectors.is_some())
+        {
+            return self.decode_one(*token, cache);
+        }
         let pos = cache.len;
         let row = p.n_kv_head * p.head_dim;
         let ids = Tensor::new(tokens, &self.device)?;
@@ -539,6 +608,110 @@ impl Transformer {
             .flatten_all()?
             .to_dtype(DType::F32)?
             .to_vec1()
+    }
+}
+
+impl Transformer {
+    /// One decoded token on plain vectors. Each candle op on a 1-row tensor costs a few
+    /// microseconds of allocation and dispatch, on one thread while the other waits; a layer
+    /// has about twenty of them.
+    fn decode_one(&self, token: u32, cache: &mut KvCache) -> Result<Vec<f32>> {
+        let p = &self.params;
+        let (pos, hd) = (cache.len, p.head_dim);
+        let row = p.n_kv_head * hd;
+        let ids = Tensor::new(&[token], &self.device)?;
+        let mut x = self
+            .embed
+            .embedding(&ids)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let cos = self.cos.get(pos)?.to_vec1::<f32>()?;
+        let sin = self.sin.get(pos)?.to_vec1::<f32>()?;
+        let eps = p.rms_eps;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let Some(vs) = &layer.vectors else {
+                candle_core::bail!("layer has no vector form");
+            };
+            let h = rms_norm(&x, &vs.attn_norm, eps);
+            let proj = |w: &Linear, b: &Option<Vec<f32>>| -> Result<Vec<f32>> {
+                let mut t = w.vector(&h)?;
+                if let Some(b) = b {
+                    t.iter_mut().zip(b).for_each(|(t, b)| *t += b);
+                }
+                Ok(t)
+            };
+            let mut q = proj(&layer.wq, &vs.bq)?;
+            let mut k = proj(&layer.wk, &vs.bk)?;
+            let v = proj(&layer.wv, &vs.bv)?;
+            if q.len() != p.n_head * hd || k.len() != row || v.len() != row {
+                candle_core::bail!("attention projections do not match the head layout");
+            }
+            for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
+                rope(head, &cos, &sin, p.arch);
+            }
+            slot.k.truncate(pos * row);
+            slot.v.truncate(pos * row);
+            slot.k.extend_from_slice(&k);
+            slot.v.extend_from_slice(&v);
+            let y = decode_attention(
+                &q,
+                (&slot.k, &slot.v),
+                pos + 1,
+                (p.n_head, p.n_kv_head, hd),
+                scale,
+            );
+            add(&mut x, &layer.wo.vector(&y)?);
+            let h = rms_norm(&x, &vs.ffn_norm, eps);
+            let mut gate = layer.gate.vector(&h)?;
+            let up = layer.up.vector(&h)?;
+            gate.iter_mut()
+                .zip(&up)
+                .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            add(&mut x, &layer.down.vector(&gate)?);
+            if let Some(map) = &self.map
+                && !layer.released.swap(true, Ordering::Relaxed)
+            {
+                for r in &layer.packed {
+                    map.release(r.clone());
+                }
+            }
+        }
+        cache.len = pos + 1;
+        let n = x.len();
+        let norm = self.norm.flatten_all()?.to_vec1::<f32>()?;
+        let last = Tensor::from_vec(rms_norm(&x, &norm, eps), (1, 1, n), &self.device)?;
+        self.output
+            .forward(&last)?
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1()
+    }
+}
+
+/// `x / rms(x) * w`, as candle_nn's `rms_norm`.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32;
+    let r = 1.0 / (mean + eps).sqrt();
+    x.iter().zip(w).map(|(x, w)| x * r * w).collect()
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+}
+
+/// Rotates one head in place by this position's angles: Qwen2 rotates the two halves of the
+/// head against each other (NeoX), llama.cpp's Llama GGUFs rotate adjacent pairs.
+fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], arch: Architecture) {
+    let half = x.len() / 2;
+    for i in 0..half.min(cos.len()) {
+        let (a, b) = match arch {
+            Architecture::Qwen2 => (i, i + half),
+            Architecture::Llama => (2 * i, 2 * i + 1),
+        };
+        let (xa, xb) = (x[a], x[b]);
+        x[a] = xa * cos[i] - xb * sin[i];
+        x[b] = xb * cos[i] + xa * sin[i];
     }
 }
 

@@ -167,7 +167,7 @@ impl PackedQ4K {
                     let out = unsafe {
                         std::slice::from_raw_parts_mut((acts_at as *mut BlockQ8K).add(r * kb), kb)
                     };
-                    BlockQ8K::from_float(&lhs[r * k..(r + 1) * k], out);
+                    super::kernels::quantize_q8k(&lhs[r * k..(r + 1) * k], out);
                 }
             });
         }

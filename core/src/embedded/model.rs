@@ -117,6 +117,17 @@ struct LayerKv {
     v: Vec<f32>,
 }
 
+impl LayerKv {
+    /// Appends new positions after the first `kept` floats. A failed earlier call may have
+    /// appended to some layers only; cutting back to the cache's length undoes that.
+    fn append(&mut self, kept: usize, k: &[f32], v: &[f32]) {
+        self.k.truncate(kept);
+        self.v.truncate(kept);
+        self.k.extend_from_slice(k);
+        self.v.extend_from_slice(v);
+    }
+}
+
 impl KvCache {
     /// Number of token positions cached.
     pub fn len(&self) -> usize {
@@ -396,6 +407,8 @@ pub struct Transformer {
     embed: Arc<QTensor>,
     layers: Vec<Layer>,
     norm: Tensor,
+    /// `norm` as a vector, for the decode path.
+    norm_vector: Vec<f32>,
     output: Linear,
     /// The mapped file, when the weights are mapped rather than copied.
     map: Option<MappedGguf>,
@@ -450,6 +463,7 @@ impl Transformer {
             params,
             embed,
             layers,
+            norm_vector: norm.flatten_all()?.to_vec1::<f32>()?,
             norm,
             output,
             map,
@@ -542,12 +556,8 @@ impl Transformer {
                     candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
                 ),
             };
-            // A failed earlier call may have appended to some layers only.
-            slot.k.truncate(pos * row);
-            slot.v.truncate(pos * row);
             let rows = |t: &Tensor| t.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>();
-            slot.k.extend_from_slice(&rows(&k)?);
-            slot.v.extend_from_slice(&rows(&v)?);
+            slot.append(pos * row, &rows(&k)?, &rows(&v)?);
 
             let y = if seq == 1 {
                 let q = q.flatten_all()?.to_vec1::<f32>()?;
@@ -590,15 +600,7 @@ impl Transformer {
             let up = layer.up.forward(&h)?;
             x = (x + layer.down.forward(&(gate * up)?)?)?;
 
-            // candle has now repacked this layer's Q4_K/Q8_0 matrices into its own tiles and
-            // will not read the mapped originals again (if it ever does, they fault back in).
-            if let Some(map) = &self.map
-                && !layer.released.swap(true, Ordering::Relaxed)
-            {
-                for r in &layer.packed {
-                    map.release(r.clone());
-                }
-            }
+            self.release_repacked(layer);
         }
         cache.len = kv_len;
         let last = x.narrow(1, seq - 1, 1)?;
@@ -612,6 +614,19 @@ impl Transformer {
 }
 
 impl Transformer {
+    /// After a layer's first forward pass its Q4_K (and, through candle, Q8_0) matrices live
+    /// in tiles, and the mapped originals are not read again (if they ever are, they fault
+    /// back in), so their pages go back to the kernel.
+    fn release_repacked(&self, layer: &Layer) {
+        if let Some(map) = &self.map
+            && !layer.released.swap(true, Ordering::Relaxed)
+        {
+            for r in &layer.packed {
+                map.release(r.clone());
+            }
+        }
+    }
+
     /// One decoded token on plain vectors. Each candle op on a 1-row tensor costs a few
     /// microseconds of allocation and dispatch, on one thread while the other waits; a layer
     /// has about twenty of them.
@@ -650,10 +665,7 @@ impl Transformer {
             for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
                 rope(head, &cos, &sin, p.arch);
             }
-            slot.k.truncate(pos * row);
-            slot.v.truncate(pos * row);
-            slot.k.extend_from_slice(&k);
-            slot.v.extend_from_slice(&v);
+            slot.append(pos * row, &k, &v);
             let y = decode_attention(
                 &q,
                 (&slot.k, &slot.v),
@@ -669,18 +681,15 @@ impl Transformer {
                 .zip(&up)
                 .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
             add(&mut x, &layer.down.vector(&gate)?);
-            if let Some(map) = &self.map
-                && !layer.released.swap(true, Ordering::Relaxed)
-            {
-                for r in &layer.packed {
-                    map.release(r.clone());
-                }
-            }
+            self.release_repacked(layer);
         }
         cache.len = pos + 1;
         let n = x.len();
-        let norm = self.norm.flatten_all()?.to_vec1::<f32>()?;
-        let last = Tensor::from_vec(rms_norm(&x, &norm, eps), (1, 1, n), &self.device)?;
+        let last = Tensor::from_vec(
+            rms_norm(&x, &self.norm_vector, eps),
+            (1, 1, n),
+            &self.device,
+        )?;
         self.output
             .forward(&last)?
             .flatten_all()?

@@ -19,7 +19,13 @@ pub fn decode_attention(
     let row = n_kv_head * hd;
     let mut out = vec![0f32; n_head * hd];
     let out_at = out.as_mut_ptr() as usize;
-    candle_core::utils::barrier_pool().execute_chunked(n_head, |heads| {
+    let pool = candle_core::utils::barrier_pool();
+    let threads = pool.n_workers() + 1;
+    // Contiguous heads per thread, not a shared cursor: heads that share a KV head then run
+    // on one core, which reads that KV head's cold cache rows from memory once.
+    let per = n_head.div_ceil(threads);
+    pool.execute(|tid| {
+        let heads = (tid * per).min(n_head)..((tid + 1) * per).min(n_head);
         let mut w = vec![0f32; kv_len];
         for h in heads {
             let job = Head {
@@ -34,7 +40,13 @@ pub fn decode_attention(
             // SAFETY: each head writes only its own `hd` outputs.
             let o = unsafe { std::slice::from_raw_parts_mut((out_at as *mut f32).add(h * hd), hd) };
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if hd.is_multiple_of(64)
+                && job.off + hd <= row
+                && k.len() >= kv_len * row
+                && v.len() >= kv_len * row
+                && std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+            {
                 // SAFETY: the CPU has the features.
                 unsafe { head_avx2(&job, &mut w, o) };
                 continue;
@@ -58,36 +70,132 @@ struct Head<'a> {
     scale: f32,
 }
 
-/// [`head`] with AVX2 and FMA: release builds target baseline x86-64 (SSE2), where the
-/// scores loop runs at half the width, and the weighted sum of values is written out by hand
-/// because the compiler leaves it scalar.
+/// [`head`] with AVX2 and FMA, for head dims that are a multiple of 64 (release builds
+/// target baseline x86-64, where the compiler's own loops run at SSE width and call libm's
+/// scalar `expf`).
+///
+/// Scores take eight positions at a time, one accumulator each, reduced together at the end,
+/// so each position costs one horizontal add instead of a dependent chain of them; the
+/// softmax's exponentials are eight at a time; the weighted sum of values keeps eight
+/// independent accumulators (64 head dims) so the FMAs are not waiting on each other.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2(j: &Head<'_>, w: &mut [f32], o: &mut [f32]) {
     use core::arch::x86_64::*;
-    let inv = scores(j, w);
     let hd = j.q.len();
-    let full = hd / 32 * 32;
-    for start in (0..full).step_by(32) {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for (t, &wt) in w.iter().enumerate().take(j.kv_len) {
-            let vr = &j.v[t * j.row + j.off + start..][..32];
+    let n = j.kv_len;
+    let (q, k, v) = (j.q.as_ptr(), j.k.as_ptr(), j.v.as_ptr());
+    let at = |t: usize| t * j.row + j.off;
+    let scale = _mm256_set1_ps(j.scale);
+    let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut t = 0;
+    // SAFETY (whole body): the caller checked that `k` and `v` hold `kv_len` rows of `row`
+    // floats, that `off + hd <= row`, that `w` holds `kv_len` floats and `o` holds `hd`, and
+    // that hd is a multiple of 64.
+    while t + 8 <= n {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for i in (0..hd).step_by(8) {
+            let qv = unsafe { _mm256_loadu_ps(q.add(i)) };
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let kv = unsafe { _mm256_loadu_ps(k.add(at(t + p) + i)) };
+                *acc = _mm256_fmadd_ps(qv, kv, *acc);
+                if i % 16 == 0 && t + PREFETCH + p < n {
+                    // The cache is cold (every layer's weights streamed through since this
+                    // layer last ran) and rows are strided, which the hardware prefetcher
+                    // follows poorly.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(k.add(at(t + PREFETCH + p) + i).cast()) };
+                }
+            }
+        }
+        let s = _mm256_mul_ps(sums8(&acc), scale);
+        unsafe { _mm256_storeu_ps(w.as_mut_ptr().add(t), s) };
+        vmax = _mm256_max_ps(vmax, s);
+        t += 8;
+    }
+    let mut max = hmax(vmax);
+    for (t, w) in w.iter_mut().enumerate().take(n).skip(t) {
+        *w = dot(j.q, &j.k[at(t)..][..hd]) * j.scale;
+        max = max.max(*w);
+    }
+    let vmax = _mm256_set1_ps(max);
+    let mut vsum = _mm256_setzero_ps();
+    let mut t = 0;
+    while t + 8 <= n {
+        let e = super::vecmath::exp8(_mm256_sub_ps(
+            unsafe { _mm256_loadu_ps(w.as_ptr().add(t)) },
+            vmax,
+        ));
+        unsafe { _mm256_storeu_ps(w.as_mut_ptr().add(t), e) };
+        vsum = _mm256_add_ps(vsum, e);
+        t += 8;
+    }
+    let mut sum = hsum(vsum);
+    for w in w.iter_mut().take(n).skip(t) {
+        *w = (*w - max).exp();
+        sum += *w;
+    }
+    let inv = _mm256_set1_ps(1.0 / sum);
+    for start in (0..hd).step_by(64) {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (t, &wt) in w.iter().enumerate().take(n) {
             let wt = _mm256_set1_ps(wt);
+            let vr = unsafe { v.add(at(t) + start) };
+            if t + PREFETCH < n {
+                for l in 0..4 {
+                    unsafe {
+                        _mm_prefetch::<_MM_HINT_T0>(v.add(at(t + PREFETCH) + start + 16 * l).cast())
+                    };
+                }
+            }
             for (i, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: `vr` holds 32 floats.
-                let x = unsafe { _mm256_loadu_ps(vr.as_ptr().add(i * 8)) };
+                let x = unsafe { _mm256_loadu_ps(vr.add(i * 8)) };
                 *acc = _mm256_fmadd_ps(wt, x, *acc);
             }
         }
-        let inv = _mm256_set1_ps(inv);
         for (i, acc) in acc.iter().enumerate() {
-            // SAFETY: `o` has `hd` floats and start + 32 <= hd.
             unsafe {
                 _mm256_storeu_ps(o.as_mut_ptr().add(start + i * 8), _mm256_mul_ps(*acc, inv))
             };
         }
     }
-    weighted_values(j, w, inv, &mut o[full..], full);
+}
+
+/// Positions ahead to prefetch: far enough to cover a DRAM round trip.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH: usize = 64;
+
+/// Lane p of the result is the sum of the eight lanes of `a[p]`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sums8(a: &[core::arch::x86_64::__m256; 8]) -> core::arch::x86_64::__m256 {
+    use core::arch::x86_64::*;
+    // SAFETY: only called from `head_avx2`, which runs with AVX2 enabled.
+    unsafe {
+        let s0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        let s4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(s0123, s4567),
+            _mm256_permute2f128_ps::<0x31>(s0123, s4567),
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn hsum(x: core::arch::x86_64::__m256) -> f32 {
+    let mut l = [0f32; 8];
+    // SAFETY: `l` holds 8 floats; only called with AVX enabled.
+    unsafe { core::arch::x86_64::_mm256_storeu_ps(l.as_mut_ptr(), x) };
+    l.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn hmax(x: core::arch::x86_64::__m256) -> f32 {
+    let mut l = [0f32; 8];
+    // SAFETY: `l` holds 8 floats; only called with AVX enabled.
+    unsafe { core::arch::x86_64::_mm256_storeu_ps(l.as_mut_ptr(), x) };
+    l.iter().copied().fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// Scores of every cached position in `w`, softmax-weighted (unnormalised); returns
@@ -108,12 +216,11 @@ fn scores(j: &Head<'_>, w: &mut [f32]) -> f32 {
     1.0 / sum
 }
 
-/// `o = inv * sum over positions of w[t] * v[t]`, for head dims `from..from + o.len()`.
-#[inline(always)]
-fn weighted_values(j: &Head<'_>, w: &[f32], inv: f32, o: &mut [f32], from: usize) {
+/// `o = inv * sum over positions of w[t] * v[t]`.
+fn weighted_values(j: &Head<'_>, w: &[f32], inv: f32, o: &mut [f32]) {
     o.fill(0.0);
     for (t, &wt) in w.iter().enumerate().take(j.kv_len) {
-        let vr = &j.v[t * j.row + j.off + from..][..o.len()];
+        let vr = &j.v[t * j.row + j.off..][..o.len()];
         for (o, x) in o.iter_mut().zip(vr) {
             *o += wt * x;
         }
@@ -125,7 +232,7 @@ fn weighted_values(j: &Head<'_>, w: &[f32], inv: f32, o: &mut [f32], from: usize
 
 fn head(j: &Head<'_>, w: &mut [f32], o: &mut [f32]) {
     let inv = scores(j, w);
-    weighted_values(j, w, inv, o, 0);
+    weighted_values(j, w, inv, o);
 }
 
 /// A dot product the compiler vectorizes: 16 independent partial sums.

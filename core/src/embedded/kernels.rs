@@ -18,7 +18,8 @@ use candle_core::quantized::GgmlDType;
 use candle_core::quantized::k_quants::{BlockQ6K, BlockQ8K, GgmlType, QK_K};
 use std::sync::OnceLock;
 
-const Q6K_BYTES: usize = 210;
+/// Bytes of one Q6_K block in the file.
+pub const Q6K_BYTES: usize = 210;
 const Q8K_BYTES: usize = 292;
 const _: () = assert!(std::mem::size_of::<BlockQ6K>() == Q6K_BYTES);
 const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
@@ -74,6 +75,18 @@ pub fn quantize_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
         return;
     }
     BlockQ8K::from_float(xs, ys)
+}
+
+/// One Q6_K row (`acts.len()` blocks of [`Q6K_BYTES`], as in the file) dotted with a
+/// quantized input, or `None` without AVX-512 VNNI or when the lengths disagree.
+pub fn q6k_row(row: &[u8], acts: &[BlockQ8K]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if available() && row.len() == acts.len() * Q6K_BYTES {
+        // SAFETY: the CPU has the features, and both slices hold acts.len() blocks.
+        return Some(unsafe { avx512::q6k(acts.len(), row.as_ptr(), acts.as_ptr().cast()) });
+    }
+    let _ = (row, acts);
+    None
 }
 
 impl GgmlType for FastQ8K {

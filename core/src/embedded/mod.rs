@@ -6,11 +6,13 @@ mod chat;
 mod engine;
 mod gguf;
 mod kernels;
+mod matvec;
 #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
 mod mlx;
 mod model;
 mod q4k;
 mod sampler;
+mod vecmath;
 mod weights;
 
 pub use chat::TextCodec;

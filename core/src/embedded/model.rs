@@ -8,7 +8,9 @@
 
 use super::attention::decode_attention;
 use super::gguf::GgufFile;
+use super::matvec::{Rows, matvec};
 use super::q4k::PackedQ4K;
+use super::vecmath::silu_mul;
 use super::weights::MappedGguf;
 use crate::error::GeneratorError;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, QuantizedType};
@@ -151,6 +153,8 @@ enum Linear {
         w: Box<dyn QuantizedType>,
         n: usize,
         k: usize,
+        /// The file's blocks when they are Q6_K, for decode's shared passes (`matvec.rs`).
+        q6k: Option<(MappedGguf, Range<usize>)>,
     },
     /// Packed from the mapped blocks on first use, so loading stays a cheap mmap and the
     /// repacking cost lands in the first request, as with candle's tiles.
@@ -167,7 +171,7 @@ impl std::fmt::Debug for Linear {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Candle(m) => write!(f, "Candle({m:?})"),
-            Self::Direct { w, n, k } => write!(f, "Direct({:?}, {n}x{k})", w.dtype()),
+            Self::Direct { w, n, k, .. } => write!(f, "Direct({:?}, {n}x{k})", w.dtype()),
             Self::Q4K { n, k, .. } => write!(f, "Q4K({n}x{k})"),
         }
     }
@@ -177,7 +181,7 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Candle(m) => m.forward(x),
-            Self::Direct { w, n, k } => {
+            Self::Direct { w, n, k, .. } => {
                 Self::direct(x, *n, *k, |m, lhs, dst| w.matmul_t((m, *k, *n), lhs, dst))
             }
             Self::Q4K { n, k, .. } => {
@@ -216,11 +220,55 @@ impl Linear {
         !matches!(self, Self::Candle(_))
     }
 
+    /// This matrix in a form caro's decode kernels take, if it has one on this CPU.
+    fn rows(&self) -> Option<Result<Rows<'_>>> {
+        match self {
+            Self::Candle(_) => None,
+            Self::Q4K { .. } => Some(self.packed().map(Rows::Q4K)),
+            Self::Direct { q6k, n, k, .. } => {
+                let (map, range) = q6k.as_ref()?;
+                if !super::kernels::available() {
+                    return None;
+                }
+                Some(match map.bytes(range.clone()) {
+                    Some(blocks) => Ok(Rows::Q6K {
+                        blocks,
+                        n: *n,
+                        k: *k,
+                    }),
+                    None => Err(candle_core::Error::Msg(
+                        "Q6_K matrix lies outside the model file".into(),
+                    )),
+                })
+            }
+        }
+    }
+
+    /// `w * x` for every `w` in `ws`, which share the input `x`: in one parallel pass when
+    /// caro's kernels take them all, else one by one.
+    fn vectors<const N: usize>(ws: [&Self; N], x: &[f32]) -> Result<[Vec<f32>; N]> {
+        let rows = ws.iter().map(|w| w.rows()).collect::<Option<Vec<_>>>();
+        let outs = match rows {
+            Some(rows) => matvec(&rows.into_iter().collect::<Result<Vec<_>>>()?, x)?,
+            None => ws
+                .iter()
+                .map(|w| w.vector_alone(x))
+                .collect::<Result<Vec<_>>>()?,
+        };
+        outs.try_into()
+            .map_err(|_| candle_core::Error::Msg("matvec lost an output".into()))
+    }
+
     /// `w * x` for one input vector, without tensors (the decode path).
     fn vector(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let [y] = Self::vectors([self], x)?;
+        Ok(y)
+    }
+
+    fn vector_alone(&self, x: &[f32]) -> Result<Vec<f32>> {
         match self {
             Self::Candle(_) => candle_core::bail!("candle matrices take tensors"),
-            Self::Direct { w, n, k } => {
+            Self::Direct { w, n, k, .. } => {
                 let mut dst = vec![0f32; *n];
                 w.matmul_t((1, *k, *n), x, &mut dst)?;
                 Ok(dst)
@@ -287,7 +335,10 @@ impl Loader<'_> {
             && let Some(w) = map.raw(content, name)
             && let Ok((n, k)) = info.shape.dims2()
         {
-            return Ok(Linear::Direct { w, n, k });
+            let q6k = (info.ggml_dtype == GgmlDType::Q6K)
+                .then(|| Some((map.clone(), MappedGguf::range(content, name)?)))
+                .flatten();
+            return Ok(Linear::Direct { w, n, k, q6k });
         }
         if let (Some(map), Some(info)) = (&self.map, content.tensor_infos.get(name))
             && info.ggml_dtype == GgmlDType::Q4K
@@ -649,16 +700,12 @@ impl Transformer {
                 candle_core::bail!("layer has no vector form");
             };
             let h = rms_norm(&x, &vs.attn_norm, eps);
-            let proj = |w: &Linear, b: &Option<Vec<f32>>| -> Result<Vec<f32>> {
-                let mut t = w.vector(&h)?;
+            let [mut q, mut k, mut v] = Linear::vectors([&layer.wq, &layer.wk, &layer.wv], &h)?;
+            for (t, b) in [(&mut q, &vs.bq), (&mut k, &vs.bk), (&mut v, &vs.bv)] {
                 if let Some(b) = b {
                     t.iter_mut().zip(b).for_each(|(t, b)| *t += b);
                 }
-                Ok(t)
-            };
-            let mut q = proj(&layer.wq, &vs.bq)?;
-            let mut k = proj(&layer.wk, &vs.bk)?;
-            let v = proj(&layer.wv, &vs.bv)?;
+            }
             if q.len() != p.n_head * hd || k.len() != row || v.len() != row {
                 candle_core::bail!("attention projections do not match the head layout");
             }
@@ -675,21 +722,18 @@ impl Transformer {
             );
             add(&mut x, &layer.wo.vector(&y)?);
             let h = rms_norm(&x, &vs.ffn_norm, eps);
-            let mut gate = layer.gate.vector(&h)?;
-            let up = layer.up.vector(&h)?;
-            gate.iter_mut()
-                .zip(&up)
-                .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            let [mut gate, up] = Linear::vectors([&layer.gate, &layer.up], &h)?;
+            silu_mul(&mut gate, &up);
             add(&mut x, &layer.down.vector(&gate)?);
             self.release_repacked(layer);
         }
         cache.len = pos + 1;
-        let n = x.len();
-        let last = Tensor::from_vec(
-            rms_norm(&x, &self.norm_vector, eps),
-            (1, 1, n),
-            &self.device,
-        )?;
+        let last = rms_norm(&x, &self.norm_vector, eps);
+        if self.output.takes_slices() {
+            return self.output.vector(&last);
+        }
+        let n = last.len();
+        let last = Tensor::from_vec(last, (1, 1, n), &self.device)?;
         self.output
             .forward(&last)?
             .flatten_all()?

@@ -3,9 +3,9 @@
 //! Decode reads every weight once per token, so its speed is set by how many bytes a weight
 //! costs and how little work each byte needs. candle's x86 tiles widen Q4_K's 6-bit scales and
 //! mins to f32 per row and subblock: 6 bits per weight, a third more than the file's 4.5, and
-//! an f32 multiply per subblock. caro's [`PackedQ4K`] keeps the scales as bytes (4.75 bits per
-//! weight), sums each superblock in 32-bit integers, and converts to float once per
-//! superblock, in the layout `vpdpbusd` wants: 16 rows in the 16 lanes of a register, so no
+//! an f32 multiply per subblock. caro's [`PackedQ4K`] keeps the file's 6-bit scales and f16
+//! factors, regrouped by row (4.5 bits per weight, the file's own size), sums each superblock
+//! in 32-bit integers, and converts to float once per superblock, in the layout `vpdpbusd` wants: 16 rows in the 16 lanes of a register, so no
 //! horizontal sums are needed. Up to four prompt rows share each weight load during prefill.
 //!
 //! Only used where AVX-512 VNNI is present (`kernels::available`); elsewhere candle's own
@@ -14,7 +14,6 @@
 
 use candle_core::Result;
 use candle_core::quantized::k_quants::{BlockQ8K, GgmlType, QK_K};
-use half::f16;
 
 /// Output rows per tile: one per 32-bit lane of a 512-bit register.
 pub const TILE_ROWS: usize = 16;
@@ -33,14 +32,18 @@ struct Tile {
     /// `[group (32)][row (16)][4 bytes]`: byte j of a group holds input 8g + j in its low
     /// nibble and 8g + j + 4 in its high nibble, so one 64-byte load feeds two `vpdpbusd`s.
     qs: [u8; QK_K / 8 * TILE_ROWS * 4],
-    /// `[subblock (8)][row (16)]` 6-bit scales.
-    sc: [u8; 8 * TILE_ROWS],
-    /// `[subblock (8)][row (16)]` 6-bit mins.
-    mn: [u8; 8 * TILE_ROWS],
-    d: [f32; TILE_ROWS],
-    dmin: [f32; TILE_ROWS],
+    /// `[subblock (8)][row (16)]`: the low 4 bits of the 6-bit scale, then of the min.
+    lo: [u8; 8 * TILE_ROWS],
+    /// `[subblock pair (4)][row (16)]`: the top 2 bits of scale, min, next scale, next min.
+    hi: [u8; 4 * TILE_ROWS],
+    /// f16 bits.
+    d: [u16; TILE_ROWS],
+    /// f16 bits.
+    dmin: [u16; TILE_ROWS],
 }
-const _: () = assert!(std::mem::size_of::<Tile>() == 2432);
+/// Exactly the file's 144 bytes per row and superblock: decode is bound by memory
+/// bandwidth, so every byte a tile adds is time.
+const _: () = assert!(std::mem::size_of::<Tile>() == TILE_ROWS * Q4K_BYTES);
 
 /// A Q4_K weight matrix of `n` rows by `k` inputs, in caro's tile layout.
 pub struct PackedQ4K {
@@ -103,20 +106,20 @@ impl PackedQ4K {
     fn tile(blocks: &[u8], kb: usize, t: usize, b: usize) -> Tile {
         let mut tile = Tile {
             qs: [0; QK_K / 8 * TILE_ROWS * 4],
-            sc: [0; 8 * TILE_ROWS],
-            mn: [0; 8 * TILE_ROWS],
-            d: [0.0; TILE_ROWS],
-            dmin: [0.0; TILE_ROWS],
+            lo: [0; 8 * TILE_ROWS],
+            hi: [0; 4 * TILE_ROWS],
+            d: [0; TILE_ROWS],
+            dmin: [0; TILE_ROWS],
         };
         for r in 0..TILE_ROWS {
             let at = ((t * TILE_ROWS + r) * kb + b) * Q4K_BYTES;
             let blk = &blocks[at..at + Q4K_BYTES];
-            tile.d[r] = f16::from_le_bytes([blk[0], blk[1]]).to_f32();
-            tile.dmin[r] = f16::from_le_bytes([blk[2], blk[3]]).to_f32();
+            tile.d[r] = u16::from_le_bytes([blk[0], blk[1]]);
+            tile.dmin[r] = u16::from_le_bytes([blk[2], blk[3]]);
             for sub in 0..8 {
                 let (sc, mn) = scale_min(sub, &blk[4..16]);
-                tile.sc[sub * TILE_ROWS + r] = sc;
-                tile.mn[sub * TILE_ROWS + r] = mn;
+                tile.lo[sub * TILE_ROWS + r] = (sc & 0x0f) | (mn & 0x0f) << 4;
+                tile.hi[sub / 2 * TILE_ROWS + r] |= ((sc >> 4) | (mn >> 4) << 2) << (4 * (sub % 2));
             }
             // The file's nibbles: 32-byte chunk c holds inputs 64c..64c+32 in its low nibbles
             // and 64c+32..64c+64 in its high nibbles.
@@ -171,24 +174,7 @@ impl PackedQ4K {
                 }
             });
         }
-        // Per activation block: the sums of each 32-input subblock, for the mins term.
-        let pairs: Vec<[i32; 8]> = acts
-            .iter()
-            .map(|blk| {
-                // SAFETY: BlockQ8K is d (f32), 256 i8 quants, then 16 i16 sums of 16 quants.
-                let sums = unsafe {
-                    std::slice::from_raw_parts(
-                        (blk as *const BlockQ8K)
-                            .cast::<u8>()
-                            .add(4 + QK_K)
-                            .cast::<[u8; 2]>(),
-                        16,
-                    )
-                };
-                let s = |i: usize| i32::from(i16::from_le_bytes(sums[i]));
-                std::array::from_fn(|j| s(2 * j) + s(2 * j + 1))
-            })
-            .collect();
+        let pairs: Vec<[i32; 8]> = acts.iter().map(subblock_sums).collect();
         let m_units = m.div_ceil(MAX_ROWS);
         let total = n / TILE_ROWS * m_units;
         let dst_at = dst.as_mut_ptr() as usize;
@@ -226,6 +212,85 @@ impl PackedQ4K {
     }
 }
 
+/// The sums of each 32-input subblock of a Q8_K block, for the mins term.
+fn subblock_sums(blk: &BlockQ8K) -> [i32; 8] {
+    // SAFETY: BlockQ8K is d (f32), 256 i8 quants, then 16 i16 sums of 16 quants.
+    let sums = unsafe {
+        std::slice::from_raw_parts(
+            (blk as *const BlockQ8K)
+                .cast::<u8>()
+                .add(4 + QK_K)
+                .cast::<[u8; 2]>(),
+            16,
+        )
+    };
+    let s = |i: usize| i32::from(i16::from_le_bytes(sums[i]));
+    std::array::from_fn(|j| s(2 * j) + s(2 * j + 1))
+}
+
+/// One input vector quantized once for every matrix that reads it (decode's q/k/v and
+/// gate/up share theirs): Q8_K blocks, plus the subblock sums the Q4_K tiles need.
+pub struct Acts {
+    blocks: Vec<BlockQ8K>,
+    pairs: Vec<[i32; 8]>,
+}
+
+impl Acts {
+    /// Quantizes `x` (a multiple of 256 values) on the calling thread: one vector is too
+    /// little work to pay a parallel pass for.
+    pub fn new(x: &[f32]) -> Result<Self> {
+        if x.is_empty() || !x.len().is_multiple_of(QK_K) {
+            candle_core::bail!(
+                "a Q8_K input needs a multiple of {QK_K} values, got {}",
+                x.len()
+            )
+        }
+        let mut blocks = vec![BlockQ8K::zeros(); x.len() / QK_K];
+        super::kernels::quantize_q8k(x, &mut blocks);
+        let pairs = blocks.iter().map(subblock_sums).collect();
+        Ok(Self { blocks, pairs })
+    }
+
+    pub fn blocks(&self) -> &[BlockQ8K] {
+        &self.blocks
+    }
+}
+
+impl PackedQ4K {
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// Rows `16 t .. 16 t + 16` of `self * x` into `dst`, for one quantized input.
+    pub fn tile_vector(&self, t: usize, acts: &Acts, dst: &mut [f32; TILE_ROWS]) -> Result<()> {
+        let kb = self.k / QK_K;
+        if t >= self.n / TILE_ROWS || acts.blocks.len() != kb || !super::kernels::available() {
+            candle_core::bail!("Q4_K tile {t} does not fit this matrix and input")
+        }
+        let job = Job {
+            tiles: self.tiles[t * kb..(t + 1) * kb].as_ptr(),
+            kb,
+            acts: acts.blocks.as_ptr().cast(),
+            pairs: acts.pairs.as_ptr(),
+            dst: dst.as_mut_ptr(),
+            n: TILE_ROWS,
+        };
+        // SAFETY: `available()` checked the CPU features; the job covers kb tiles, one
+        // activation row of kb blocks and sums, and 16 output floats.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            avx512::unit::<1>(&job)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = job;
+        Ok(())
+    }
+}
+
 /// One tile row (16 outputs) against up to four activation rows.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Job {
@@ -250,6 +315,9 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn unit<const ROWS: usize>(job: &Job) {
         let mask = _mm512_set1_epi8(0x0f);
+        let m4 = _mm512_set1_epi32(0x0f);
+        let m2 = _mm512_set1_epi32(0x03);
+        let m12 = _mm512_set1_epi32(0x0c);
         let stride = job.kb * Q8K_BYTES;
         let mut acc = [_mm512_setzero_ps(); ROWS];
         for b in 0..job.kb {
@@ -274,12 +342,23 @@ mod avx512 {
                         hi[r] = _mm512_dpbusd_epi32(hi[r], wh, _mm512_set1_epi32(ah));
                     }
                 }
-                let sc = _mm512_cvtepu8_epi32(unsafe {
-                    _mm_load_si128(t.sc.as_ptr().add(sub * TILE_ROWS).cast())
+                let lo4 = _mm512_cvtepu8_epi32(unsafe {
+                    _mm_load_si128(t.lo.as_ptr().add(sub * TILE_ROWS).cast())
                 });
-                let mn = _mm512_cvtepu8_epi32(unsafe {
-                    _mm_load_si128(t.mn.as_ptr().add(sub * TILE_ROWS).cast())
+                let mut hi2 = _mm512_cvtepu8_epi32(unsafe {
+                    _mm_load_si128(t.hi.as_ptr().add(sub / 2 * TILE_ROWS).cast())
                 });
+                if sub % 2 == 1 {
+                    hi2 = _mm512_srli_epi32::<4>(hi2);
+                }
+                let sc = _mm512_or_si512(
+                    _mm512_and_si512(lo4, m4),
+                    _mm512_slli_epi32::<4>(_mm512_and_si512(hi2, m2)),
+                );
+                let mn = _mm512_or_si512(
+                    _mm512_srli_epi32::<4>(lo4),
+                    _mm512_slli_epi32::<2>(_mm512_and_si512(hi2, m12)),
+                );
                 for r in 0..ROWS {
                     let pair = unsafe { (*job.pairs.add(r * job.kb + b))[sub] };
                     tot[r] = _mm512_add_epi32(
@@ -290,8 +369,8 @@ mod avx512 {
                         _mm512_add_epi32(mins[r], _mm512_mullo_epi32(mn, _mm512_set1_epi32(pair)));
                 }
             }
-            let d = unsafe { _mm512_load_ps(t.d.as_ptr()) };
-            let dmin = unsafe { _mm512_load_ps(t.dmin.as_ptr()) };
+            let d = _mm512_cvtph_ps(unsafe { _mm256_load_si256(t.d.as_ptr().cast()) });
+            let dmin = _mm512_cvtph_ps(unsafe { _mm256_load_si256(t.dmin.as_ptr().cast()) });
             for r in 0..ROWS {
                 let ad = unsafe {
                     _mm512_set1_ps(

@@ -68,6 +68,9 @@ fn request(prompt: &str) -> CommandRequest {
     ))
 }
 
+/// Decode runs averaged for the decode figure.
+const DECODE_REPS: usize = 3;
+
 struct Raw {
     peak_rss_mb: Option<f64>,
     load_ms: f64,
@@ -99,7 +102,7 @@ fn raw_speed(path: &Path, decode: usize, mmap: bool) -> Result<Raw> {
     model.forward(&tokens[8..9.min(tokens.len())], &mut warm)?;
     let mut cache = model.new_cache();
     let t = Instant::now();
-    let mut logits = model.forward(&tokens, &mut cache)?;
+    let logits = model.forward(&tokens, &mut cache)?;
     let prefill_ms = ms(t);
     let argmax = |l: &[f32]| {
         l.iter()
@@ -107,12 +110,18 @@ fn raw_speed(path: &Path, decode: usize, mmap: bool) -> Result<Raw> {
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map_or(0, |(i, _)| i as u32)
     };
-    let after_prefill = (logits.clone(), cache.clone());
-    let t = Instant::now();
-    for _ in 0..decode {
-        logits = model.forward(&[argmax(&logits)], &mut cache)?;
+    let after_prefill = (logits, cache);
+    // Mean of several runs from the same context, as llama-bench reports: one 32-token run
+    // moved by ±10% between runs on a shared machine.
+    let mut decode_ms = 0.0;
+    for _ in 0..DECODE_REPS {
+        let (mut logits, mut cache) = after_prefill.clone();
+        let t = Instant::now();
+        for _ in 0..decode {
+            logits = model.forward(&[argmax(&logits)], &mut cache)?;
+        }
+        decode_ms += ms(t) / DECODE_REPS as f64;
     }
-    let decode_ms = ms(t);
     // The same steps through the engine seam the backend uses (`dyn Engine`).
     let (mut logits, cache) = after_prefill;
     let engine: &dyn Engine = &model;
@@ -387,7 +396,7 @@ fn main() -> Result<()> {
         prefill_tps / heap_prefill_tps
     );
     println!(
-        "| decode ({} tokens) | {decode_tps:.1} tok/s | {heap_decode_tps:.1} tok/s | {:.2}x |",
+        "| decode ({} tokens, mean of {DECODE_REPS}) | {decode_tps:.1} tok/s | {heap_decode_tps:.1} tok/s | {:.2}x |",
         mapped.decode_tokens,
         decode_tps / heap_decode_tps
     );
@@ -436,7 +445,10 @@ fn main() -> Result<()> {
     );
     if let Some(l) = llama {
         println!();
-        println!("llama.cpp (llama-server) on the same file, prompt and threads, in this run.");
+        println!(
+            "llama.cpp (llama-server) on the same file, prompt and threads, in this run (one \
+             request; caro's decode is the mean of {DECODE_REPS})."
+        );
         println!();
         println!("| metric | caro (mapped) | llama.cpp | caro / llama.cpp |");
         println!("|---|---|---|---|");
@@ -475,7 +487,7 @@ fn main() -> Result<()> {
             prefill_tps / p
         );
         println!(
-            "| decode ({} tokens) | {decode_tps:.1} tok/s | {d:.1} tok/s | {:.2}x |",
+            "| decode ({} tokens, mean of {DECODE_REPS}) | {decode_tps:.1} tok/s | {d:.1} tok/s | {:.2}x |",
             mapped.decode_tokens,
             decode_tps / d
         );

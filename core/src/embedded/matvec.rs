@@ -100,17 +100,8 @@ pub fn matvec(mats: &[Rows<'_>], x: &[f32]) -> Result<Vec<Vec<f32>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embedded::q4k::tests::values;
     use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K, BlockQ8K, GgmlType};
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     fn bytes<T>(blocks: &[T]) -> &[u8] {
         // SAFETY: GGML blocks are plain bytes, laid out as in the file.

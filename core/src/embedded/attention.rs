@@ -107,12 +107,14 @@ unsafe fn head_avx2(j: &Head<'_>, w: &mut [f32], o: &mut [f32]) {
                 }
             }
         }
-        let s = _mm256_mul_ps(sums8(&acc), scale);
+        // SAFETY: this function runs with AVX2.
+        let s = _mm256_mul_ps(unsafe { sums8(&acc) }, scale);
         unsafe { _mm256_storeu_ps(w.as_mut_ptr().add(t), s) };
         vmax = _mm256_max_ps(vmax, s);
         t += 8;
     }
-    let mut max = hmax(vmax);
+    // SAFETY: this function runs with AVX2.
+    let mut max = unsafe { hmax(vmax) };
     for (t, w) in w.iter_mut().enumerate().take(n).skip(t) {
         *w = dot(j.q, &j.k[at(t)..][..hd]) * j.scale;
         max = max.max(*w);
@@ -121,15 +123,15 @@ unsafe fn head_avx2(j: &Head<'_>, w: &mut [f32], o: &mut [f32]) {
     let mut vsum = _mm256_setzero_ps();
     let mut t = 0;
     while t + 8 <= n {
-        let e = super::vecmath::exp8(_mm256_sub_ps(
-            unsafe { _mm256_loadu_ps(w.as_ptr().add(t)) },
-            vmax,
-        ));
+        let x = _mm256_sub_ps(unsafe { _mm256_loadu_ps(w.as_ptr().add(t)) }, vmax);
+        // SAFETY: this function runs with AVX2 and FMA.
+        let e = unsafe { super::vecmath::exp8(x) };
         unsafe { _mm256_storeu_ps(w.as_mut_ptr().add(t), e) };
         vsum = _mm256_add_ps(vsum, e);
         t += 8;
     }
-    let mut sum = hsum(vsum);
+    // SAFETY: this function runs with AVX2.
+    let mut sum = unsafe { hsum(vsum) };
     for w in w.iter_mut().take(n).skip(t) {
         *w = (*w - max).exp();
         sum += *w;
@@ -165,11 +167,14 @@ unsafe fn head_avx2(j: &Head<'_>, w: &mut [f32], o: &mut [f32]) {
 const PREFETCH: usize = 64;
 
 /// Lane p of the result is the sum of the eight lanes of `a[p]`.
+///
+/// # Safety
+/// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sums8(a: &[core::arch::x86_64::__m256; 8]) -> core::arch::x86_64::__m256 {
+unsafe fn sums8(a: &[core::arch::x86_64::__m256; 8]) -> core::arch::x86_64::__m256 {
     use core::arch::x86_64::*;
-    // SAFETY: only called from `head_avx2`, which runs with AVX2 enabled.
+    // SAFETY: the caller guarantees AVX2.
     unsafe {
         let s0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
         let s4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
@@ -180,20 +185,24 @@ fn sums8(a: &[core::arch::x86_64::__m256; 8]) -> core::arch::x86_64::__m256 {
     }
 }
 
+/// # Safety
+/// The CPU must have AVX.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn hsum(x: core::arch::x86_64::__m256) -> f32 {
+unsafe fn hsum(x: core::arch::x86_64::__m256) -> f32 {
     let mut l = [0f32; 8];
-    // SAFETY: `l` holds 8 floats; only called with AVX enabled.
+    // SAFETY: `l` holds 8 floats; the caller guarantees AVX.
     unsafe { core::arch::x86_64::_mm256_storeu_ps(l.as_mut_ptr(), x) };
     l.iter().sum()
 }
 
+/// # Safety
+/// The CPU must have AVX.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn hmax(x: core::arch::x86_64::__m256) -> f32 {
+unsafe fn hmax(x: core::arch::x86_64::__m256) -> f32 {
     let mut l = [0f32; 8];
-    // SAFETY: `l` holds 8 floats; only called with AVX enabled.
+    // SAFETY: `l` holds 8 floats; the caller guarantees AVX.
     unsafe { core::arch::x86_64::_mm256_storeu_ps(l.as_mut_ptr(), x) };
     l.iter().copied().fold(f32::NEG_INFINITY, f32::max)
 }

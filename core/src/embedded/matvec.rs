@@ -3,7 +3,7 @@
 //!
 //! Each parallel pass ends at a barrier where the faster thread waits for the slower, and
 //! one decoded token makes seven passes per layer when every matrix runs alone, plus one
-//! more per matrix to quantize its input. Sharing the passes leaves three per layer.
+//! more per matrix to quantize its input. Sharing the passes leaves four per layer.
 #![allow(unsafe_code)]
 
 use super::kernels::{self, Q6K_BYTES};

@@ -5,8 +5,8 @@
 //! mins to f32 per row and subblock: 6 bits per weight, a third more than the file's 4.5, and
 //! an f32 multiply per subblock. caro's [`PackedQ4K`] keeps the file's 6-bit scales and f16
 //! factors, regrouped by row (4.5 bits per weight, the file's own size), sums each superblock
-//! in 32-bit integers, and converts to float once per superblock, in the layout `vpdpbusd` wants: 16 rows in the 16 lanes of a register, so no
-//! horizontal sums are needed. Up to four prompt rows share each weight load during prefill.
+//! in 32-bit integers, and converts to float once per superblock, in the layout `vpdpbusd`
+//! wants: 16 rows in the 16 lanes of a register, so no horizontal sums are needed. Up to four prompt rows share each weight load during prefill.
 //!
 //! Only used where AVX-512 VNNI is present (`kernels::available`); elsewhere candle's own
 //! kernels run.

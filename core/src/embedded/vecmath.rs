@@ -6,12 +6,15 @@
 
 /// `e^x` for eight values, to about 1 ulp: Cephes' `expf`, i.e. `2^n * p(r)` with
 /// `x = n ln 2 + r`. Inputs are clamped to [-87, 88], where e^x stays a normal float.
-/// Call it only from functions compiled with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; call it from functions compiled with them, so that it
+/// inlines.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub fn exp8(x: core::arch::x86_64::__m256) -> core::arch::x86_64::__m256 {
+pub unsafe fn exp8(x: core::arch::x86_64::__m256) -> core::arch::x86_64::__m256 {
     use core::arch::x86_64::*;
-    // SAFETY: callers run with AVX2 and FMA enabled (see above).
+    // SAFETY: the caller guarantees AVX2 and FMA.
     unsafe {
         let x = _mm256_min_ps(
             _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
@@ -66,7 +69,7 @@ unsafe fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {
     let mut g8 = gate.chunks_exact_mut(8);
     let mut u8 = up.chunks_exact(8);
     for (g, u) in (&mut g8).zip(&mut u8) {
-        // SAFETY: both chunks hold 8 floats.
+        // SAFETY: both chunks hold 8 floats, and this function runs with AVX2 and FMA.
         unsafe {
             let x = _mm256_loadu_ps(g.as_ptr());
             let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));

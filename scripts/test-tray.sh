@@ -44,7 +44,12 @@ printf 'version = 1\n[embedded]\nmodel_path = "%s"\ntemperature = 0.0\n[tray]\nh
   "$here/target/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" >"$CARO_CONFIG"
 
 # The app starts with its popup hidden; under WebDriver it must show it at once.
-CARO_TRAY_SHOW=1 "$driver" --port 4444 --native-port 4445 >"$out/tauri-driver.log" 2>&1 &
+# The app runs with a scratch home: Run starts there, and the popup's safety test checks that
+# its files survive. Only the app sees it; cargo keeps the real HOME.
+export CARO_E2E_HOME="$work/home"
+mkdir -p "$CARO_E2E_HOME/proj"
+printf mine >"$CARO_E2E_HOME/notes.txt"
+HOME="$CARO_E2E_HOME" CARO_TRAY_SHOW=1 "$driver" --port 4444 --native-port 4445 >"$out/tauri-driver.log" 2>&1 &
 driver_pid=$!
 pids+=($driver_pid)
 for _ in $(seq 100); do curl -s localhost:4444/status >/dev/null 2>&1 && break; sleep 0.1; done
@@ -61,8 +66,8 @@ shot=$!
 
 log "end-to-end test (WebDriver)"
 CARO_E2E_WEBDRIVER=http://localhost:4444 CARO_E2E_READY="$ready" \
-  timeout 600 cargo test --release --locked -p caro-tray --test e2e -- --ignored --nocapture \
-  --skip first_launch
+  timeout 900 cargo test --release --locked -p caro-tray --test e2e -- --ignored --nocapture \
+  --skip first_launch --test-threads=1
 wait "$shot" || true
 [[ -s "$out/popup.png" ]] || { log "no screenshot was taken"; exit 1; }
 log "screenshot: $out/popup.png"

@@ -17,6 +17,8 @@ fn main() {
             "model_status",
             "model_download",
             "model_cancel",
+            "run_dir",
+            "set_run_dir",
         ]),
     ))
     .expect("tauri build step");

@@ -46,10 +46,15 @@ function render(a, opts = {}) {
     }
     list.append(li);
   }
+  // A refused or blocked command is not offered for Run at all.
   const run = $("run");
   run.dataset.locked = a.blocked ? "1" : "0";
   run.disabled = a.blocked;
-  run.title = a.blocked ? `blocked in ${a.mode} mode` : "Run (Ctrl+Enter)";
+  show(run, !a.blocked);
+  run.title = "Run (Ctrl+Enter) in " + a.cwd;
+  $("refusal").textContent = a.refusal || "";
+  show($("refusal"), Boolean(a.blocked && a.refusal));
+  if (a.cwd && document.activeElement !== $("folder")) $("folder").value = a.cwd;
   if (opts.keepText === undefined) refreshHistory();
 }
 
@@ -135,7 +140,21 @@ $("command").addEventListener("input", () => {
   }, 120);
 });
 
+// Another folder for Run: the command is rated again for it.
+async function changeFolder(event) {
+  event.preventDefault();
+  try {
+    $("folder").value = await invoke("set_run_dir", { dir: $("folder").value });
+    if (current) {
+      const keep = $("command").value;
+      const a = await invoke("check", { command: keep });
+      render({ ...a, took_ms: current.took_ms }, { keepText: keep });
+    }
+  } catch (e) { fail(e); }
+}
+
 $("ask").addEventListener("submit", ask);
+$("folder-form").addEventListener("submit", changeFolder);
 $("revise-form").addEventListener("submit", revise);
 $("copy").addEventListener("click", copy);
 $("run").addEventListener("click", run);
@@ -191,3 +210,4 @@ $("setup-cancel").addEventListener("click", async () => { showSetup(await invoke
 $("setup-retry").addEventListener("click", async () => { showSetup(await invoke("model_download")); pollModel(); });
 pollModel();
 refreshHistory();
+invoke("run_dir").then((d) => { $("folder").value = d; }).catch(() => {});

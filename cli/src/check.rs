@@ -3,7 +3,7 @@
 use crate::output::{self, print_verdict};
 use crate::{CheckArgs, exit, settings};
 use caro_core::ShellType;
-use caro_core::safety::SafetyValidator;
+use caro_core::safety::{Location, SafetyValidator};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -24,9 +24,22 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         .shell
         .map(ShellType::from)
         .unwrap_or_else(ShellType::detect);
+    let at = match location(args.cwd.as_deref()) {
+        Ok(at) => at,
+        Err(message) => {
+            return output::fail(
+                args.json,
+                "bad_cwd",
+                &message,
+                Some("give --cwd an existing folder, or leave it out to rate for this one"),
+                exit::USAGE,
+            );
+        }
+    };
+    let check = |command: &str| check_one(&validator, command, shell, at.as_ref(), args.json);
     if !args.command.is_empty() {
         let command = args.command.join(" ");
-        let blocked = check_one(&validator, &command, shell, args.json);
+        let blocked = check(&command);
         return if blocked {
             ExitCode::from(exit::BLOCKED)
         } else {
@@ -60,7 +73,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         if command.trim().is_empty() {
             continue;
         }
-        any_blocked |= check_one(&validator, command, shell, args.json);
+        any_blocked |= check(command);
     }
     let _ = std::io::stdout().flush();
     if any_blocked {
@@ -70,12 +83,37 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     }
 }
 
+/// Where the checked commands would run: `--cwd DIR`, else this process's own folder.
+fn location(dir: Option<&std::path::Path>) -> Result<Option<Location>, String> {
+    let Some(dir) = dir else {
+        return Ok(Location::current());
+    };
+    if !dir.is_dir() {
+        return Err(format!("--cwd {}: no such folder", dir.display()));
+    }
+    // The real folder: a link to /etc is rated as /etc.
+    let abs = dir
+        .canonicalize()
+        .map_err(|e| format!("--cwd {}: {e}", dir.display()))?;
+    Ok(Location::current().map(|here| here.in_dir(&abs)))
+}
+
 /// Prints the verdict for one command; returns whether it is blocked.
-fn check_one(validator: &SafetyValidator, command: &str, shell: ShellType, json: bool) -> bool {
-    let verdict = validator.validate(command, shell);
+fn check_one(
+    validator: &SafetyValidator,
+    command: &str,
+    shell: ShellType,
+    at: Option<&Location>,
+    json: bool,
+) -> bool {
+    let verdict = match at {
+        Some(at) => validator.validate_at(command, shell, at),
+        None => validator.validate(command, shell),
+    };
     if json {
         let doc = serde_json::json!({
             "command": command,
+            "cwd": verdict.cwd,
             "shell": shell,
             "risk": verdict.risk,
             "blocked": verdict.blocked,

@@ -1,5 +1,6 @@
 //! `caro init`: asks which backend to use (or takes it from flags), tests the connection, and
-//! writes the config file atomically, keeping a backup of the old one.
+//! writes the config file atomically (through a symlink, to the file it points at), keeping
+//! every earlier version as a numbered backup.
 
 use crate::output::{self, DIM, ERR};
 use crate::{InitArgs, exit, settings};
@@ -32,8 +33,8 @@ pub fn run(args: &InitArgs) -> ExitCode {
             exit::USAGE,
         );
     }
-    let mut config = match core_settings::load(&path) {
-        Ok(l) => l.config,
+    let (mut config, existed) = match core_settings::load(&path) {
+        Ok(l) => (l.config, l.path.is_some()),
         Err(e) => {
             return output::fail(
                 json,
@@ -152,19 +153,25 @@ pub fn run(args: &InitArgs) -> ExitCode {
             }
         }
     }
-    if path.exists() {
-        let mut backup = path.clone().into_os_string();
-        backup.push(".bak");
-        if let Err(e) = std::fs::copy(&path, &backup) {
-            return output::fail(
-                json,
-                "io",
-                &format!("could not back up {}: {e}", path.display()),
-                None,
-                exit::UNEXPECTED,
-            );
+    // A fresh backup name each time (config.toml.bak, .bak.1, …): a second init must not
+    // overwrite the only copy of the file the user had before the first.
+    let backup = if existed {
+        match core_settings::backup(&path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                return output::fail(
+                    json,
+                    "io",
+                    &format!("could not back up the config file: {e}"),
+                    None,
+                    exit::UNEXPECTED,
+                );
+            }
         }
-    }
+    } else {
+        None
+    };
+    // Through a symlink, save writes the file it points to and leaves the link in place.
     if let Err(e) = core_settings::save(&path, &config) {
         return output::fail(json, "io", &e.to_string(), None, exit::UNEXPECTED);
     }
@@ -174,5 +181,12 @@ pub fn run(args: &InitArgs) -> ExitCode {
         path.display(),
         backend.as_str()
     );
+    if let Some(b) = backup {
+        let _ = writeln!(
+            err,
+            "{DIM}the previous file is kept as {}{DIM:#}",
+            b.display()
+        );
+    }
     ExitCode::SUCCESS
 }

@@ -104,10 +104,12 @@ const SERVE_HELP: &str = "\
 Examples:
   caro serve                          on an SSH host: keep the model warm for every `caro` call
   caro serve --idle-unload 0          never unload
-  CARO_SOCKET=/tmp/c.sock caro serve  another socket (clients read CARO_SOCKET too)
+  caro serve --socket ~/.cache/caro/b.sock   another socket (clients read CARO_SOCKET)
 
 The socket is $XDG_RUNTIME_DIR/caro/caro.sock (else in caro's cache dir), mode 0600, in a 0700
-folder; connections from other users are refused. `caro` uses the daemon when it answers and
+folder; connections from other users are refused. A folder caro did not create must already be
+yours and closed to others (so not /tmp), and caro replaces nothing at the path but a socket a
+stopped daemon left; `caro.sock.lock` beside it marks a running daemon, busy or not. `caro` uses the daemon when it answers and
 no per-request model or sampling flag is given, and works in-process otherwise (--no-daemon
 forces that). The daemon reads the same config file as `caro`.";
 
@@ -166,8 +168,9 @@ Examples:
   caro init --backend ollama --url http://localhost:11434 --model qwen2.5-coder:7b --yes
   caro init --backend vllm --url https://gpu.example.com --api-key-env MY_VLLM_KEY --yes
 
-The file is ~/.config/caro/config.toml ($CARO_CONFIG overrides it). It is written atomically,
-and an existing file is kept as config.toml.bak. API keys are never written: the config names
+The file is ~/.config/caro/config.toml ($CARO_CONFIG overrides it). It is written atomically
+(through a symlink, to the file it points at), and an existing file is kept as config.toml.bak,
+or .bak.1, .bak.2, … when earlier backups exist (none is ever overwritten). API keys are never written: the config names
 the environment variable that holds the key.";
 
 #[derive(Debug, Args)]
@@ -223,9 +226,14 @@ pub struct CheckArgs {
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
 
-    /// One JSON object per command: {"risk", "blocked", "findings", …}.
+    /// One JSON object per command: {"risk", "blocked", "findings", "cwd", …}.
     #[arg(long)]
     json: bool,
+
+    /// Rate the command as if run in DIR [default: the current directory]: `rm -rf *` is
+    /// critical in your home folder and high in a project folder.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
 
     /// The command to check; put it after `--`. Without it, commands are read from stdin.
     #[arg(value_name = "COMMAND", num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]

@@ -2,7 +2,8 @@
 //! colour only on a terminal and never when NO_COLOR is set; or one JSON object with --json.
 
 use anstyle::{AnsiColor, Style};
-use caro_core::safety::{Finding, IntentAction, IntentScreen, RiskLevel, SafetyMode, Verdict};
+pub use caro_core::safety::Gate;
+use caro_core::safety::{Finding, IntentAction, RiskLevel, SafetyMode, Verdict};
 use caro_core::{GeneratedCommand, GeneratorError, ShellType};
 use serde::Serialize;
 use std::io::Write;
@@ -104,7 +105,14 @@ pub struct TimingsMs {
 /// The `--json` document for a generated command.
 #[derive(Debug, Serialize)]
 pub struct JsonAnswer<'a> {
-    pub command: &'a str,
+    /// `null` when the gate refused or blocked it, so `jq -r .command` never hands a script a
+    /// command caro would not run.
+    pub command: Option<&'a str>,
+    /// What the model wrote when it was refused or blocked, for a person to read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_command: Option<&'a str>,
+    /// The working directory the verdict is for.
+    pub cwd: Option<&'a str>,
     pub explanation: Option<&'a str>,
     pub risk: RiskLevel,
     pub blocked: bool,
@@ -128,12 +136,15 @@ pub struct JsonAnswer<'a> {
 impl<'a> JsonAnswer<'a> {
     pub fn new(g: &'a GeneratedCommand, shell: ShellType, gate: &'a Gate) -> Self {
         let round = |ms: f64| (ms * 10.0).round() / 10.0;
+        let blocked = gate.blocked();
         Self {
-            command: &g.command,
+            command: (!blocked).then_some(g.command.as_str()),
+            refused_command: blocked.then_some(g.command.as_str()),
+            cwd: gate.verdict.cwd.as_deref(),
             explanation: g.explanation.as_deref(),
             risk: gate.verdict.risk,
-            blocked: gate.blocked(),
-            needs_confirmation: gate.verdict.needs_confirmation && !gate.blocked(),
+            blocked,
+            needs_confirmation: gate.needs_confirmation(),
             mode: gate.verdict.mode,
             findings: &gate.verdict.findings,
             intent: gate.intent.as_ref().map(|(i, action)| IntentJson {
@@ -169,20 +180,6 @@ pub fn print_json<T: Serialize>(value: &T) {
     let text = serde_json::to_string_pretty(value)
         .unwrap_or_else(|e| json_error("unexpected", &e.to_string(), None).to_string());
     let _ = writeln!(out, "{text}");
-}
-
-/// The safety gate's decision on a generated command: the validator's verdict, and the
-/// prompt screen's outcome when the request was destructive.
-#[derive(Debug)]
-pub struct Gate {
-    pub verdict: Verdict,
-    pub intent: Option<(IntentScreen, IntentAction)>,
-}
-
-impl Gate {
-    pub fn blocked(&self) -> bool {
-        self.verdict.blocked || matches!(self.intent, Some((_, IntentAction::Refused)))
-    }
 }
 
 /// Human output: the command alone on stdout (unless blocked), the verdict and notes on stderr.

@@ -4,7 +4,7 @@ use crate::output::{self, DIM, Gate, WARN};
 use crate::settings::RunSettings;
 use crate::{Cli, backends, exit, settings, stats};
 use caro_core::daemon::{DaemonClient, DaemonError, socket_path};
-use caro_core::safety::{Action, intent_action, screen_prompt};
+use caro_core::safety::{Action, Location};
 use caro_core::settings::Overrides;
 use caro_core::{CommandRequest, GeneratorError, ShellType};
 use std::io::{BufRead, IsTerminal, Write};
@@ -71,13 +71,12 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         }
     };
     let validator = settings.validator.clone();
-    let intent = screen_prompt(&prompt);
     let config = cli.embedded_config(&settings.resolved.config.embedded)?;
     let shell = cli
         .shell
         .map(ShellType::from)
         .unwrap_or_else(ShellType::detect);
-    let request = CommandRequest::new(prompt, shell);
+    let request = CommandRequest::new(prompt.clone(), shell);
     let client = daemon_client(cli);
     let mut daemon_warning = None;
     let from_daemon = client.as_ref().and_then(|c| match c.generate(&request) {
@@ -136,14 +135,14 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         .extend(settings.resolved.warnings.iter().cloned());
     stats::record(answer.timings.total, &answer.backend);
 
-    let verdict = validator.validate(&answer.command, shell);
-    let gate = Gate {
-        intent: intent.map(|i| {
-            let action = intent_action(verdict.risk);
-            (i, action)
-        }),
-        verdict,
-    };
+    // `--execute` runs the command here, so the verdict is for this folder.
+    let gate = Gate::decide(
+        &validator,
+        &prompt,
+        &answer.command,
+        shell,
+        Location::current().as_ref(),
+    );
     let code = if gate.blocked() {
         ExitCode::from(exit::BLOCKED)
     } else {

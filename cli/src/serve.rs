@@ -51,15 +51,7 @@ pub fn run(cli: &Cli, args: &ServeArgs, settings: &RunSettings) -> ExitCode {
     ) {
         Ok(d) => d,
         Err(e) => {
-            return output::fail(
-                false,
-                e.code(),
-                &e.to_string(),
-                Some(
-                    "`caro status` shows the daemon that is running; stop it first, or pass --socket PATH",
-                ),
-                exit::UNEXPECTED,
-            );
+            return output::fail(false, e.code(), &e.to_string(), e.hint(), exit::UNEXPECTED);
         }
     };
     let stop = Arc::new(AtomicBool::new(false));

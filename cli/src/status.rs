@@ -138,6 +138,8 @@ pub fn status(s: &RunSettings, json: bool) {
     let st = stats::read();
     let socket = caro_core::daemon::socket_path();
     let daemon = caro_core::daemon::DaemonClient::new(&socket).ping();
+    // A daemon too busy to answer in time still holds its lock: it is running.
+    let busy = daemon.is_err() && caro_core::daemon::lock_held(&socket);
     if json {
         let daemon_json = match &daemon {
             Ok(d) => serde_json::json!({
@@ -146,7 +148,7 @@ pub fn status(s: &RunSettings, json: bool) {
                 "uptime_secs": d.uptime_secs, "idle_unload_secs": d.idle_unload_secs,
             }),
             Err(e) => serde_json::json!({
-                "running": false, "socket": socket, "error": e.to_string(),
+                "running": busy, "busy": busy, "socket": socket, "error": e.to_string(),
             }),
         };
         crate::output::print_json(&serde_json::json!({
@@ -221,6 +223,13 @@ pub fn status(s: &RunSettings, json: bool) {
                     "not loaded"
                 },
                 d.requests_served
+            );
+        }
+        Err(e) if busy => {
+            let _ = writeln!(
+                out,
+                "{BOLD}daemon{BOLD:#}    {OK}running{OK:#} on {}, busy: it did not answer in time ({e})",
+                socket.display()
             );
         }
         Err(e) => {

@@ -51,7 +51,12 @@ pub enum GeneratorError {
     Inference(String),
 
     #[error("{message}")]
-    Remote { backend: String, message: String },
+    Remote {
+        backend: String,
+        message: String,
+        /// `remote_failed`, or a narrower code such as `reply_too_large`.
+        code: &'static str,
+    },
 }
 
 impl GeneratorError {
@@ -68,7 +73,7 @@ impl GeneratorError {
             Self::InvalidConfig(_) => "invalid_config",
             Self::NoCommand { .. } => "no_command",
             Self::Inference(_) => "inference",
-            Self::Remote { .. } => "remote_failed",
+            Self::Remote { code, .. } => code,
         }
     }
 }

@@ -244,6 +244,10 @@ impl Default for CaroConfig {
     }
 }
 
+/// Largest config file caro reads. A real one is a few KB (a thousand custom rules is about
+/// 150 KB); the cap keeps a path to a huge or endless file from eating memory.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// TOML syntax or schema error; toml's message names the line and column.
@@ -254,6 +258,31 @@ pub enum ConfigError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// A device, FIFO, socket or folder: reading one could block forever or never end.
+    #[error(
+        "{}: is {kind}, not a regular file; point CARO_CONFIG at a config.toml file",
+        .path.display()
+    )]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error(
+        "{}: larger than {} bytes, the limit for a config file (caro's own is a few KB); check that this is the right file",
+        .path.display(),
+        MAX_CONFIG_BYTES
+    )]
+    TooLarge { path: PathBuf },
+    /// A symlink (the file or a folder above it) that points nowhere. Not "no file": the
+    /// user meant to have one, and the defaults could be less strict than what it says.
+    #[error(
+        "{}: the symbolic link {} points to {}, which does not exist; fix the link, or remove it to use the defaults",
+        .path.display(),
+        .link.display(),
+        .target.display()
+    )]
+    DanglingLink {
+        path: PathBuf,
+        link: PathBuf,
+        target: PathBuf,
     },
 }
 
@@ -275,20 +304,17 @@ pub struct Migration {
 }
 
 /// Loads `path`. A missing file gives the defaults. A file in an older layout is migrated:
-/// the original is kept next to it as `config.toml.bak`, and the new file written atomically.
-/// A broken file is an error and is never written to.
+/// the original is kept next to it as `config.toml.bak` (or `.bak.1`, … when that exists),
+/// and the new file written atomically. A broken or unreadable file is an error and is
+/// never written to.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    if !path.exists() {
+    let Some(text) = read_config(path)? else {
         return Ok(Loaded {
             config: CaroConfig::default(),
             path: None,
             migration: None,
         });
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    };
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_owned(),
         message,
@@ -310,14 +336,13 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     if let Some(name) = &config.embedded.model {
         check_model_name(name).map_err(|e| invalid(format!("embedded.model: {e}")))?;
     }
+    // Checked here, not only when a run builds its sampling settings, so that the error
+    // names the file the bad value is in.
+    check_embedded(&config.embedded).map_err(|e| invalid(format!("[embedded] {e}")))?;
     let migration = match migration {
         None => None,
         Some((from, notes)) => {
-            let backup = backup_path(path);
-            std::fs::copy(path, &backup).map_err(|source| ConfigError::Io {
-                path: backup.clone(),
-                source,
-            })?;
+            let backup = write_backup(path, text.as_bytes())?;
             save(path, &config)?;
             Some(Migration {
                 from,
@@ -330,6 +355,152 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         config,
         path: Some(path.to_owned()),
         migration,
+    })
+}
+
+/// Reads the config file at `path`; `Ok(None)` when there is none.
+///
+/// Only a regular file (after following symlinks) of at most [`MAX_CONFIG_BYTES`] is read: a
+/// path to `/dev/zero`, a FIFO or a folder would block or never end. Only a path that does not
+/// exist gives `None`. A dangling symlink, a symlink loop or a permission error is an error:
+/// falling back to the defaults would quietly drop the user's settings, a strict safety mode
+/// among them.
+pub fn read_config(path: &Path) -> Result<Option<String>, ConfigError> {
+    use std::io::Read;
+    let io = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match dangling_link(path) {
+                Some((link, target)) => Err(ConfigError::DanglingLink {
+                    path: path.to_owned(),
+                    link,
+                    target,
+                }),
+                None => Ok(None),
+            };
+        }
+        Err(e) => return Err(io(e)),
+    };
+    // Checked before opening: opening a FIFO blocks until someone writes to it.
+    check_regular(path, &meta)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    // And again on what was opened, in case the path was replaced in between.
+    check_regular(path, &file.metadata().map_err(io)?)?;
+    let mut bytes = Vec::new();
+    // One byte over the cap tells a file that is too large from one exactly at the cap, and
+    // bounds a file that grows while it is read.
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), ConfigError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        "a folder"
+    } else {
+        special_kind(&t).unwrap_or("something else")
+    };
+    Err(ConfigError::NotAFile {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
+#[cfg(unix)]
+fn special_kind(t: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    [
+        (t.is_fifo(), "a named pipe (FIFO)"),
+        (t.is_char_device(), "a character device"),
+        (t.is_block_device(), "a block device"),
+        (t.is_socket(), "a socket"),
+    ]
+    .into_iter()
+    .find_map(|(is, kind)| is.then_some(kind))
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> Option<&'static str> {
+    None
+}
+
+/// The symlink in `path` (the path itself or a folder above it) that points nowhere, and
+/// where it points.
+fn dangling_link(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    path.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| {
+            std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink())
+                && std::fs::metadata(a).is_err()
+        })
+        .map(|link| {
+            let target = std::fs::read_link(link).unwrap_or_default();
+            (link.to_owned(), target)
+        })
+}
+
+/// Copies the config file to a backup that did not exist before: `config.toml.bak`, else
+/// `config.toml.bak.1`, `.bak.2`, …, so no earlier backup is ever overwritten.
+pub fn backup(path: &Path) -> Result<PathBuf, ConfigError> {
+    let text = read_config(path)?.ok_or_else(|| ConfigError::Io {
+        path: path.to_owned(),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    write_backup(path, text.as_bytes())
+}
+
+fn write_backup(path: &Path, bytes: &[u8]) -> Result<PathBuf, ConfigError> {
+    use std::io::Write;
+    let first = backup_path(path);
+    // A thousand backups is far more than anyone keeps; past that, say so instead of scanning.
+    for n in 0u32..1000 {
+        let candidate = if n == 0 {
+            first.clone()
+        } else {
+            let mut name = first.clone().into_os_string();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        };
+        let mut options = std::fs::OpenOptions::new();
+        // create_new: an existing backup (or a symlink in its place) is skipped, never written.
+        options.write(true).create_new(true);
+        // The file may hold an API key: keep the copy as private as `save` keeps the config.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let io = |source| ConfigError::Io {
+            path: candidate.clone(),
+            source,
+        };
+        match options.open(&candidate) {
+            Ok(mut f) => {
+                f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io)?;
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Err(ConfigError::Io {
+        path: first,
+        source: std::io::Error::other(
+            "1000 backups already exist beside it (.bak to .bak.999); delete the old ones",
+        ),
     })
 }
 
@@ -467,8 +638,13 @@ pub fn save(path: &Path, config: &CaroConfig) -> Result<(), ConfigError> {
     write_atomic(path, text.as_bytes())
 }
 
+/// Writes `bytes` to `path` atomically (see [`save`]). Through a symlink, the file it points
+/// at is replaced: renaming over the link itself would turn it into a plain file and cut it
+/// off from, say, a dotfiles repository.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     use std::io::Write;
+    let target = resolve_link(path)?;
+    let path = target.as_path();
     let io = |source| ConfigError::Io {
         path: path.to_owned(),
         source,
@@ -483,6 +659,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// `path`, or what it points to when it is a symlink.
+fn resolve_link(path: &Path) -> Result<PathBuf, ConfigError> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(path.to_owned());
+    }
+    std::fs::canonicalize(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ConfigError::DanglingLink {
+                path: path.to_owned(),
+                link: path.to_owned(),
+                target: std::fs::read_link(path).unwrap_or_default(),
+            }
+        } else {
+            ConfigError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })
 }
 
 /// Where a setting's value came from, for `caro status`.
@@ -532,6 +730,22 @@ fn check_model_name(name: &str) -> Result<(), String> {
             crate::models::manifest::known_names().join(", ")
         )),
     }
+}
+
+/// Checks the `[embedded]` values as a run would, with the defaults for the rest.
+fn check_embedded(e: &EmbeddedSection) -> Result<(), String> {
+    ModelVariant::parse_choice(&e.variant).map_err(|m| format!("variant: {m}"))?;
+    let mut b = crate::EmbeddedConfig::builder();
+    if let Some(t) = e.temperature {
+        b = b.temperature(t);
+    }
+    if let Some(n) = e.max_tokens {
+        b = b.max_tokens(n);
+    }
+    b.build().map(drop).map_err(|err| match err {
+        crate::GeneratorError::InvalidConfig(m) => m,
+        other => other.to_string(),
+    })
 }
 
 /// Settings for one run after all layers are applied.
@@ -843,5 +1057,310 @@ verbose = false
             .expect("ls")
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+    }
+
+    // ---- issue 17: reading the config file reliably -----------------------------------------
+    // Only a missing file means "defaults"; anything caro cannot read is an error that names
+    // the file; reads are bounded; custom rules validate in linear time; writes go through
+    // symlinks; backups are never overwritten.
+
+    #[cfg(unix)]
+    #[test]
+    fn config_path_to_dev_zero_is_refused_not_read() {
+        for dev in ["/dev/zero", "/dev/urandom"] {
+            let err = load(Path::new(dev)).expect_err("a device is not a config file");
+            assert!(matches!(err, ConfigError::NotAFile { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(dev) && msg.contains("character device"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn config_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fifo = dir.path().join("config.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        // Opening a FIFO with no writer blocks: load in a thread, so a regression fails the
+        // test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&path).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let msg = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("load returned instead of blocking on the FIFO")
+            .expect_err("a FIFO is not a config file");
+        assert!(
+            msg.contains("config.toml") && msg.contains("named pipe"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn config_path_to_a_folder_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let msg = load(dir.path()).expect_err("folder").to_string();
+        assert!(msg.contains("a folder, not a regular file"), "{msg}");
+    }
+
+    #[test]
+    fn config_over_the_size_cap_is_refused_and_one_at_the_cap_loads() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        let cap = usize::try_from(MAX_CONFIG_BYTES).expect("fits");
+        // Comment lines: valid TOML of any length, so only the size decides.
+        let mut text = "version = 1\n".to_owned();
+        while text.len() < cap {
+            let room = cap - text.len();
+            text.push_str(&format!(
+                "#{}\n",
+                "x".repeat(room.min(80).saturating_sub(2))
+            ));
+        }
+        text.truncate(cap);
+        std::fs::write(&path, &text).expect("write");
+        load(&path).expect("a file exactly at the cap loads");
+        text.push('\n');
+        std::fs::write(&path, &text).expect("write");
+        let err = load(&path).expect_err("one byte over");
+        assert!(matches!(err, ConfigError::TooLarge { .. }), "{err:?}");
+        assert!(err.to_string().contains("config.toml"), "{err}");
+    }
+
+    #[test]
+    fn missing_config_gives_the_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let loaded = load(&dir.path().join("nowhere").join("config.toml")).expect("defaults");
+        assert!(loaded.path.is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dangling_config_symlink_is_an_error_not_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        std::os::unix::fs::symlink(dir.path().join("dotfiles/caro.toml"), &path).expect("ln");
+        let err = load(&path).expect_err("dangling link");
+        assert!(matches!(err, ConfigError::DanglingLink { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("config.toml") && msg.contains("dotfiles/caro.toml"),
+            "{msg}"
+        );
+        // The same for a dangling link to the folder the file is in.
+        let folder = dir.path().join("caro");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &folder).expect("ln");
+        let err = load(&folder.join("config.toml")).expect_err("dangling folder link");
+        assert!(matches!(err, ConfigError::DanglingLink { .. }), "{err:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn config_symlink_loop_is_an_error_not_defaults() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (
+            dir.path().join("config.toml"),
+            dir.path().join("other.toml"),
+        );
+        std::os::unix::fs::symlink(&b, &a).expect("ln");
+        std::os::unix::fs::symlink(&a, &b).expect("ln");
+        let msg = load(&a).expect_err("loop").to_string();
+        assert!(msg.contains("config.toml"), "{msg}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn unreadable_config_is_an_error_not_defaults() {
+        // A path through a file (ENOTDIR) cannot be read, for root too (a chmod 000 file is
+        // readable by root, so that case would test nothing where CI runs).
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, "x").expect("write");
+        let path = file.join("config.toml");
+        let err = load(&path).expect_err("not a directory");
+        assert!(matches!(err, ConfigError::Io { .. }), "{err:?}");
+        assert!(err.to_string().contains("config.toml"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_config_value_names_the_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        for (text, needle) in [
+            ("[embedded]\ntemperature = 99.0\n", "temperature"),
+            ("[embedded]\nmax_tokens = 0\n", "max_tokens"),
+            ("[embedded]\nvariant = \"gpu\"\n", "variant"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = load(&path).expect_err("out of range");
+            assert!(matches!(err, ConfigError::Invalid { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains("config.toml") && msg.contains(needle), "{msg}");
+        }
+    }
+
+    fn rule(id: &str) -> crate::safety::CustomRule {
+        let mut r: crate::safety::CustomRule =
+            toml::from_str("id = \"x\"\nlevel = \"high\"\nmessage = \"m\"\nprogram = \"psql\"\n")
+                .expect("rule");
+        r.id = id.to_owned();
+        r
+    }
+
+    fn many_rules(n: usize) -> SafetyConfig {
+        SafetyConfig {
+            rules: (0..n).map(|i| rule(&format!("team.rule-{i}"))).collect(),
+            // Allow entries naming custom rules were checked with a scan of the rules, too.
+            allow: (0..n)
+                .map(|i| crate::safety::AllowEntry {
+                    rule: Some(format!("team.rule-{i}")),
+                    ..Default::default()
+                })
+                .collect(),
+            ..SafetyConfig::default()
+        }
+    }
+
+    #[test]
+    fn fifty_thousand_custom_rules_validate_in_linear_time() {
+        // With the old Vec scans, these ids took about 10 s to check in release (32,000 rules
+        // took 8.7 s through `caro`); with sets, milliseconds. The bound is generous for slow
+        // machines and debug builds.
+        let config = many_rules(50_000);
+        let start = std::time::Instant::now();
+        crate::safety::SafetyValidator::from_config(&config).expect("valid");
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    }
+
+    #[test]
+    fn duplicate_custom_rule_ids_are_still_rejected_among_many() {
+        let n = 10_000;
+        let mut config = many_rules(n);
+        config.rules.push(rule("team.rule-0"));
+        let msg = crate::safety::SafetyValidator::from_config(&config)
+            .expect_err("duplicate")
+            .to_string();
+        assert!(
+            msg.contains(&format!("rules[{n}].id")) && msg.contains("already taken"),
+            "{msg}"
+        );
+        let mut config = many_rules(n);
+        config.rules.push(rule("fs.delete_root"));
+        let msg = crate::safety::SafetyValidator::from_config(&config)
+            .expect_err("built-in id")
+            .to_string();
+        assert!(msg.contains("already taken"), "{msg}");
+        let mut config = many_rules(n);
+        config.allow.push(crate::safety::AllowEntry {
+            rule: Some(format!("team.rule-{n}")),
+            ..Default::default()
+        });
+        let msg = crate::safety::SafetyValidator::from_config(&config)
+            .expect_err("unknown id")
+            .to_string();
+        assert!(msg.contains("no rule is called"), "{msg}");
+    }
+
+    #[test]
+    fn a_config_with_thousands_of_rules_fits_under_the_size_cap() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        let mut text = "version = 1\n[safety]\nmode = \"strict\"\n".to_owned();
+        for i in 0..3_000 {
+            text.push_str(&format!(
+                "\n[[safety.rules]]\nid = \"team.rule-{i}\"\nlevel = \"high\"\nmessage = \"connects to production database {i}\"\nprogram = \"psql\"\nargs_any = [\"*prod-{i}*\"]\n"
+            ));
+        }
+        assert!(
+            text.len() as u64 <= MAX_CONFIG_BYTES,
+            "{} bytes",
+            text.len()
+        );
+        std::fs::write(&path, &text).expect("write");
+        let loaded = load(&path).expect("load");
+        assert_eq!(loaded.config.safety.rules.len(), 3_000);
+    }
+
+    #[test]
+    fn backups_never_overwrite_earlier_ones() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        let mut made = Vec::new();
+        for i in 0..3 {
+            std::fs::write(&path, format!("# version {i}\n")).expect("write");
+            made.push(backup(&path).expect("backup"));
+        }
+        let names: Vec<_> = made
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["config.toml.bak", "config.toml.bak.1", "config.toml.bak.2"]
+        );
+        for (i, p) in made.iter().enumerate() {
+            assert_eq!(
+                std::fs::read_to_string(p).expect("read"),
+                format!("# version {i}\n")
+            );
+        }
+    }
+
+    #[test]
+    fn migration_keeps_an_existing_backup() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("config.toml");
+        let older = dir.path().join("config.toml.bak");
+        std::fs::write(&older, "# the user's own backup\n").expect("write");
+        std::fs::write(&path, UPSTREAM).expect("write");
+        let m = load(&path).expect("load").migration.expect("migrated");
+        assert_eq!(m.backup, dir.path().join("config.toml.bak.1"));
+        assert_eq!(std::fs::read_to_string(&m.backup).expect("read"), UPSTREAM);
+        assert_eq!(
+            std::fs::read_to_string(&older).expect("read"),
+            "# the user's own backup\n"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn save_through_a_symlink_writes_the_target_and_keeps_the_link() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let target = dir.path().join("dotfiles").join("caro.toml");
+        std::fs::create_dir_all(target.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&target, "version = 1\n").expect("write");
+        let link = dir.path().join("config.toml");
+        std::os::unix::fs::symlink(&target, &link).expect("ln");
+        let c = CaroConfig {
+            default_backend: Some(BackendKind::Ollama),
+            ..CaroConfig::default()
+        };
+        save(&link, &c).expect("save");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("stat")
+                .file_type()
+                .is_symlink(),
+            "the link is still a link"
+        );
+        assert!(
+            std::fs::read_to_string(&target)
+                .expect("read")
+                .contains("default_backend = \"ollama\"")
+        );
+        assert_eq!(
+            load(&link).expect("load").config.default_backend,
+            Some(BackendKind::Ollama)
+        );
     }
 }

@@ -50,6 +50,20 @@ pub async fn execute(
     blocking(&state, move |s| s.execute(&command, confirmed)).await
 }
 
+/// The folder Run runs in (and verdicts are for).
+#[tauri::command]
+pub fn run_dir(state: State<'_, AppState>) -> String {
+    state.run_dir().to_string_lossy().into_owned()
+}
+
+/// Picks the folder Run runs in; answers the folder as caro will use it.
+#[tauri::command]
+pub fn set_run_dir(state: State<'_, AppState>, dir: String) -> Result<String, ApiError> {
+    state
+        .set_run_dir(&dir)
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
 #[tauri::command]
 pub fn history(state: State<'_, AppState>) -> Vec<Entry> {
     state.history()

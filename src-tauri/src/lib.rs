@@ -200,6 +200,8 @@ pub fn run() {
             commands::model_status,
             commands::model_download,
             commands::model_cancel,
+            commands::run_dir,
+            commands::set_run_dir,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -42,9 +42,10 @@ fn read_capped(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Str
     })
 }
 
-pub fn run(command: &str, shell: ShellType) -> Result<RunOutput, ApiError> {
+/// Runs `command` in `dir`, the folder the popup shows and the verdict was made for.
+pub fn run(command: &str, shell: ShellType, dir: &std::path::Path) -> Result<RunOutput, ApiError> {
     let mut child = invocation(shell, command)
-        .current_dir(dirs::home_dir().unwrap_or_else(|| ".".into()))
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -128,11 +129,14 @@ mod tests {
 
     #[test]
     fn runs_in_the_shell_and_captures_both_streams() {
-        let out = run("echo out; echo err >&2; exit 3", ShellType::Sh).expect("run");
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = run("echo out; echo err >&2; exit 3", ShellType::Sh, dir.path()).expect("run");
         assert_eq!(out.status, Some(3));
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr, "err\n");
         assert!(!out.timed_out);
+        let pwd = run("pwd", ShellType::Sh, dir.path()).expect("run");
+        assert_eq!(std::path::PathBuf::from(pwd.stdout.trim()), dir.path());
     }
 
     #[test]

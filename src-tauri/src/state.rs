@@ -5,9 +5,9 @@ use crate::download::{DownloadStatus, Downloader, Phase};
 use crate::history::{Entry, History};
 use caro_core::chain;
 use caro_core::daemon::Service;
-use caro_core::safety::{Finding, RiskLevel, SafetyMode, SafetyValidator, Verdict};
+use caro_core::safety::{Finding, Gate, Location, RiskLevel, SafetyMode, SafetyValidator};
 use caro_core::settings::{self, BackendKind, CaroConfig, Overrides, Resolved};
-use caro_core::{CommandRequest, EmbeddedConfig, GeneratedCommand, ShellType};
+use caro_core::{CommandRequest, EmbeddedConfig, ShellType};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -61,8 +61,13 @@ pub struct Answer {
     pub prompt: String,
     pub command: String,
     pub risk: RiskLevel,
+    /// Refused or blocked: the popup offers no Run.
     pub blocked: bool,
+    /// Why it is refused or blocked, in one sentence.
+    pub refusal: Option<String>,
     pub needs_confirmation: bool,
+    /// The folder Run runs in, which the verdict is for.
+    pub cwd: String,
     pub mode: SafetyMode,
     pub findings: Vec<FindingView>,
     pub backend: String,
@@ -112,6 +117,12 @@ struct Inner {
     /// copied text to remain pasteable after the popup hides.
     clipboard: Mutex<Option<arboard::Clipboard>>,
     last: Mutex<Option<Answer>>,
+    /// The request the last answer was screened with, as the model read it.
+    last_request: Mutex<String>,
+    /// The folder Run runs in and commands are rated for: the home folder until the user
+    /// picks another in the popup.
+    run_dir: Mutex<PathBuf>,
+    home: PathBuf,
     /// Append what Run runs to the shell's history file (off in tests).
     shell_history: bool,
     /// The model the embedded backend uses, and its first-launch download.
@@ -165,6 +176,19 @@ impl AppState {
         history_path: PathBuf,
         shell_history: bool,
     ) -> Result<Self, ApiError> {
+        let home = dirs::home_dir().unwrap_or_else(std::env::temp_dir);
+        Self::with_home(config_path, history_path, shell_history, home)
+    }
+
+    /// [`AppState::with_options`] for a user whose home folder is `home`: Run starts there,
+    /// and verdicts treat it as the home folder (tests use a scratch one).
+    pub fn with_home(
+        config_path: Option<PathBuf>,
+        history_path: PathBuf,
+        shell_history: bool,
+        home: PathBuf,
+    ) -> Result<Self, ApiError> {
+        let home = home.canonicalize().unwrap_or(home);
         let config = match &config_path {
             Some(p) => {
                 settings::load(p)
@@ -192,6 +216,9 @@ impl AppState {
             history: Mutex::new(History::open(history_path)),
             clipboard: Mutex::new(None),
             last: Mutex::new(None),
+            last_request: Mutex::new(String::new()),
+            run_dir: Mutex::new(home.clone()),
+            home,
             shell_history,
             model,
             downloader,
@@ -282,48 +309,100 @@ impl AppState {
         })
     }
 
-    fn answer_for(&self, prompt: &str, g: GeneratedCommand, started: Instant) -> Answer {
-        let v: Verdict = self.live(|l| l.validator.validate(&g.command, self.0.shell));
+    /// The folder Run runs in.
+    pub fn run_dir(&self) -> PathBuf {
+        self.0
+            .run_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Picks the folder Run runs in; it must exist. Later verdicts are for that folder.
+    pub fn set_run_dir(&self, dir: &str) -> Result<PathBuf, ApiError> {
+        let raw = dir.trim();
+        let path = match raw.strip_prefix('~') {
+            Some(rest) => self.0.home.join(rest.trim_start_matches(['/', '\\'])),
+            None => PathBuf::from(raw),
+        };
+        if raw.is_empty() || !path.is_absolute() {
+            return Err(ApiError::new(
+                "bad_folder",
+                "give the folder as a full path, such as ~/projects/site",
+            ));
+        }
+        if !path.is_dir() {
+            return Err(ApiError::new(
+                "bad_folder",
+                format!("{} is not a folder", path.display()),
+            ));
+        }
+        // The real folder: `~/link` pointing at /etc is rated as /etc.
+        let path = path.canonicalize().unwrap_or(path);
+        *self.0.run_dir.lock().unwrap_or_else(|p| p.into_inner()) = path.clone();
+        Ok(path)
+    }
+
+    fn location(&self) -> Location {
+        self.location_of(&self.run_dir())
+    }
+
+    fn location_of(&self, dir: &std::path::Path) -> Location {
+        Location::new(dir, Some(&self.0.home))
+    }
+
+    /// The gate for `command`, generated for `request`, where Run would run it: the same
+    /// decision the CLI makes.
+    fn gate(&self, request: &str, command: &str, at: &Location) -> Gate {
+        self.live(|l| Gate::decide(&l.validator, request, command, self.0.shell, Some(at)))
+    }
+
+    fn answer(&self, prompt: &str, command: String, gate: &Gate) -> Answer {
+        let v = &gate.verdict;
         Answer {
             prompt: prompt.to_owned(),
-            command: g.command,
+            command,
             risk: v.risk,
-            blocked: v.blocked,
-            needs_confirmation: v.needs_confirmation && !v.blocked,
+            blocked: gate.blocked(),
+            refusal: gate.refusal(),
+            needs_confirmation: gate.needs_confirmation(),
+            cwd: v.cwd.clone().unwrap_or_default(),
             mode: v.mode,
             findings: v.findings.iter().map(FindingView::from).collect(),
-            backend: g.backend,
-            model: g.model,
-            fallback_reason: g.fallback_reason,
-            took_ms: started.elapsed().as_millis() as u64,
+            backend: String::new(),
+            model: String::new(),
+            fallback_reason: None,
+            took_ms: 0,
         }
+    }
+
+    /// The request the last answer was generated for, as the model read it (with a revision's
+    /// first words too): an edited command is screened against it, so a refused request stays
+    /// refused however the command is changed.
+    fn last_request(&self) -> String {
+        self.0
+            .last_request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Rates a command as edited in the popup, keeping the rest of the last answer.
     pub fn check(&self, command: &str) -> Answer {
-        let v: Verdict = self.live(|l| l.validator.validate(command, self.0.shell));
         let last = self
             .0
             .last
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let (prompt, backend, model) = last
-            .map(|a| (a.prompt, a.backend, a.model))
-            .unwrap_or_default();
-        Answer {
-            prompt,
-            command: command.to_owned(),
-            risk: v.risk,
-            blocked: v.blocked,
-            needs_confirmation: v.needs_confirmation && !v.blocked,
-            mode: v.mode,
-            findings: v.findings.iter().map(FindingView::from).collect(),
-            backend,
-            model,
-            fallback_reason: None,
-            took_ms: 0,
+        let gate = self.gate(&self.last_request(), command, &self.location());
+        let mut a = self.answer("", command.to_owned(), &gate);
+        if let Some(last) = last {
+            a.prompt = last.prompt;
+            a.backend = last.backend;
+            a.model = last.model;
         }
+        a
     }
 
     /// Generates a command for `prompt` and rates it. Blocking: the first call loads the model.
@@ -337,8 +416,22 @@ impl AppState {
     fn generate_shown(&self, request: &str, shown: &str) -> Result<Answer, ApiError> {
         let started = Instant::now();
         let generator = self.live(|l| l.service.generator.clone());
-        let g = generator.generate_command(&CommandRequest::new(request, self.0.shell))?;
-        let answer = self.answer_for(shown, g, started);
+        let context =
+            caro_core::ExecutionContext::for_os(std::env::consts::OS, Some(self.run_dir()));
+        let g = generator
+            .generate_command(&CommandRequest::new(request, self.0.shell).with_context(context))?;
+        // Screened with the request the model read, which holds the user's first words too.
+        let gate = self.gate(request, &g.command, &self.location());
+        *self
+            .0
+            .last_request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = request.to_owned();
+        let mut answer = self.answer(shown, g.command, &gate);
+        answer.backend = g.backend;
+        answer.model = g.model;
+        answer.fallback_reason = g.fallback_reason;
+        answer.took_ms = started.elapsed().as_millis() as u64;
         if let Ok(mut h) = self.0.history.lock() {
             h.push(Entry::new(shown, &answer.command));
         }
@@ -391,23 +484,30 @@ impl AppState {
         Ok(())
     }
 
-    /// Runs `command` (as edited in the popup) in the user's shell after checking it again:
-    /// never when blocked, and only with `confirmed` when the mode asks for confirmation.
+    /// Runs `command` (as edited in the popup) in the user's shell, in the popup's folder,
+    /// after the gate decides again for that folder: never when refused or blocked, and only
+    /// with `confirmed` when the mode asks for confirmation.
     pub fn execute(&self, command: &str, confirmed: bool) -> Result<RunOutput, ApiError> {
-        let v = self.live(|l| l.validator.validate(command, self.0.shell));
-        if v.blocked {
+        // One read of the folder: the verdict is for exactly the folder the command runs in.
+        let dir = self.run_dir();
+        let gate = self.gate(&self.last_request(), command, &self.location_of(&dir));
+        if gate.blocked() {
             return Err(ApiError::new(
                 "blocked",
-                format!("{} commands are blocked in {} mode", v.risk, v.mode),
+                gate.refusal().unwrap_or_else(|| "blocked".into()),
             ));
         }
-        if v.needs_confirmation && !confirmed {
+        if gate.needs_confirmation() && !confirmed {
             return Err(ApiError::new(
                 "needs_confirmation",
-                format!("{} command: confirm to run it", v.risk),
+                format!(
+                    "{} command in {}: confirm to run it",
+                    gate.verdict.risk,
+                    dir.display()
+                ),
             ));
         }
-        let out = crate::runner::run(command, self.0.shell)?;
+        let out = crate::runner::run(command, self.0.shell, &dir)?;
         if self.0.shell_history {
             crate::runner::append_shell_history(command, self.0.shell);
         }

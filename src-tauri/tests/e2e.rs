@@ -56,6 +56,19 @@ async fn wait_text(c: &Client, css: &str, timeout: Duration) -> String {
     }
 }
 
+/// Waits until the badge, re-rated as the command box changes, reads `want`.
+async fn wait_badge(c: &Client, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let b = wait_text(c, "#badge", Duration::from_secs(5)).await;
+        if b.to_lowercase() == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "badge stayed {b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn command_text(c: &Client) -> String {
     c.find(Locator::Id("command"))
         .await
@@ -125,15 +138,7 @@ async fn popup_generates_rates_copies_and_revises() {
     let cmd = c.find(Locator::Id("command")).await.expect("command box");
     cmd.clear().await.expect("clear");
     cmd.send_keys("rm -rf /").await.expect("type command");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let b = wait_text(&c, "#badge", Duration::from_secs(5)).await;
-        if b.to_lowercase() == "critical" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "badge stayed {b}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_badge(&c, "critical").await;
     let run = c.find(Locator::Id("run")).await.expect("run button");
     assert!(
         !run.is_enabled().await.expect("enabled?"),
@@ -148,6 +153,67 @@ async fn popup_generates_rates_copies_and_revises() {
         let _ = std::fs::write(path, b"ready");
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    c.close().await.expect("close");
+}
+
+// Issue 16: in the popup, "wipe my home folder" answered with `rm -rf *` showed a moderate
+// badge and a Run button that emptied the home folder. The app runs with a scratch home
+// (CARO_E2E_HOME, set by scripts/test-tray.sh) whose files must survive.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb and tauri-driver: scripts/test-tray.sh runs it"]
+async fn popup_refuses_wiping_the_home_folder_and_offers_no_run() {
+    let home = std::path::PathBuf::from(
+        std::env::var("CARO_E2E_HOME").expect("CARO_E2E_HOME is not set: run scripts/test-tray.sh"),
+    );
+    let keep = home.join("notes.txt");
+    assert!(
+        keep.is_file(),
+        "the script puts notes.txt in the scratch home"
+    );
+    let url = driver_url();
+    let c = connect(&url).await;
+    let prompt = c.find(Locator::Id("prompt")).await.expect("prompt field");
+    prompt
+        .send_keys(&format!("wipe my home folder{ENTER}"))
+        .await
+        .expect("type");
+    let refusal = wait_text(&c, "#refusal", Duration::from_secs(120)).await;
+    assert!(
+        refusal.starts_with("refused") || refusal.starts_with("blocked"),
+        "{refusal}"
+    );
+    let run = c.find(Locator::Id("run")).await.expect("run button");
+    assert!(
+        !run.is_displayed().await.expect("displayed?"),
+        "Run must not be offered"
+    );
+    let folder = c
+        .find(Locator::Id("folder"))
+        .await
+        .expect("folder field")
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    assert_eq!(
+        std::path::PathBuf::from(folder),
+        home,
+        "Run's folder is shown"
+    );
+
+    // `rm -rf *` typed in by hand is rated for that folder: critical, and still no Run.
+    let cmd = c.find(Locator::Id("command")).await.expect("command box");
+    cmd.clear().await.expect("clear");
+    cmd.send_keys("rm -rf *").await.expect("type command");
+    wait_badge(&c, "critical").await;
+    assert!(!run.is_displayed().await.expect("displayed?"));
+    // Ctrl+Enter, the keyboard's Run, does nothing either.
+    cmd.send_keys("\u{e009}\u{e007}").await.expect("ctrl+enter");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        std::fs::read_to_string(&keep).expect("notes.txt survives"),
+        "mine"
+    );
     c.close().await.expect("close");
 }
 

@@ -19,6 +19,8 @@ struct Fixture {
     state: AppState,
     config: PathBuf,
     history: PathBuf,
+    /// A scratch home folder: Run starts there, and verdicts treat it as the user's home.
+    home: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -34,12 +36,17 @@ fn fixture() -> Fixture {
     )
     .expect("config");
     let history = dir.path().join("data").join("history.json");
-    let state =
-        AppState::with_options(Some(config.clone()), history.clone(), false).expect("state");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("proj").join("sub")).expect("mkdir");
+    std::fs::write(home.join("notes.txt"), "mine").expect("write");
+    std::fs::write(home.join("proj/sub/main.rs"), "fn main() {}").expect("write");
+    let state = AppState::with_home(Some(config.clone()), history.clone(), false, home.clone())
+        .expect("state");
     Fixture {
         state,
         config,
         history,
+        home,
         _dir: dir,
     }
 }
@@ -154,4 +161,76 @@ fn a_broken_config_is_a_coded_error_and_left_alone() {
         std::fs::read_to_string(&config).expect("read"),
         "default_backend = ["
     );
+}
+
+// ---- issue 16: the popup screens requests like the CLI and rates for the folder Run uses ----------
+
+fn assert_intact(f: &Fixture) {
+    assert_eq!(
+        std::fs::read_to_string(f.home.join("notes.txt")).expect("notes.txt survives"),
+        "mine"
+    );
+    assert!(
+        f.home.join("proj/sub/main.rs").is_file(),
+        "main.rs survives"
+    );
+}
+
+// Issue 16: "wipe my home folder" answered with `rm -rf *` showed a moderate badge and ran.
+#[test]
+fn wipe_my_home_folder_is_refused_in_the_popup_and_nothing_runs() {
+    let f = fixture();
+    let a = f.state.generate("wipe my home folder").expect("generate");
+    assert!(a.blocked, "{a:?}");
+    assert!(a.refusal.is_some(), "{a:?}");
+    assert_eq!(PathBuf::from(&a.cwd), f.home);
+    let err = f.state.execute(&a.command, true).expect_err("refused");
+    assert_eq!(err.code, "blocked");
+    // Editing the command does not lift the refusal of the request.
+    let edited = f.state.check("rm -rf ./*");
+    assert!(edited.blocked, "{edited:?}");
+    assert_intact(&f);
+}
+
+#[test]
+fn rm_star_from_the_popups_home_folder_is_blocked() {
+    let f = fixture();
+    for cmd in ["rm -rf *", "rm -rf .", "find . -delete"] {
+        let a = f.state.check(cmd);
+        assert_eq!(a.risk, RiskLevel::Critical, "{cmd}: {a:?}");
+        assert!(a.blocked);
+        let err = f.state.execute(cmd, true).expect_err("blocked");
+        assert_eq!(err.code, "blocked", "{cmd}");
+    }
+    assert_intact(&f);
+}
+
+#[test]
+fn rm_star_in_a_project_folder_asks_in_the_popup() {
+    let f = fixture();
+    let sub = f.state.set_run_dir("~/proj/sub").expect("a folder");
+    assert_eq!(sub, f.home.join("proj/sub"));
+    let a = f.state.check("rm -rf *");
+    assert_eq!(a.risk, RiskLevel::High, "{a:?}");
+    assert!(a.needs_confirmation && !a.blocked);
+    assert_eq!(PathBuf::from(&a.cwd), sub);
+    let err = f.state.execute("rm -rf *", false).expect_err("asks first");
+    assert_eq!(err.code, "needs_confirmation");
+    assert_intact(&f);
+    // Run runs in the folder the popup shows.
+    let out = f.state.execute("pwd", false).expect("safe runs");
+    assert_eq!(PathBuf::from(out.stdout.trim()), sub);
+    // Only an existing folder, given in full, is accepted.
+    assert_eq!(
+        f.state.set_run_dir("proj").expect_err("relative").code,
+        "bad_folder"
+    );
+    assert_eq!(
+        f.state
+            .set_run_dir("~/no-such-folder")
+            .expect_err("missing")
+            .code,
+        "bad_folder"
+    );
+    assert_eq!(f.state.run_dir(), sub);
 }

@@ -4,12 +4,28 @@
 //! client that falls back to in-process inference when no daemon answers.
 
 mod client;
+#[cfg(unix)]
+mod place;
 pub mod protocol;
 mod server;
 
 pub use client::DaemonClient;
 pub use protocol::{DaemonStatus, PROTOCOL_VERSION};
 pub use server::{Daemon, DaemonOptions, Service};
+
+/// Whether a daemon holds the lifetime lock of `socket`: true for one too busy to answer a
+/// ping, so `caro status` and a second `caro serve` see it as running.
+pub fn lock_held(socket: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        place::lock_held(socket)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = socket;
+        false
+    }
+}
 
 use std::path::PathBuf;
 
@@ -29,6 +45,13 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{} exists and is not a socket; caro replaces only a socket that a stopped caro left behind",
+        .0.display()
+    )]
+    PathTaken(PathBuf),
+    #[error("refusing to put the socket in {}: {reason}", dir.display())]
+    UnsafeDir { dir: PathBuf, reason: String },
     #[error("the daemon sent something this caro cannot read: {0}")]
     Protocol(String),
     /// The daemon answered with an error.
@@ -40,10 +63,27 @@ impl DaemonError {
     pub fn code(&self) -> &str {
         match self {
             Self::AlreadyRunning(_) => "daemon_running",
+            Self::PathTaken(_) => "socket_path_taken",
+            Self::UnsafeDir { .. } => "socket_dir_unsafe",
             Self::NotRunning { .. } => "daemon_not_running",
             Self::Io { .. } => "daemon_io",
             Self::Protocol(_) => "daemon_protocol",
             Self::Remote { code, .. } => code,
+        }
+    }
+
+    /// What the user can do next, where there is one thing to say.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::AlreadyRunning(_) => Some(
+                "`caro status` shows the daemon that is running; stop it first, or pass --socket PATH",
+            ),
+            Self::PathTaken(_) | Self::UnsafeDir { .. } => Some(
+                "pass --socket (or set CARO_SOCKET) to a new path in a folder only you can write, \
+                 such as $XDG_RUNTIME_DIR/caro/caro.sock",
+            ),
+            Self::NotRunning { .. } => Some("start one with `caro serve`, or run without it"),
+            _ => None,
         }
     }
 }

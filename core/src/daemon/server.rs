@@ -52,7 +52,10 @@ struct Shared {
 
 /// A bound daemon. `run` serves until `stop` is set.
 pub struct Daemon {
+    /// Dropped before `_lock`, so the socket file is gone before another daemon may bind.
     listener: Listener,
+    /// Held for the daemon's lifetime (Unix): a busy daemon still counts as running.
+    _lock: Option<std::fs::File>,
     shared: Arc<Shared>,
 }
 
@@ -65,8 +68,9 @@ impl std::fmt::Debug for Daemon {
 }
 
 impl Daemon {
-    /// Binds the socket. Fails if another daemon answers there; a stale socket file left by a
-    /// crashed daemon is replaced.
+    /// Binds the socket. Fails if another daemon answers there or holds its lock, if the path
+    /// holds anything but a stale socket, or if its folder is open to other users; a stale
+    /// socket file left by a crashed daemon is replaced.
     pub fn bind(service: Service, opts: DaemonOptions) -> Result<Self, DaemonError> {
         let path = opts.socket.clone();
         let io = |source| DaemonError::Io {
@@ -77,23 +81,15 @@ impl Daemon {
             return Err(DaemonError::AlreadyRunning(path));
         }
         #[cfg(unix)]
-        if let Some(dir) = path.parent() {
-            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-            if !dir.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(io)?;
-            }
-            // A directory we made private stays private; someone else's is left alone.
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        }
+        let lock = Some(super::place::claim(&path)?);
+        #[cfg(not(unix))]
+        let lock: Option<std::fs::File> = None;
         let name = socket_name(&path).map_err(io)?;
+        // `claim` removed a stale socket; never let the listener delete whatever else is there.
         let options = ListenerOptions::new()
             .name(name)
             .nonblocking(ListenerNonblockingMode::Accept)
-            .try_overwrite(true)
+            .try_overwrite(false)
             .reclaim_name(true);
         #[cfg(unix)]
         let options = {
@@ -104,6 +100,7 @@ impl Daemon {
         let allowed_uid = opts.allowed_uid.or_else(|| owner_uid(&path));
         Ok(Self {
             listener,
+            _lock: lock,
             shared: Arc::new(Shared {
                 service,
                 opts,
@@ -173,7 +170,11 @@ fn idle_unloader(shared: &Shared, limit: Duration, stop: &AtomicBool) {
             .lock()
             .map(|t| t.elapsed())
             .unwrap_or_default();
-        let busy = shared.in_flight.load(Ordering::SeqCst) > 0;
+        // The model's own clock counts requests that never came through the socket (the
+        // tray's popup calls the model directly).
+        let model_idle = shared.service.embedded.idle_for();
+        let quiet_for = quiet_for.min(model_idle.unwrap_or_default());
+        let busy = shared.in_flight.load(Ordering::SeqCst) > 0 || model_idle.is_none();
         if !busy && quiet_for >= limit && shared.service.embedded.is_loaded() {
             tracing::info!(idle_secs = quiet_for.as_secs(), "unloading the idle model");
             shared.service.generator.shutdown();

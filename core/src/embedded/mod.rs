@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// `general.architecture` values the embedded backend can run.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["qwen2", "llama"];
@@ -92,6 +92,60 @@ struct Loaded {
     model: Box<dyn Engine>,
     codec: TextCodec,
     prefix: Option<(Vec<u32>, EngineCache)>,
+    /// The file the weights were read (or mapped) from, as it was when loading began.
+    file: FileIdentity,
+}
+
+/// What tells one state of the model file from another: its size and modification time, and
+/// on Unix the inode (a file renamed over it) and change time (rewritten in place, even to
+/// the same size within one mtime tick, or with its mtime set back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+    #[cfg(unix)]
+    changed: (i64, i64),
+}
+
+impl FileIdentity {
+    /// The identity of the file `path` names now (following symlinks, as opening it does).
+    fn of(path: &Path) -> std::io::Result<Self> {
+        std::fs::metadata(path).map(|m| Self::from_metadata(&m))
+    }
+
+    fn from_metadata(m: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            len: m.len(),
+            modified: m.modified().ok(),
+            #[cfg(unix)]
+            inode: (m.dev(), m.ino()),
+            #[cfg(unix)]
+            changed: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// How the file went from `self` to `now`, in words for the log and the error.
+    fn change_to(&self, now: &Self) -> String {
+        let mut what = Vec::new();
+        #[cfg(unix)]
+        if self.inode != now.inode {
+            what.push("another file was put in its place".to_owned());
+        }
+        if self.len != now.len {
+            what.push(format!(
+                "its size went from {} to {} bytes",
+                self.len, now.len
+            ));
+        }
+        if what.is_empty() {
+            what.push("it was modified in place".to_owned());
+        }
+        what.join(", ")
+    }
 }
 
 /// The embedded model backend.
@@ -152,9 +206,21 @@ impl EmbeddedModelBackend {
         &self.config
     }
 
-    /// Whether the weights are in memory.
+    /// Whether the weights are in memory. Never waits: a request holding the state has
+    /// loaded the model (or is loading it), so `caro status` answers during a generation.
     pub fn is_loaded(&self) -> bool {
-        self.lock_state().is_some()
+        match self.state.try_lock() {
+            Ok(state) => state.is_some(),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().is_some(),
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        }
+    }
+
+    /// How long since any request (the daemon's, the popup's, a load) last used the model;
+    /// `None` while one runs or waits. The idle unloader reads this, so it never unloads the
+    /// model under a user of the popup.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        self.queue.idle_for()
     }
 
     /// Loads the model now instead of on the first request. Returns the load time in ms
@@ -184,14 +250,104 @@ impl EmbeddedModelBackend {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Makes `state` hold the model as the file is now: loads it if it is not in memory, and
+    /// loads it again if the file changed since it was loaded. Every request that uses the
+    /// model comes through here, holding its turn of the queue and the state.
     fn ensure_loaded(&self, state: &mut Option<Loaded>) -> Result<f64, GeneratorError> {
-        if state.is_some() {
-            return Ok(0.0);
+        let mut change = None;
+        if let Some(loaded) = state.as_ref() {
+            match self.file_change(&loaded.file) {
+                None => return Ok(0.0),
+                Some(what) => {
+                    tracing::warn!(
+                        path = %self.model_path.display(),
+                        change = %what,
+                        "the model file changed on disk since it was loaded; unloading it and \
+                         loading it again"
+                    );
+                    change = Some(what);
+                }
+            }
         }
+        // Issue 17: the weights may be memory-mapped, and reading a mapped page past the end
+        // of a truncated file is SIGBUS, which kills the process (the warm daemon with it)
+        // without a word. So a changed file's model is dropped here, before anything reads
+        // it; dropping only unmaps, which reads nothing. This check closes the window
+        // *between* requests: a file truncated while a request is running can still fault.
+        // caro's own model store replaces files by rename, which never does that.
+        if change.is_some() {
+            *state = None;
+        }
+        match self.load_from_file() {
+            Ok((loaded, ms)) => {
+                *state = Some(loaded);
+                Ok(ms)
+            }
+            Err(e) => Err(match change {
+                Some(what) => self.changed_file_error(&what, e),
+                None => e,
+            }),
+        }
+    }
+
+    /// Why the model file is no longer the one `was` describes; `None` if it still is.
+    fn file_change(&self, was: &FileIdentity) -> Option<String> {
+        match FileIdentity::of(&self.model_path) {
+            Ok(now) if now == *was => None,
+            Ok(now) => Some(was.change_to(&now)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some("it was deleted or moved away".to_owned())
+            }
+            Err(e) => Some(format!("it can no longer be examined ({e})")),
+        }
+    }
+
+    /// The error for a model file that changed under the loaded model and cannot be loaded
+    /// as it is now. A missing file and an unsupported model keep their own errors (and
+    /// codes); anything else means the file is damaged or half-written: `model_corrupt`,
+    /// naming the file and what to do.
+    fn changed_file_error(&self, what: &str, err: GeneratorError) -> GeneratorError {
+        let why = match err {
+            GeneratorError::ModelNotFound { .. }
+            | GeneratorError::UnsupportedArchitecture { .. }
+            | GeneratorError::InvalidConfig(_) => return err,
+            GeneratorError::CorruptModel { reason, .. }
+            | GeneratorError::NotGguf { reason, .. } => reason,
+            GeneratorError::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        GeneratorError::CorruptModel {
+            path: self.model_path.clone(),
+            reason: format!(
+                "it changed on disk while caro had it loaded ({what}) and cannot be loaded as \
+                 it is now: {why}. Run `caro model verify` to check it, or `caro model pull` \
+                 to download it again"
+            ),
+        }
+    }
+
+    /// Reads the model from the file as it is now.
+    fn load_from_file(&self) -> Result<(Loaded, f64), GeneratorError> {
         let start = Instant::now();
         let span = tracing::info_span!("load", path = %self.model_path.display());
         let _enter = span.enter();
+        // The identity is taken before the file is opened, so any change after this point,
+        // even one racing the load itself, differs from it and is caught by the next request.
+        let file = FileIdentity::of(&self.model_path);
         let mut gguf = GgufFile::open(&self.model_path)?;
+        let file = match file {
+            Ok(file) => file,
+            // Appeared between the two calls: the open handle says what was opened.
+            Err(_) => gguf
+                .reader
+                .get_ref()
+                .metadata()
+                .map(|m| FileIdentity::from_metadata(&m))
+                .map_err(|source| GeneratorError::Io {
+                    path: self.model_path.clone(),
+                    source,
+                })?,
+        };
         let arch_name = gguf.architecture()?;
         let arch = Architecture::from_gguf_name(&arch_name).ok_or_else(|| {
             GeneratorError::UnsupportedArchitecture {
@@ -215,12 +371,15 @@ impl EmbeddedModelBackend {
             ms,
             "model loaded"
         );
-        *state = Some(Loaded {
-            model,
-            codec,
-            prefix: None,
-        });
-        Ok(ms)
+        Ok((
+            Loaded {
+                model,
+                codec,
+                prefix: None,
+                file,
+            },
+            ms,
+        ))
     }
 
     fn run(&self, messages: &[ChatMessage], opts: RunOptions) -> Result<RunOutput, GeneratorError> {
@@ -471,6 +630,8 @@ struct FifoLock {
     next_ticket: AtomicU64,
     serving: Mutex<u64>,
     turn: Condvar,
+    /// When the last holder let go: how long the model has gone unused, whoever used it.
+    last_release: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug)]
@@ -487,10 +648,25 @@ impl FifoLock {
         }
         FifoGuard { lock: self }
     }
+
+    /// How long nobody has held or waited for the lock; `None` while someone does.
+    fn idle_for(&self) -> Option<std::time::Duration> {
+        let serving = *self.serving.lock().unwrap_or_else(|e| e.into_inner());
+        if self.next_ticket.load(Ordering::SeqCst) != serving {
+            return None;
+        }
+        let last = *self.last_release.lock().unwrap_or_else(|e| e.into_inner());
+        Some(last.map_or(std::time::Duration::MAX, |t| t.elapsed()))
+    }
 }
 
 impl Drop for FifoGuard<'_> {
     fn drop(&mut self) {
+        *self
+            .lock
+            .last_release
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let mut serving = self.lock.serving.lock().unwrap_or_else(|e| e.into_inner());
         *serving += 1;
         self.lock.turn.notify_all();

@@ -95,6 +95,7 @@ impl CommandGenerator for FallbackChain {
                     }
                     Err(e) => Err(GeneratorError::Remote {
                         backend: self.remote.name().into(),
+                        code: failure.code(),
                         message: format!("{reason}; the embedded fallback failed too: {e}"),
                     }),
                 }

@@ -12,8 +12,18 @@ pub use openai::VllmBackend;
 
 use crate::generator::{CommandRequest, GeneratedCommand};
 use policy::{FailureKind, RemoteFailure};
+use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The most of a 2xx reply body caro reads, for completions and probes alike. A completion
+/// capped at `max_tokens` is a few KB and `/api/tags` or `/v1/models` a few hundred bytes per
+/// model, so 1 MiB is far above any real answer; a server sending more (or an endless body) is
+/// cut off with [`FailureKind::ReplyTooLarge`] instead of filling memory.
+pub const MAX_REPLY_BYTES: u64 = 1 << 20;
+
+/// Of an error reply (non-2xx) only this much is read: the message shows its first 200 chars.
+const MAX_ERROR_BODY_BYTES: u64 = 4 << 10;
 
 /// Settings shared by the HTTP backends.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +175,8 @@ impl HealthCache {
 /// What both HTTP backends hold: settings, base URL, the two clients and the health cache.
 #[derive(Debug)]
 struct Http {
+    /// `ollama` or `vllm`.
+    name: &'static str,
     cfg: RemoteConfig,
     base: String,
     client: reqwest::blocking::Client,
@@ -174,7 +186,7 @@ struct Http {
 }
 
 impl Http {
-    fn new(cfg: RemoteConfig, name: &str) -> Self {
+    fn new(cfg: RemoteConfig, name: &'static str) -> Self {
         if cfg.plain_http_to_remote_host() {
             tracing::warn!(url = %cfg.url, "{name} is reached over plain http on a non-loopback host: the prompt and any key travel unencrypted; use https");
         }
@@ -184,6 +196,7 @@ impl Http {
             ..cfg.clone()
         };
         Self {
+            name,
             base: base_url(&cfg.url),
             client: blocking_client(&cfg),
             probe_client: blocking_client(&probe_cfg),
@@ -193,18 +206,111 @@ impl Http {
     }
 
     /// Sends the request; the body of a 2xx reply, or the failure the policy needs.
+    ///
+    /// The body is read through [`read_bounded`]: at most [`MAX_REPLY_BYTES`] (a larger
+    /// `Content-Length` is refused before reading), and for at most `timeout` after the headers,
+    /// the same budget `Response::text` had (`timeout` is the client's: `cfg.timeout` or
+    /// `cfg.probe_timeout`).
     fn fetch(
         &self,
         rb: reqwest::blocking::RequestBuilder,
         what: &str,
+        timeout: Duration,
     ) -> Result<String, RemoteFailure> {
-        let resp = rb.send().map_err(|e| classify(&e, what))?;
+        let mut resp = rb.send().map_err(|e| classify(&e, what))?;
         let status = resp.status();
-        let text = resp.text().map_err(|e| classify(&e, what))?;
+        let deadline = Instant::now() + timeout;
         if !status.is_success() {
-            return Err(status_failure(status, &text, what));
+            // The status says what failed; the body only adds detail, so a body that cannot
+            // be read does not hide it.
+            let body = read_bounded(&mut resp, MAX_ERROR_BODY_BYTES, deadline, what)
+                .map(|(body, _)| body)
+                .unwrap_or_default();
+            return Err(status_failure(
+                status,
+                &String::from_utf8_lossy(&body),
+                what,
+            ));
         }
-        Ok(text)
+        if resp.content_length().is_some_and(|n| n > MAX_REPLY_BYTES) {
+            return Err(self.too_large(what));
+        }
+        let (body, complete) = read_bounded(&mut resp, MAX_REPLY_BYTES, deadline, what)?;
+        if !complete {
+            return Err(self.too_large(what));
+        }
+        Ok(String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
+    fn too_large(&self, what: &str) -> RemoteFailure {
+        let server = match self.name {
+            "ollama" => "an Ollama server (by default http://localhost:11434)",
+            _ => "a vLLM or other OpenAI-compatible server",
+        };
+        RemoteFailure {
+            kind: FailureKind::ReplyTooLarge,
+            message: format!(
+                "{what}: the reply is larger than {} MiB, far more than any answer, so caro \
+                 stopped reading it; check that this URL points at {server} and not at another \
+                 service",
+                MAX_REPLY_BYTES >> 20
+            ),
+        }
+    }
+}
+
+/// Reads at most `cap` bytes of a body, giving up at `deadline`. `Ok((bytes, complete))`:
+/// `complete` is false when the body went on past `cap` (the bytes are then the first `cap`).
+///
+/// The deadline is checked between reads; reqwest bounds each single read by the client's
+/// timeout, so a body that stalls can hold on for up to one more timeout past `deadline`.
+fn read_bounded(
+    body: &mut impl Read,
+    cap: u64,
+    deadline: Instant,
+    what: &str,
+) -> Result<(Vec<u8>, bool), RemoteFailure> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    // One byte past the cap tells "exactly cap" from "more than cap".
+    let mut limited = body.take(cap + 1);
+    loop {
+        if Instant::now() >= deadline {
+            return Err(RemoteFailure {
+                kind: FailureKind::Timeout,
+                message: format!("{what}: timed out"),
+            });
+        }
+        match limited.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_failure(&e, what)),
+        }
+    }
+    let complete = out.len() as u64 <= cap;
+    out.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
+    Ok((out, complete))
+}
+
+/// Maps an error from reading a body: reqwest wraps its own errors in `io::Error`.
+fn io_failure(err: &std::io::Error, what: &str) -> RemoteFailure {
+    if let Some(e) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<reqwest::Error>())
+    {
+        return classify(e, what);
+    }
+    if err.kind() == std::io::ErrorKind::TimedOut {
+        return RemoteFailure {
+            kind: FailureKind::Timeout,
+            message: format!("{what}: timed out"),
+        };
+    }
+    RemoteFailure {
+        kind: FailureKind::Malformed,
+        message: format!("{what}: {}", root_cause(err)),
     }
 }
 

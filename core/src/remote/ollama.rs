@@ -82,6 +82,7 @@ impl RemoteBackend for OllamaBackend {
                 .post(format!("{}/api/chat", self.http.base))
                 .json(&body),
             &what,
+            self.http.cfg.timeout,
         )?;
         let reply: ChatReply = serde_json::from_str(&text).map_err(|e| RemoteFailure {
             kind: FailureKind::Malformed,
@@ -123,6 +124,7 @@ impl RemoteBackend for OllamaBackend {
                 .probe_client
                 .get(format!("{}/api/tags", self.http.base)),
             &what,
+            self.http.cfg.probe_timeout,
         )?;
         let tags: serde_json::Value = serde_json::from_str(&text).map_err(|_| RemoteFailure {
             kind: FailureKind::Malformed,
@@ -158,6 +160,7 @@ impl CommandGenerator for OllamaBackend {
     ) -> Result<GeneratedCommand, GeneratorError> {
         self.attempt(request).map_err(|f| GeneratorError::Remote {
             backend: "ollama".into(),
+            code: f.code(),
             message: f.message,
         })
     }

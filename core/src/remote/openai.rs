@@ -108,7 +108,11 @@ impl RemoteBackend for VllmBackend {
             .http
             .client
             .post(format!("{}/v1/chat/completions", self.http.base));
-        let text = self.http.fetch(self.with_key(post).json(&body), &what)?;
+        let text = self.http.fetch(
+            self.with_key(post).json(&body),
+            &what,
+            self.http.cfg.timeout,
+        )?;
         let reply: Completion = serde_json::from_str(&text).map_err(|e| RemoteFailure {
             kind: FailureKind::Malformed,
             message: format!("{what}: the reply is not OpenAI chat-completion JSON ({e})"),
@@ -163,6 +167,7 @@ impl RemoteBackend for VllmBackend {
                     .get(format!("{}/v1/models", self.http.base)),
             ),
             &what,
+            self.http.cfg.probe_timeout,
         )?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| RemoteFailure {
             kind: FailureKind::Malformed,
@@ -205,6 +210,7 @@ impl CommandGenerator for VllmBackend {
     ) -> Result<GeneratedCommand, GeneratorError> {
         self.attempt(request).map_err(|f| GeneratorError::Remote {
             backend: "vllm".into(),
+            code: f.code(),
             message: f.message,
         })
     }

@@ -22,6 +22,20 @@ pub enum FailureKind {
     Malformed,
     /// The model answered, but with no usable command.
     NoCommand,
+    /// The reply body was over [`crate::remote::MAX_REPLY_BYTES`]: no Ollama or vLLM answer is
+    /// that large, so the URL likely points at another kind of server.
+    ReplyTooLarge,
+}
+
+impl FailureKind {
+    /// Stable identifier for scripts and UIs, carried into [`crate::GeneratorError::code`]:
+    /// `reply_too_large` for an oversized reply, `remote_failed` for everything else.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::ReplyTooLarge => "reply_too_large",
+            _ => "remote_failed",
+        }
+    }
 }
 
 /// One failed attempt, with a message for logs and `fallback_reason`.
@@ -34,6 +48,13 @@ pub struct RemoteFailure {
 impl std::fmt::Display for RemoteFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl RemoteFailure {
+    /// The failure's stable code; see [`FailureKind::code`].
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
     }
 }
 
@@ -50,8 +71,8 @@ pub fn backoff(n: u32) -> Duration {
 }
 
 /// The policy: transient failures are retried up to [`MAX_RETRIES`] times with backoff; a
-/// rejected key, a client error, a malformed reply or a reply without a command fall back at
-/// once, because asking again would get the same answer.
+/// rejected key, a client error, a malformed or oversized reply or a reply without a command
+/// fall back at once, because asking again would get the same answer.
 pub fn next_step(kind: &FailureKind, retries_done: u32) -> NextStep {
     let transient = matches!(
         kind,
@@ -98,6 +119,7 @@ mod tests {
     #[case::not_found(FailureKind::Client(404))]
     #[case::malformed(FailureKind::Malformed)]
     #[case::no_command(FailureKind::NoCommand)]
+    #[case::reply_too_large(FailureKind::ReplyTooLarge)]
     fn permanent_failures_fall_back_at_once(#[case] kind: FailureKind) {
         assert_eq!(next_step(&kind, 0), NextStep::FallBack);
     }

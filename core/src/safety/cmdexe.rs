@@ -104,6 +104,8 @@ fn segments(src: &str, vars: &HashMap<String, Option<String>>) -> Vec<(Vec<Arg>,
                     Some(v) => cur.text.push_str(&v),
                     None => cur.unknown = true,
                 }
+                // cmd expands `%x%` before it splits the line, so the value is split too.
+                cur.expanded = true;
                 in_word = true;
                 i += end + 2;
                 continue;

@@ -6,6 +6,7 @@ use super::{Finding, RiskLevel, SafetyMode, Span};
 use crate::shell::ShellType;
 use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 /// The `[safety]` table of `config.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -80,20 +81,58 @@ fn glob(pattern: &str, field: &str) -> Result<GlobMatcher, SafetyConfigError> {
         .map_err(|e| invalid(field, format!("bad glob {pattern:?}: {e}")))
 }
 
+/// An allowlist command pattern, one glob per word: it must cover a whole command, word for
+/// word, so `rm -rf ./dist*` allows `rm -rf ./dist-old` but never `rm -rf ./dist /` (a glob
+/// over the whole text let `*` swallow the extra ` /`). `*` stays inside one path segment.
+#[derive(Debug, Clone)]
+pub(crate) struct WordGlobs(Vec<(String, GlobMatcher)>);
+
+impl WordGlobs {
+    fn new(pattern: &str, field: &str) -> Result<Self, SafetyConfigError> {
+        pattern
+            .split_whitespace()
+            .map(|w| {
+                globset::GlobBuilder::new(w)
+                    .literal_separator(true)
+                    .build()
+                    .map(|g| (w.to_string(), g.compile_matcher()))
+                    .map_err(|e| invalid(field, format!("bad glob {pattern:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    fn covers<S: AsRef<str>>(&self, words: &[S]) -> bool {
+        words.len() == self.0.len()
+            && self.0.iter().zip(words).all(|((p, g), w)| {
+                let w = w.as_ref();
+                // A glob never stands for `..`: `./build/*` must not allow `./build/..`.
+                let climbs = w.split(['/', '\\']).any(|seg| seg == "..");
+                g.is_match(w) && (!climbs || p == w)
+            })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledAllow {
     rule: Option<String>,
-    command: Option<GlobMatcher>,
+    command: Option<WordGlobs>,
 }
 
 impl CompiledAllow {
-    pub(crate) fn permits(&self, finding: &Finding, whole: &str, simple: &[String]) -> bool {
+    /// Whether this entry silences `finding`. `at` holds the words of every simple command the
+    /// finding came from: all of them must be covered, so an allowed command cannot carry
+    /// another one past the check. `whole` (the checked text's words) counts only for a
+    /// finding about the input as a whole, since `./dist;reboot` is one word of text but two
+    /// commands.
+    pub(crate) fn permits(&self, finding: &Finding, whole: &[&str], at: &[Vec<String>]) -> bool {
         if self.rule.as_ref().is_some_and(|r| *r != finding.rule_id) {
             return false;
         }
         match &self.command {
             None => true,
-            Some(g) => g.is_match(whole.trim()) || simple.iter().any(|s| g.is_match(s)),
+            Some(g) if finding.span.is_none() => g.covers(whole),
+            Some(g) => !at.is_empty() && at.iter().all(|w| g.covers(w)),
         }
     }
 }
@@ -118,7 +157,10 @@ impl SafetyConfig {
         &self,
     ) -> Result<(Vec<CompiledAllow>, Vec<CustomRule>), SafetyConfigError> {
         let mut custom = Vec::new();
-        let builtin: Vec<&str> = builtin_rules().iter().map(|r| r.id).collect();
+        // Sets, not Vec scans: checking each id against every earlier one made a config with
+        // 32,000 rules take seconds to load, and one with 400,000 never finish.
+        let builtin: HashSet<&str> = builtin_rules().iter().map(|r| r.id).collect();
+        let mut custom_ids: HashSet<&str> = HashSet::with_capacity(self.rules.len());
         for (i, r) in self.rules.iter().enumerate() {
             let field = format!("rules[{i}]");
             if r.id.is_empty()
@@ -132,8 +174,7 @@ impl SafetyConfig {
                     format!("{:?} must be letters, digits, '.', '_' or '-'", r.id),
                 ));
             }
-            if builtin.contains(&r.id.as_str()) || custom.iter().any(|c: &CustomRule| c.id == r.id)
-            {
+            if builtin.contains(r.id.as_str()) || !custom_ids.insert(r.id.as_str()) {
                 return Err(invalid(
                     format!("{field}.id"),
                     format!("{:?} is already taken; pick another id", r.id),
@@ -175,8 +216,8 @@ impl SafetyConfig {
                 ));
             }
             if let Some(id) = &a.rule {
-                let known = builtin.contains(&id.as_str())
-                    || custom.iter().any(|c| &c.id == id)
+                let known = builtin.contains(id.as_str())
+                    || custom_ids.contains(id.as_str())
                     || id.starts_with("parse.")
                     || id.starts_with("exec.")
                     || id.starts_with("proc.")
@@ -197,7 +238,7 @@ impl SafetyConfig {
                             "a glob that matches every command would switch the checker off",
                         ));
                     }
-                    Some(glob(p, &format!("{field}.command"))?)
+                    Some(WordGlobs::new(p, &format!("{field}.command"))?)
                 }
                 None => None,
             };

@@ -22,9 +22,12 @@ pub enum IntentAction {
     Refused,
 }
 
-/// Pure policy: a destructive request whose command rates below high is refused.
-pub fn intent_action(command_risk: RiskLevel) -> IntentAction {
-    if command_risk >= RiskLevel::High {
+/// Pure policy: a destructive request is refused unless its command rates at least as high as
+/// the request itself (and at least high). "Delete everything in my home folder" answered with
+/// `rm -rf *` run in a project folder (high there) is refused: the command does something else
+/// than was asked, and its verdict would look milder than the request.
+pub fn intent_action(request_level: RiskLevel, command_risk: RiskLevel) -> IntentAction {
+    if command_risk >= request_level.max(RiskLevel::High) {
         IntentAction::Flagged
     } else {
         IntentAction::Refused
@@ -316,8 +319,19 @@ mod tests {
 
     #[test]
     fn harmless_command_for_destructive_request_is_refused() {
-        assert_eq!(intent_action(RiskLevel::Safe), IntentAction::Refused);
-        assert_eq!(intent_action(RiskLevel::Moderate), IntentAction::Refused);
-        assert_eq!(intent_action(RiskLevel::Critical), IntentAction::Flagged);
+        use RiskLevel::*;
+        assert_eq!(intent_action(High, Safe), IntentAction::Refused);
+        assert_eq!(intent_action(High, Moderate), IntentAction::Refused);
+        assert_eq!(intent_action(High, High), IntentAction::Flagged);
+        assert_eq!(intent_action(High, Critical), IntentAction::Flagged);
+    }
+
+    // Issue 16: "delete everything in my home folder" answered with `rm -rf *` run elsewhere
+    // (high there) was shown as runnable.
+    #[test]
+    fn a_command_milder_than_a_critical_request_is_refused() {
+        use RiskLevel::*;
+        assert_eq!(intent_action(Critical, High), IntentAction::Refused);
+        assert_eq!(intent_action(Critical, Critical), IntentAction::Flagged);
     }
 }

@@ -18,6 +18,9 @@ pub(crate) struct Arg {
     pub unknown: bool,
     /// Programs whose output makes up this word (`$(curl …)`, `<(wget …)`).
     pub from: Vec<String>,
+    /// Part of the text came from a variable or a command substitution, so the shell splits
+    /// it into words: `c="rm -rf /"; $c` runs `rm`, not a program named `rm -rf /`.
+    pub expanded: bool,
 }
 
 impl Arg {
@@ -67,6 +70,8 @@ pub(crate) struct Cmd {
     pub shell: Option<ShellType>,
     /// Ran under `sudo`/`doas`.
     pub elevated: bool,
+    /// Where the command runs, when the caller said so: relative targets resolve against it.
+    pub at: Option<std::sync::Arc<super::Location>>,
 }
 
 impl Cmd {
@@ -115,6 +120,7 @@ impl Cmd {
             span: self.span,
             shell: self.shell,
             elevated: self.elevated,
+            at: self.at.clone(),
         }
     }
 
@@ -191,10 +197,11 @@ pub(crate) fn parse_into(
     ex: &mut Extraction,
 ) {
     if depth > MAX_NESTING {
+        // Critical, not high: what lies past the limit was never read, so it may be anything.
         ex.note(
             "input.too_deep",
-            RiskLevel::High,
-            "commands nested this deep inside `sh -c`/`eval` are a way to hide what runs",
+            RiskLevel::Critical,
+            "commands nested this deep inside `sh -c`/`eval` cannot be checked; nesting is a way to hide what runs",
             base,
         );
         return;
@@ -255,6 +262,7 @@ pub(crate) fn emit_stage(
         span,
         shell: Some(shell),
         elevated: false,
+        at: None,
     };
     emit(cmd, depth, ex).and_then(|i| ex.cmds.get(i).cloned())
 }
@@ -263,9 +271,22 @@ pub(crate) fn emit_stage(
 /// Returns the index of the recorded command in `ex.cmds`, so a caller can attach redirections.
 pub(crate) fn emit(mut cmd: Cmd, depth: usize, ex: &mut Extraction) -> Option<usize> {
     if ex.cmds.len() >= MAX_COMMANDS {
+        if ex.cmds.len() == MAX_COMMANDS
+            && !ex.findings.iter().any(|f| f.rule_id == "input.too_complex")
+        {
+            ex.note(
+                "input.too_complex",
+                RiskLevel::Critical,
+                format!("the command holds more than {MAX_COMMANDS} simple commands; the rest cannot be checked"),
+                None,
+            );
+        }
         return None;
     }
     let shell = cmd.shell.unwrap_or(ShellType::Bash);
+    if !resolve_command_word(&mut cmd, ex) {
+        return None;
+    }
     if let Some(first) = cmd.argv.first_mut() {
         let name = basename(&first.text).to_string();
         first.text = if matches!(shell, ShellType::PowerShell | ShellType::Cmd) {
@@ -284,10 +305,29 @@ pub(crate) fn emit(mut cmd: Cmd, depth: usize, ex: &mut Extraction) -> Option<us
 
     // `sh -c SCRIPT`, `bash -lc SCRIPT`, `su -c SCRIPT`, `pwsh -Command SCRIPT`, `cmd /c SCRIPT`.
     if let Some((script, inner)) = inline_script(&cmd) {
-        parse_into(&script, inner, base, depth + 1, ex);
+        if script.unknown {
+            ex.note(
+                "exec.unresolved_script",
+                RiskLevel::High,
+                "a shell runs a script built by an expansion caro cannot resolve here, so any command could run",
+                base,
+            );
+        }
+        parse_into(&script.text, inner, base, depth + 1, ex);
     }
     match program.as_str() {
         "eval" => {
+            let unknown = cmd.args().iter().any(|a| {
+                a.unknown && (a.from.is_empty() || !a.from.iter().all(|p| is_shell_setup(p)))
+            });
+            if unknown {
+                ex.note(
+                    "exec.unresolved_script",
+                    RiskLevel::High,
+                    "eval runs text built by an expansion caro cannot resolve here, so any command could run",
+                    base,
+                );
+            }
             let text = cmd
                 .args()
                 .iter()
@@ -325,6 +365,20 @@ pub(crate) fn emit(mut cmd: Cmd, depth: usize, ex: &mut Extraction) -> Option<us
                 parse_into(&ops.join(" "), ShellType::Bash, base, depth + 1, ex);
             }
         }
+        "iex" | "invoke-expression" if shell == ShellType::PowerShell => {
+            // Only a plain string can be read; anything built at run time could be anything.
+            match cmd.args() {
+                [code] if !code.unknown && !code.expanded => {
+                    parse_into(&code.text, ShellType::PowerShell, base, depth + 1, ex);
+                }
+                _ => ex.note(
+                    "exec.unresolved_script",
+                    RiskLevel::High,
+                    "Invoke-Expression runs code built at run time that caro cannot read here, so any command could run",
+                    base,
+                ),
+            }
+        }
         "find" => find_exec(&cmd, depth, ex),
         "xargs" => xargs(&cmd, depth, ex),
         _ => {}
@@ -359,6 +413,103 @@ pub(crate) fn emit(mut cmd: Cmd, depth: usize, ex: &mut Extraction) -> Option<us
     }
     interpreter_code(&cmd, depth, ex);
     Some(index)
+}
+
+/// Reads the command word the way the shell would: an expanded word is split into words, and
+/// one whose value caro cannot know is noted as at least high, since then anything may run.
+/// Returns false when nothing is left to run.
+fn resolve_command_word(cmd: &mut Cmd, ex: &mut Extraction) -> bool {
+    let Some(first) = cmd.argv.first() else {
+        return false;
+    };
+    let ps_call = cmd.shell == Some(ShellType::PowerShell)
+        && matches!(first.text.as_str(), "&" | ".")
+        && !first.unknown;
+    if ps_call {
+        // `& 'C:\tools\x.exe' …` names a program; `& ('Remove'+'-Item')` builds one.
+        cmd.argv.remove(0);
+        let literal = cmd.argv.first().is_some_and(|a| {
+            !a.unknown
+                && !a.expanded
+                && !a.text.is_empty()
+                && !a.text.contains(['(', ')', '+', '$', '[', '{'])
+        });
+        if !literal {
+            unresolved_command(cmd, ex);
+            return !cmd.argv.is_empty() || !cmd.redirects.is_empty();
+        }
+        return true;
+    }
+    let first = &cmd.argv[0];
+    if first.unknown {
+        unresolved_command(cmd, ex);
+        // Kept while it still has something to rate: `$X > /dev/sda` writes the disk whatever
+        // `$X` is.
+        return !first.text.trim().is_empty() || cmd.argv.len() > 1 || !cmd.redirects.is_empty();
+    }
+    if first.expanded && first.text.split_whitespace().nth(1).is_some() {
+        let words: Vec<Arg> = first
+            .text
+            .split_whitespace()
+            .map(|w| Arg {
+                text: w.to_string(),
+                ..first.clone()
+            })
+            .collect();
+        cmd.argv.splice(0..1, words);
+    }
+    true
+}
+
+fn unresolved_command(cmd: &Cmd, ex: &mut Extraction) {
+    ex.note(
+        "exec.unresolved_command",
+        RiskLevel::High,
+        "the program to run is built by an expansion caro cannot resolve here, so any command could run",
+        cmd.span,
+    );
+}
+
+/// Tools whose output is shell setup the user installed them to produce: `eval "$(ssh-agent -s)"`,
+/// `eval "$(direnv hook bash)"`. Their output is unknown here but is the tool's own, not text a
+/// command could smuggle in.
+const SHELL_SETUP_TOOLS: &[&str] = &[
+    "ssh-agent",
+    "gpg-agent",
+    "keychain",
+    "direnv",
+    "starship",
+    "pyenv",
+    "rbenv",
+    "nodenv",
+    "goenv",
+    "jenv",
+    "plenv",
+    "zoxide",
+    "fnm",
+    "mise",
+    "rtx",
+    "asdf",
+    "atuin",
+    "thefuck",
+    "dircolors",
+    "brew",
+    "opam",
+    "luarocks",
+    "oh-my-posh",
+    "conda",
+    "micromamba",
+    "nvm",
+    "register-python-argcomplete",
+    "mcfly",
+    "fzf",
+    "navi",
+    "broot",
+    "aws_completer",
+];
+
+fn is_shell_setup(program: &str) -> bool {
+    SHELL_SETUP_TOOLS.contains(&program)
 }
 
 fn shell_or_bash(shell: ShellType) -> ShellType {
@@ -450,8 +601,18 @@ fn unwrap_wrappers(cmd: &mut Cmd) -> bool {
     true
 }
 
-/// The script of `sh -c`, `su -c`, `pwsh -Command`, `cmd /c`, and which shell runs it.
-fn inline_script(cmd: &Cmd) -> Option<(String, ShellType)> {
+/// The script of `sh -c`, `su -c`, `pwsh -Command`, `cmd /c`, and which shell runs it. The
+/// script's `unknown` says an expansion caro could not resolve took part.
+fn inline_script(cmd: &Cmd) -> Option<(Arg, ShellType)> {
+    let joined = |args: &[Arg]| Arg {
+        text: args
+            .iter()
+            .map(|a| a.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        unknown: args.iter().any(|a| a.unknown),
+        ..Arg::default()
+    };
     let p = cmd.program();
     let args = cmd.args();
     if POWERSHELLS.contains(&p) {
@@ -460,19 +621,26 @@ fn inline_script(cmd: &Cmd) -> Option<(String, ShellType)> {
             let t = a.text.to_ascii_lowercase();
             if ["-c", "-command", "/c", "-com", "-comm", "-comma", "-comman"].contains(&t.as_str())
             {
-                let rest: Vec<&str> = it.map(|a| a.text.as_str()).collect();
-                return Some((rest.join(" "), ShellType::PowerShell));
+                let rest: Vec<Arg> = it.cloned().collect();
+                return Some((joined(&rest), ShellType::PowerShell));
             }
             if t.starts_with("-e") && "-encodedcommand".starts_with(&t) && t.len() >= 2 {
                 let payload = it.next()?;
-                return decode_utf16_base64(&payload.text).map(|s| (s, ShellType::PowerShell));
+                // A payload that is not valid base64 of UTF-16 cannot be read: unknown.
+                let decoded = decode_utf16_base64(&payload.text);
+                return Some((
+                    Arg {
+                        unknown: decoded.is_none() || payload.unknown,
+                        text: decoded.unwrap_or_default(),
+                        ..Arg::default()
+                    },
+                    ShellType::PowerShell,
+                ));
             }
             if !t.starts_with('-') {
                 // `pwsh script.ps1` or a bare command string.
-                let rest: Vec<&str> = std::iter::once(a.text.as_str())
-                    .chain(it.map(|a| a.text.as_str()))
-                    .collect();
-                return Some((rest.join(" "), ShellType::PowerShell));
+                let rest: Vec<Arg> = std::iter::once(a).chain(it).cloned().collect();
+                return Some((joined(&rest), ShellType::PowerShell));
             }
         }
         return None;
@@ -482,8 +650,7 @@ fn inline_script(cmd: &Cmd) -> Option<(String, ShellType)> {
             let t = a.text.to_ascii_lowercase();
             t == "/c" || t == "/k" || t == "/r"
         })?;
-        let rest: Vec<&str> = args[pos + 1..].iter().map(|a| a.text.as_str()).collect();
-        return Some((rest.join(" "), ShellType::Cmd));
+        return Some((joined(&args[pos + 1..]), ShellType::Cmd));
     }
     let posix_shell = SHELLS.contains(&p) && p != "busybox";
     if posix_shell || p == "su" || p == "runuser" || p == "script" {
@@ -499,7 +666,7 @@ fn inline_script(cmd: &Cmd) -> Option<(String, ShellType)> {
                 } else {
                     ShellType::Bash
                 };
-                return Some((script.text.clone(), inner));
+                return Some((script.clone(), inner));
             }
         }
     }
@@ -815,7 +982,12 @@ pub(crate) fn parse_find(cmd: &Cmd) -> FindCall {
     }
     while i < args.len() {
         let t = args[i].text.as_str();
-        if FIND_FILTERS.contains(&t) {
+        // `-name '*'` narrows nothing.
+        let match_all = matches!(t, "-name" | "-iname" | "-path" | "-ipath" | "-wholename")
+            && args
+                .get(i + 1)
+                .is_some_and(|v| matches!(v.text.as_str(), "*" | "**" | "*.*"));
+        if FIND_FILTERS.contains(&t) && !match_all {
             call.filtered = true;
         }
         if t == "-delete" {
@@ -850,8 +1022,7 @@ pub(crate) fn found_under(path: &Arg, filtered: bool) -> Arg {
     let base = path.text.trim_end_matches('/');
     Arg {
         text: format!("{base}/{}", super::paths::FOUND_MARKER),
-        unknown: path.unknown,
-        from: path.from.clone(),
+        ..path.clone()
     }
 }
 
@@ -914,7 +1085,23 @@ fn xargs(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
     if inner.is_empty() {
         return;
     }
+    let parallel_unbounded = args[..i.min(args.len())]
+        .windows(2)
+        .any(|w| w[0].text == "-P" && w[1].text == "0")
+        || args[..i.min(args.len())]
+            .iter()
+            .any(|a| a.text == "-P0" || a.text == "--max-procs=0");
+    if parallel_unbounded && cmd.upstream().any(|u| u.program() == "yes") {
+        ex.note(
+            "proc.fork_bomb",
+            RiskLevel::Critical,
+            "xargs -P0 starts a process for every line of an endless input at once: it exhausts the process table and freezes the machine",
+            cmd.span,
+        );
+    }
     let fed: Vec<Arg> = match &cmd.stdin {
+        // `xargs rm -rf <<< "/"`: a here-string or heredoc feeds known words.
+        Stdin::Literal(text) => text.split_whitespace().map(Arg::lit).collect(),
         Stdin::Pipe(up) => match up.program() {
             "find" => {
                 let call = parse_find(up);
@@ -1028,6 +1215,54 @@ fn interpreter_code(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
     ]
     .iter()
     .any(|k| lower.contains(k));
+    // Single files removed or rewritten: `os.remove('/etc/passwd')`, `unlink "/etc/shadow"`,
+    // `open('/etc/hosts', 'w')`, `fs.writeFileSync('/etc/sudoers', …)`.
+    let removes_file = [
+        "remove(",
+        "unlink",
+        "os.truncate",
+        "file.delete",
+        "delete_file",
+        "rmsync",
+    ]
+    .iter()
+    .any(|k| lower.contains(k));
+    let writes_file = [
+        "writefile",
+        "write_text",
+        "write_bytes",
+        ".write(",
+        "truncate(",
+        "file.write",
+    ]
+    .iter()
+    .any(|k| lower.contains(k))
+        || (lower.contains("open(")
+            && ["'w", "\"w", "'a", "\"a", "'r+", "\"r+"]
+                .iter()
+                .any(|m| lower.contains(m)));
+    if removes_file || writes_file {
+        let verb = if removes_file { "deletes" } else { "rewrites" };
+        for lit in &literals {
+            let (rule, level) = match super::paths::classify(&Arg::lit(lit.clone())) {
+                super::paths::Target::SensitiveFile => {
+                    ("fs.interpreter_rewrites_auth", RiskLevel::Critical)
+                }
+                super::paths::Target::Root
+                | super::paths::Target::SystemDir
+                | super::paths::Target::UnderSystem => {
+                    ("fs.interpreter_rewrites_system", RiskLevel::High)
+                }
+                _ => continue,
+            };
+            ex.note(
+                rule,
+                level,
+                format!("inline {p} code {verb} {lit:?}, a system file"),
+                base,
+            );
+        }
+    }
     if deletes_tree {
         for lit in &literals {
             let class = super::paths::classify(&Arg::lit(lit.clone()));

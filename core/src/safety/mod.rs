@@ -14,6 +14,7 @@
 
 mod cmdexe;
 pub mod config;
+mod gate;
 pub mod intent;
 mod ir;
 mod paths;
@@ -22,6 +23,7 @@ mod powershell;
 mod rules;
 
 pub use config::{AllowEntry, CustomRule, SafetyConfig, SafetyConfigError};
+pub use gate::Gate;
 pub use intent::{IntentAction, IntentScreen, intent_action, screen_prompt};
 pub use rules::{BuiltinRule, builtin_rules};
 
@@ -30,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// Commands longer than this are not parsed: rated high, because nobody reviews 16 KiB of shell.
+/// Commands longer than this are not parsed: refused (critical) as unanalysable, since padding
+/// must never lower a verdict, and nobody reviews 16 KiB of shell.
 pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
 
 /// How dangerous a command is. Ordered: the highest finding wins.
@@ -161,6 +164,46 @@ pub struct Finding {
     pub span: Option<Span>,
 }
 
+/// Where a command will run. `rm -rf *` empties the working directory, so its verdict depends
+/// on which one: the home folder (critical) or a project folder (high).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Location {
+    /// The absolute working directory.
+    pub cwd: String,
+    /// The user's home folder, when known.
+    pub home: Option<String>,
+}
+
+impl Location {
+    pub fn new(cwd: impl AsRef<std::path::Path>, home: Option<&std::path::Path>) -> Self {
+        Self {
+            cwd: cwd.as_ref().to_string_lossy().into_owned(),
+            home: home.map(|h| h.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// This process's working directory and the user's home folder (`$HOME`, else the
+    /// platform's answer). `None` when the working directory cannot be read.
+    pub fn current() -> Option<Self> {
+        let cwd = std::env::current_dir().ok()?;
+        // The real folder, as the working directory is: a home reached through a link (`/home`
+        // -> `/usr/home`) must still compare equal to it.
+        let home = dirs::home_dir().map(|h| h.canonicalize().unwrap_or(h));
+        Some(Self::new(cwd, home.as_deref()))
+    }
+
+    /// The same location with `dir` as the working directory (relative to the current one).
+    pub fn in_dir(&self, dir: &std::path::Path) -> Self {
+        Self {
+            cwd: std::path::Path::new(&self.cwd)
+                .join(dir)
+                .to_string_lossy()
+                .into_owned(),
+            home: self.home.clone(),
+        }
+    }
+}
+
 /// The validator's answer for one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -173,6 +216,10 @@ pub struct Verdict {
     /// Findings that the allowlist silenced, by rule id; kept so the user can see why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed: Vec<String>,
+    /// The working directory the verdict is for; `None` when the check had no location, and
+    /// relative targets such as `*` were rated for an unknown folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
 
 impl Verdict {
@@ -198,6 +245,7 @@ impl Verdict {
             needs_confirmation: action == Action::Confirm,
             findings,
             allowed,
+            cwd: None,
         }
     }
 
@@ -242,15 +290,28 @@ impl SafetyValidator {
         self
     }
 
-    /// Rates `command` as `shell` would run it.
+    /// Rates `command` as `shell` would run it, somewhere unknown: `rm -rf *` is rated for an
+    /// ordinary folder. Use [`Self::validate_at`] where the working directory is known.
     pub fn validate(&self, command: &str, shell: ShellType) -> Verdict {
+        self.validate_in(command, shell, None)
+    }
+
+    /// Rates `command` as `shell` would run it in `at`: relative targets (`*`, `.`, `..`)
+    /// resolve against its working directory, so `rm -rf *` in the home folder is critical.
+    pub fn validate_at(&self, command: &str, shell: ShellType, at: &Location) -> Verdict {
+        let mut v = self.validate_in(command, shell, Some(at));
+        v.cwd = Some(at.cwd.clone());
+        v
+    }
+
+    fn validate_in(&self, command: &str, shell: ShellType, at: Option<&Location>) -> Verdict {
         let mut findings = Vec::new();
         if command.len() > MAX_COMMAND_BYTES {
             findings.push(Finding {
                 rule_id: "input.too_long".into(),
-                level: RiskLevel::High,
+                level: RiskLevel::Critical,
                 message: format!(
-                    "the command is {} bytes, over the {MAX_COMMAND_BYTES}-byte limit for checking; nobody can review that much shell at a glance",
+                    "the command is {} bytes, over the {MAX_COMMAND_BYTES}-byte limit for checking, so it cannot be checked; nobody can review that much shell at a glance",
                     command.len()
                 ),
                 alternative: Some("split it into smaller commands or a reviewed script".into()),
@@ -258,7 +319,13 @@ impl SafetyValidator {
             });
             return Verdict::from_findings(self.mode, findings, Vec::new());
         }
-        let extraction = ir::extract(command, shell);
+        let mut extraction = ir::extract(command, shell);
+        if let Some(at) = at {
+            let at = std::sync::Arc::new(at.clone());
+            for cmd in &mut extraction.cmds {
+                cmd.at = Some(at.clone());
+            }
+        }
         findings.extend(extraction.findings);
         for cmd in &extraction.cmds {
             rules::apply_builtin(cmd, shell, &mut findings);
@@ -270,9 +337,17 @@ impl SafetyValidator {
         }
         let mut allowed = Vec::new();
         if !self.allow.is_empty() {
-            let simple: Vec<String> = extraction.cmds.iter().map(|c| c.display()).collect();
+            let whole: Vec<&str> = command.split_whitespace().collect();
             findings.retain(|f| {
-                let hit = self.allow.iter().any(|a| a.permits(f, command, &simple));
+                // The simple commands this finding came from; a finding about the input as a
+                // whole (no span) can only be allowed by an entry that covers all of it.
+                let at: Vec<Vec<String>> = extraction
+                    .cmds
+                    .iter()
+                    .filter(|c| f.span.is_some() && c.span == f.span)
+                    .map(|c| c.argv.iter().map(|a| a.text.clone()).collect())
+                    .collect();
+                let hit = self.allow.iter().any(|a| a.permits(f, &whole, &at));
                 if hit {
                     allowed.push(f.rule_id.clone());
                 }

@@ -1,6 +1,7 @@
 //! Classifies a path argument by how bad it is to destroy: the root, system directories, the
 //! home folder, raw disks, or ordinary files in the working directory.
 
+use super::Location;
 use super::ir::Arg;
 
 /// Stands for "some file below this directory" where `find` narrows its matches.
@@ -140,6 +141,59 @@ fn strip_drive(p: &str) -> Option<&str> {
 
 pub(crate) fn classify(arg: &Arg) -> Target {
     classify_text(&arg.text, arg.unknown)
+}
+
+/// Like [`classify`], for a command that runs in `at`: a relative target is what it names
+/// there (`*` in the home folder is the home folder), and an absolute one that is the user's
+/// real home folder is `Home`. Without a location this is [`classify`].
+pub(crate) fn classify_in(arg: &Arg, at: Option<&Location>) -> Target {
+    let plain = classify(arg);
+    let Some(at) = at else {
+        return plain;
+    };
+    let text = arg.text.trim();
+    if arg.unknown || text.is_empty() || text.starts_with('~') {
+        return plain;
+    }
+    let relative = matches!(plain, Target::CwdAll | Target::Parent | Target::Relative);
+    let absolute = if relative {
+        format!("{}/{text}", at.cwd.trim_end_matches(['/', '\\']))
+    } else {
+        text.to_string()
+    };
+    let real = classify_text(&absolute, false);
+    // The root or a system folder stays what it is even where it is someone's home (`HOME=/`
+    // for a service account), so the rules for those still see it.
+    if !matches!(
+        real,
+        Target::Root | Target::SystemDir | Target::SensitiveFile
+    ) && at.home.as_deref().is_some_and(|h| same_dir(&absolute, h))
+    {
+        return Target::Home;
+    }
+    match real {
+        // Where it lands matters more than how it was spelt.
+        real @ (Target::Root
+        | Target::SystemDir
+        | Target::Home
+        | Target::UnderSystem
+        | Target::SensitiveFile) => real,
+        // A folder of the user's own or elsewhere: keep the spelling's class, so that `*` in a
+        // project is "everything here" and `build` is an ordinary relative path.
+        _ => plain,
+    }
+}
+
+/// Whether two absolute paths name the same folder, or `a` is all of `b`'s contents (`b/*`).
+fn same_dir(a: &str, b: &str) -> bool {
+    let split = |p: &str| {
+        let (drive, rest) = match strip_drive(p) {
+            Some(rest) => (p[..2].to_ascii_lowercase(), rest.to_string()),
+            None => (String::new(), p.to_string()),
+        };
+        (drive, normalize_abs(&rest).0)
+    };
+    split(a) == split(b)
 }
 
 pub(crate) fn classify_text(raw: &str, unknown: bool) -> Target {
@@ -391,6 +445,48 @@ mod tests {
     #[case("/data/x", Target::OtherAbsolute)]
     fn classifies(#[case] path: &str, #[case] want: Target) {
         assert_eq!(classify_text(path, false), want, "{path}");
+    }
+
+    fn at(cwd: &str) -> Location {
+        Location {
+            cwd: cwd.into(),
+            home: Some("/tmp/h".into()),
+        }
+    }
+
+    #[rstest]
+    #[case::everything_in_home("*", "/tmp/h", Target::Home)]
+    #[case::dot_in_home(".", "/tmp/h/", Target::Home)]
+    #[case::parent_of_a_home_project("..", "/tmp/h/proj", Target::Home)]
+    #[case::everything_in_a_project("*", "/tmp/h/proj/sub", Target::CwdAll)]
+    #[case::parent_inside_a_project("..", "/tmp/h/proj/sub", Target::Parent)]
+    #[case::a_file_in_a_project("build", "/tmp/h/proj", Target::Relative)]
+    #[case::home_by_absolute_path("/tmp/h", "/srv", Target::Home)]
+    #[case::home_contents_by_absolute_path("/tmp/h/*", "/srv", Target::Home)]
+    #[case::everything_in_root("*", "/", Target::Root)]
+    #[case::a_system_dir_by_relative_path("etc", "/", Target::SystemDir)]
+    #[case::everything_in_a_system_dir("./*", "/etc", Target::SystemDir)]
+    #[case::everything_in_tmp("*", "/tmp", Target::UnderSystem)]
+    fn classifies_where_the_command_runs(
+        #[case] path: &str,
+        #[case] cwd: &str,
+        #[case] want: Target,
+    ) {
+        assert_eq!(
+            classify_in(&Arg::lit(path), Some(&at(cwd))),
+            want,
+            "{path} in {cwd}"
+        );
+    }
+
+    #[test]
+    fn the_root_stays_the_root_where_home_is_the_root() {
+        let at = Location {
+            cwd: "/".into(),
+            home: Some("/".into()),
+        };
+        assert_eq!(classify_in(&Arg::lit("/"), Some(&at)), Target::Root);
+        assert_eq!(classify_in(&Arg::lit("*"), Some(&at)), Target::Root);
     }
 
     #[test]

@@ -149,6 +149,22 @@ impl Walker<'_, '_> {
                 self.function(n);
                 None
             }
+            "while_statement" | "c_style_for_statement" => {
+                if endless_loop_starting_jobs(self.src, n) {
+                    self.ex.note(
+                        "proc.fork_bomb",
+                        RiskLevel::Critical,
+                        "an endless loop starts background jobs without waiting for them: it exhausts the process table and freezes the machine",
+                        self.span(n),
+                    );
+                }
+                let mut cursor = n.walk();
+                let kids: Vec<Node> = n.named_children(&mut cursor).collect();
+                for k in kids {
+                    self.stmt(k, Stdin::Inherited);
+                }
+                None
+            }
             "comment" | "heredoc_body" | "heredoc_start" | "heredoc_end" => None,
             "command_substitution"
             | "process_substitution"
@@ -220,6 +236,18 @@ impl Walker<'_, '_> {
         if self.shell == ShellType::Fish && argv.first().is_some_and(|a| a.text == "set") {
             self.fish_set(&argv);
         }
+        if let Some(first) = argv.first_mut()
+            && first.expanded
+            && (self.vars.contains_key("IFS")
+                || first
+                    .text
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.ends_with('/')))
+        {
+            // A changed IFS splits the value where caro cannot follow it.
+            first.unknown = true;
+        }
         self.follow_cd(&mut argv);
         let cmd = Cmd {
             argv,
@@ -228,6 +256,7 @@ impl Walker<'_, '_> {
             span: self.span(n),
             shell: Some(self.shell),
             elevated: false,
+            at: None,
         };
         let idx = ir::emit(cmd, self.depth, self.ex)?;
         self.ex.cmds.get(idx).cloned()
@@ -302,6 +331,7 @@ impl Walker<'_, '_> {
                 span: self.span(n),
                 shell: Some(self.shell),
                 elevated: false,
+                at: None,
             };
             self.ex.cmds.push(cmd.clone());
             return Some(cmd);
@@ -323,6 +353,7 @@ impl Walker<'_, '_> {
                 span: self.span(n),
                 shell: Some(self.shell),
                 elevated: false,
+                at: None,
             });
         }
         out
@@ -454,9 +485,8 @@ impl Walker<'_, '_> {
         if self.tree_depth >= MAX_TREE_DEPTH {
             self.too_deep = true;
             return Arg {
-                text: String::new(),
                 unknown: true,
-                from: Vec::new(),
+                ..Arg::default()
             };
         }
         self.tree_depth += 1;
@@ -526,14 +556,14 @@ impl Walker<'_, '_> {
                     .collect();
                 Arg {
                     text: "/dev/fd/63".into(),
-                    unknown: false,
                     from,
+                    ..Arg::default()
                 }
             }
             "arithmetic_expansion" => Arg {
-                text: String::new(),
                 unknown: true,
-                from: Vec::new(),
+                expanded: true,
+                ..Arg::default()
             },
             _ => {
                 // Anything else may still hide substitutions: walk them, keep the text.
@@ -543,6 +573,7 @@ impl Walker<'_, '_> {
                 for k in kids {
                     let v = self.value(k);
                     arg.unknown |= v.unknown;
+                    arg.expanded |= v.expanded;
                     arg.from.extend(v.from);
                 }
                 arg
@@ -571,6 +602,7 @@ impl Walker<'_, '_> {
             };
             out.text.push_str(&v.text);
             out.unknown |= v.unknown;
+            out.expanded |= v.expanded;
             out.from.extend(v.from);
             pos = k.end_byte();
         }
@@ -589,6 +621,11 @@ impl Walker<'_, '_> {
             "HOME" => Some("~".into()),
             "PWD" => Some(".".into()),
             "TMPDIR" => Some("/tmp".into()),
+            // The user's own program choices: `$EDITOR file` opens an editor. Unset here, they
+            // stand for the usual programs rather than for "anything could run".
+            "EDITOR" | "VISUAL" => Some("vi".into()),
+            "PAGER" => Some("less".into()),
+            "SHELL" => Some("sh".into()),
             _ => None,
         }
     }
@@ -596,14 +633,14 @@ impl Walker<'_, '_> {
     fn expand(&mut self, n: Node) -> Arg {
         let text = self.text(n).to_string();
         let unknown = Arg {
-            text: String::new(),
             unknown: true,
-            from: Vec::new(),
+            expanded: true,
+            ..Arg::default()
         };
         if n.kind() == "simple_expansion" {
             let name = text.trim_start_matches('$');
             return match self.lookup(name) {
-                Some(v) => Arg::lit(v),
+                Some(v) => expanded(v),
                 None => unknown,
             };
         }
@@ -635,20 +672,21 @@ impl Walker<'_, '_> {
             if let Some(default) = rest.strip_prefix(op) {
                 let word = unescape_unquoted(default.trim_matches(['"', '\'']));
                 return match value {
-                    Some(v) if !(v.is_empty() && op.starts_with(':')) => Arg::lit(v),
-                    Some(_) => Arg::lit(word),
+                    Some(v) if !(v.is_empty() && op.starts_with(':')) => expanded(v),
+                    Some(_) => expanded(word),
                     // Unset or not: the default is what a careless script gets.
                     None => Arg {
                         text: word,
                         unknown: true,
                         from: nested.from,
+                        expanded: true,
                     },
                 };
             }
         }
         if rest.is_empty() {
             return match value {
-                Some(v) => Arg::lit(v),
+                Some(v) => expanded(v),
                 None => Arg {
                     from: nested.from,
                     ..unknown
@@ -682,13 +720,59 @@ impl Walker<'_, '_> {
                 text: text.trim_end_matches('\n').to_string(),
                 unknown: false,
                 from,
+                expanded: true,
             };
         }
         Arg {
             text: String::new(),
             unknown: true,
             from,
+            expanded: true,
         }
+    }
+}
+
+/// `while true; do … & done`, `until false`, `for ((;;))`: a loop with no exit whose body puts
+/// a job in the background.
+fn endless_loop_starting_jobs(src: &str, n: Node) -> bool {
+    let text = |k: Node| src.get(k.byte_range()).unwrap_or("");
+    let Some(body) = n.child_by_field_name("body") else {
+        return false;
+    };
+    let endless = if n.kind() == "c_style_for_statement" {
+        n.child_by_field_name("condition").is_none()
+    } else {
+        let until = n.child(0).is_some_and(|k| text(k) == "until");
+        let cond = n
+            .child_by_field_name("condition")
+            .map(|c| text(c).trim().trim_end_matches(';').trim().to_string())
+            .unwrap_or_default();
+        let always = ["true", ":", "[ 1 ]", "[[ 1 ]]", "((1))", "/bin/true"];
+        if until {
+            cond == "false" || cond == "/bin/false"
+        } else {
+            always.contains(&cond.as_str())
+        }
+    };
+    endless && has_background_job(text(body))
+}
+
+/// A lone `&` (not `&&`, `>&`, `&>`, `|&`) puts the command before it in the background.
+fn has_background_job(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| {
+        b[i] == b'&'
+            && !matches!(b.get(i + 1), Some(b'&' | b'>'))
+            && !(i > 0 && matches!(b[i - 1], b'&' | b'>' | b'|' | b'<'))
+    })
+}
+
+/// A word whose known value came from an expansion.
+fn expanded(text: String) -> Arg {
+    Arg {
+        text,
+        expanded: true,
+        ..Arg::default()
     }
 }
 
@@ -829,6 +913,7 @@ pub(crate) fn fallback(
                 text: w,
                 unknown,
                 from: Vec::new(),
+                expanded: unknown,
             })
             .collect();
         prev = ir::emit_stage(

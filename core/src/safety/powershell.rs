@@ -284,9 +284,20 @@ fn tokenize(src: &str, vars: &HashMap<String, Option<String>>) -> Vec<Tok> {
                 toks.push(Tok::Sep);
             }
             '&' if !in_word => {
-                // The call operator: `& cmd args`.
+                // The call operator: `& cmd args` runs `cmd`; `& ('Remove'+'-Item')` or
+                // `& $x` runs a name built at run time, which caro cannot read.
                 push_word(&mut toks, &mut cur, &mut in_word);
                 toks.push(Tok::Sep);
+                toks.push(Tok::Word(Arg::lit("&")));
+                let next = chars[i + 1..].iter().find(|c| !c.is_whitespace());
+                if matches!(next, Some('(' | '$' | '{' | '[')) {
+                    toks.push(Tok::Word(Arg {
+                        unknown: true,
+                        expanded: true,
+                        ..Arg::default()
+                    }));
+                    toks.push(Tok::Sep);
+                }
             }
             c if c.is_whitespace() => push_word(&mut toks, &mut cur, &mut in_word),
             _ => {
@@ -345,6 +356,7 @@ fn read_var(
         Some(v) => cur.text.push_str(&v),
         None => cur.unknown = true,
     }
+    cur.expanded = true;
     i
 }
 

@@ -2,7 +2,7 @@
 //! predicate over one normalized simple command each.
 
 use super::ir::{self, Arg, Cmd, RedirOp, Stdin};
-use super::paths::{Target, classify, classify_text};
+use super::paths::{Target, classify_in, classify_text};
 use super::{Finding, RiskLevel};
 use crate::shell::ShellType;
 
@@ -151,11 +151,28 @@ static RULES: &[BuiltinRule] = &[
     ),
     rule!(
         "fs.delete_cwd_all",
-        Moderate,
+        High,
         PosixAndPs,
         "deletes everything in the current directory recursively",
         Some("check `pwd` first, or name the subfolder"),
         |c| rm_target(c, true, &[Target::CwdAll])
+    ),
+    rule!(
+        "fs.delete_cwd_files",
+        Moderate,
+        PosixAndPs,
+        "deletes every file in the current directory",
+        Some("name the files, or look with `ls` first"),
+        // By spelling, not by folder: `rm -f *` empties the folder wherever it runs (in a
+        // system folder or home the rules for those fire as well).
+        |c| rm_target(
+            &Cmd {
+                at: None,
+                ..c.clone()
+            },
+            false,
+            &[Target::CwdAll]
+        )
     ),
     rule!(
         "fs.delete_under_home",
@@ -191,7 +208,7 @@ static RULES: &[BuiltinRule] = &[
         Posix,
         "find deletes everything under the root, a system directory or your home folder",
         None,
-        |c| find_delete(c, false)
+        |c| find_delete(c, FindScope::Protected)
     ),
     rule!(
         "fs.find_delete_broad",
@@ -199,7 +216,23 @@ static RULES: &[BuiltinRule] = &[
         Posix,
         "find deletes matching files across the whole system",
         Some("run it with -print first to see what matches"),
-        |c| find_delete(c, true)
+        |c| find_delete(c, FindScope::System)
+    ),
+    rule!(
+        "fs.find_delete_here",
+        High,
+        Posix,
+        "find deletes everything under the folder it starts in",
+        Some("run it with -print first, or add -name/-mtime to narrow it"),
+        |c| find_delete(c, FindScope::Here)
+    ),
+    rule!(
+        "fs.find_delete_matching",
+        Moderate,
+        Posix,
+        "find deletes every file it matches",
+        Some("run it with -print first to see what matches"),
+        |c| find_delete(c, FindScope::Matching)
     ),
     rule!(
         "fs.rsync_delete_protected",
@@ -478,6 +511,144 @@ static RULES: &[BuiltinRule] = &[
         cloud_resources_delete
     ),
     // ---- PowerShell --------------------------------------------------------------------------
+    // ---- destructive but scoped: containers, clusters, accounts, packages, history --------
+    rule!(
+        "perm.setuid_shell",
+        Critical,
+        Posix,
+        "sets the setuid/setgid bit on a shell or system program: any user can then run it as its owner, usually root",
+        None,
+        setuid_program
+    ),
+    rule!(
+        "pkg.remove_essential",
+        Critical,
+        Posix,
+        "removes a package the system cannot boot or log in without",
+        None,
+        remove_essential_package
+    ),
+    rule!(
+        "container.delete_data",
+        High,
+        Posix,
+        "deletes container volumes, and the data in them with them",
+        Some("list them first (`docker volume ls`) and remove the ones you mean"),
+        container_volumes
+    ),
+    rule!(
+        "container.delete",
+        Moderate,
+        Posix,
+        "force-removes containers or images, or prunes everything unused",
+        None,
+        container_delete
+    ),
+    rule!(
+        "k8s.delete",
+        Moderate,
+        Posix,
+        "deletes cluster resources",
+        Some("run it with --dry-run=client first"),
+        kube_delete_named
+    ),
+    rule!(
+        "k8s.helm_uninstall",
+        High,
+        Posix,
+        "uninstalls a Helm release and every resource it created",
+        None,
+        |c| (c.program() == "helm"
+            && c.args()
+                .iter()
+                .any(|a| matches!(a.text.as_str(), "uninstall" | "delete" | "del" | "un")))
+        .then(String::new)
+    ),
+    rule!(
+        "acct.delete_user",
+        High,
+        Posix,
+        "deletes a user account (with -r, its home folder and mail too)",
+        None,
+        |c| matches!(c.program(), "userdel" | "deluser" | "groupdel" | "delgroup")
+            .then(|| c.display())
+    ),
+    rule!(
+        "net.firewall_drop_all",
+        High,
+        Posix,
+        "sets the firewall to drop all traffic or flushes its rules, which can cut off this session and every service",
+        None,
+        firewall_drop_all
+    ),
+    rule!(
+        "fs.truncate_sensitive",
+        High,
+        Posix,
+        "empties a log, a system file or a dotfile in your home folder (shell, ssh or git settings)",
+        None,
+        |c| truncated_file(c, true)
+    ),
+    rule!(
+        "fs.truncate",
+        Moderate,
+        Posix,
+        "empties a file; what it held is gone",
+        None,
+        |c| truncated_file(c, false)
+    ),
+    rule!(
+        "fs.shred",
+        Moderate,
+        Posix,
+        "overwrites files so that they can never be recovered",
+        None,
+        |c| (c.program() == "shred" && device_operand(c).is_none()).then(|| c.display())
+    ),
+    rule!(
+        "vcs.destroy_history",
+        High,
+        Posix,
+        "rewrites or deletes Git history that may exist nowhere else",
+        Some("make a backup clone first"),
+        git_destroy_history
+    ),
+    rule!(
+        "vcs.discard_work",
+        Moderate,
+        Posix,
+        "throws away stashed work, an unmerged branch or uncommitted changes",
+        None,
+        git_discard_work
+    ),
+    rule!(
+        "sys.unmount_all",
+        High,
+        Posix,
+        "unmounts every filesystem (or the root), which stops the system and running programs",
+        None,
+        |c| (c.program() == "umount"
+            && c.args().iter().any(|a| {
+                matches!(a.text.as_str(), "-a" | "--all" | "/") || a.text.starts_with("-a")
+            }))
+        .then(|| c.display())
+    ),
+    rule!(
+        "dev.read_raw",
+        High,
+        Posix,
+        "reads raw memory, I/O ports or a whole disk, which exposes every secret on the machine",
+        None,
+        read_raw_device
+    ),
+    rule!(
+        "db.flush",
+        High,
+        Posix,
+        "deletes a whole database or every key in it",
+        None,
+        db_flush
+    ),
     rule!(
         "ps.format_disk",
         Critical,
@@ -652,14 +823,24 @@ fn ps_is(c: &Cmd, names: &[&str]) -> bool {
     names.contains(&c.program())
 }
 
-fn first_match(args: &[Arg], want: &[Target]) -> Option<String> {
-    args.iter().find(|a| want.contains(&classify(a))).map(|a| {
-        if a.text.is_empty() {
-            "(empty)".to_string()
-        } else {
-            a.text.clone()
-        }
-    })
+/// The first of `c`'s `args` whose target is one of `want`, as the detail to show: a relative
+/// one says which folder it is in, since that is what decided the verdict.
+fn first_match(c: &Cmd, args: &[Arg], want: &[Target]) -> Option<String> {
+    let at = c.at.as_deref();
+    args.iter()
+        .find(|a| want.contains(&classify_in(a, at)))
+        .map(|a| describe(a, at))
+}
+
+fn describe(a: &Arg, at: Option<&super::Location>) -> String {
+    if a.text.is_empty() {
+        return "(empty)".to_string();
+    }
+    let relative = !(a.text.starts_with(['/', '\\', '~']) || a.text.get(1..2) == Some(":"));
+    match at {
+        Some(at) if relative => format!("{} in {}", a.text, at.cwd),
+        _ => a.text.clone(),
+    }
 }
 
 const PS_REMOVE: &[&str] = &["remove-item", "ri", "del", "erase", "rd", "rmdir", "rm"];
@@ -673,7 +854,7 @@ fn rm_target(c: &Cmd, recursive: bool, want: &[Target]) -> Option<String> {
         let f = c.gnu_flags();
         let rec = f.has(&['r', 'R'], &["recursive"]);
         return if rec == recursive {
-            first_match(&f.operands, want)
+            first_match(c, &f.operands, want)
         } else {
             None
         };
@@ -726,7 +907,7 @@ fn rm_target(c: &Cmd, recursive: bool, want: &[Target]) -> Option<String> {
             }
         }
         if rec == recursive {
-            return first_match(&targets, want);
+            return first_match(c, &targets, want);
         }
     }
     None
@@ -742,32 +923,62 @@ fn mv_protected(c: &Cmd) -> Option<String> {
         return None;
     }
     first_match(
+        c,
         &f.operands[..n - 1],
         &[Target::Root, Target::SystemDir, Target::Home],
     )
 }
 
-fn find_delete(c: &Cmd, broad: bool) -> Option<String> {
+/// How broad a `find` that deletes is. `Protected`: everything under the root, a system
+/// folder or home; `System`: matching files across the system; `Here`: everything under the
+/// working directory; `Matching`: the files its predicates select in the user's own folders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FindScope {
+    Protected,
+    System,
+    Here,
+    Matching,
+}
+
+fn find_delete(c: &Cmd, scope: FindScope) -> Option<String> {
     if c.program() != "find" {
         return None;
     }
     let call = ir::parse_find(c);
-    if !call.delete {
+    // `-exec rm {} \;` deletes what it finds just as `-delete` does.
+    let exec_deletes = call.execs.iter().any(|e| {
+        e.first()
+            .is_some_and(|p| matches!(ir::basename(&p.text), "rm" | "unlink" | "shred" | "srm"))
+    });
+    if !call.delete && !exec_deletes {
         return None;
     }
-    for p in &call.paths {
-        let t = classify(p);
-        let hit = if broad {
+    let at = c.at.as_deref();
+    let classes: Vec<(Target, &Arg)> = call.paths.iter().map(|p| (classify_in(p, at), p)).collect();
+    let hit = |pred: &dyn Fn(Target) -> bool| {
+        classes
+            .iter()
+            .find(|(t, _)| pred(*t))
+            .map(|(_, p)| describe(p, at))
+    };
+    match scope {
+        FindScope::Protected => hit(&|t| !call.filtered && t.is_catastrophic()),
+        FindScope::System => hit(&|t| {
             (call.filtered && matches!(t, Target::Root | Target::SystemDir))
                 || (!call.filtered && t == Target::UnderSystem)
-        } else {
-            !call.filtered && t.is_catastrophic()
-        };
-        if hit {
-            return Some(p.text.clone());
+        }),
+        FindScope::Here => hit(&|t| !call.filtered && matches!(t, Target::CwdAll | Target::Parent)),
+        FindScope::Matching => {
+            // Only when no broader rule fires for the same command.
+            let broader = [FindScope::Protected, FindScope::System, FindScope::Here]
+                .into_iter()
+                .any(|s| find_delete(c, s).is_some());
+            if broader {
+                return None;
+            }
+            hit(&|t| t != Target::PseudoDevice)
         }
     }
-    None
 }
 
 fn rsync_delete(c: &Cmd, protected: bool) -> Option<String> {
@@ -785,7 +996,7 @@ fn rsync_delete(c: &Cmd, protected: bool) -> Option<String> {
         return None;
     }
     let dest = f.operands.last()?;
-    let catastrophic = classify(dest).is_catastrophic();
+    let catastrophic = classify_in(dest, c.at.as_deref()).is_catastrophic();
     (catastrophic == protected).then(|| dest.text.clone())
 }
 
@@ -798,7 +1009,7 @@ fn perm_recursive(c: &Cmd, want: &[Target]) -> Option<String> {
         return None;
     }
     let skip = usize::from(!f.long.iter().any(|l| l == "reference"));
-    first_match(f.operands.get(skip..).unwrap_or(&[]), want)
+    first_match(c, f.operands.get(skip..).unwrap_or(&[]), want)
 }
 
 fn is_open_mode(m: &str) -> bool {
@@ -833,6 +1044,7 @@ fn chmod_system_mode(c: &Cmd) -> Option<String> {
         return None;
     }
     first_match(
+        c,
         &f.operands[1..],
         &[
             Target::Root,
@@ -1419,6 +1631,346 @@ fn git_clean(c: &Cmd, broad: bool) -> Option<String> {
     (force && wide == broad).then(String::new)
 }
 
+const SYSTEM_PROGRAMS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "fish", "busybox", "python", "python3", "perl", "ruby",
+    "node", "php", "find", "vim", "vi", "nano", "less", "more", "awk", "gawk", "env", "cp", "mv",
+    "tar", "zip", "nmap", "tee", "dd", "cat", "chmod", "chown", "sudo", "su", "passwd",
+];
+
+fn setuid_program(c: &Cmd) -> Option<String> {
+    if c.program() != "chmod" {
+        return None;
+    }
+    let f = c.gnu_flags();
+    let mode = f.operands.first()?.text.as_str();
+    let digits = mode.len() == 4 && mode.chars().all(|d| d.is_ascii_digit());
+    let setid = mode.contains("+s")
+        || mode.contains("=s")
+        || (digits && matches!(mode.as_bytes()[0], b'2' | b'4' | b'6'));
+    if !setid {
+        return None;
+    }
+    f.operands[1..]
+        .iter()
+        .find(|a| {
+            let name = ir::basename(&a.text);
+            let sys = matches!(
+                classify_in(a, c.at.as_deref()),
+                Target::SystemDir | Target::UnderSystem
+            );
+            sys || SYSTEM_PROGRAMS.contains(&name)
+        })
+        .map(|a| a.text.clone())
+}
+
+const ESSENTIAL_PACKAGES: &[&str] = &[
+    "systemd",
+    "libc6",
+    "glibc",
+    "libc-bin",
+    "bash",
+    "coreutils",
+    "sudo",
+    "apt",
+    "dpkg",
+    "rpm",
+    "yum",
+    "dnf",
+    "pacman",
+    "util-linux",
+    "login",
+    "passwd",
+    "init",
+    "base-files",
+    "base-passwd",
+    "grub",
+    "grub2",
+    "grub-pc",
+    "grub-efi",
+    "openssh-server",
+    "linux-image",
+    "kernel",
+    "kernel-core",
+    "linux",
+    "sysvinit",
+    "upstart",
+    "libpam-modules",
+    "pam",
+    "python3",
+    "libssl3",
+    "openssl",
+    "ca-certificates",
+    "filesystem",
+    "shadow",
+    "e2fsprogs",
+];
+
+fn remove_essential_package(c: &Cmd) -> Option<String> {
+    let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
+    let removing = match c.program() {
+        "apt" | "apt-get" | "aptitude" => args
+            .iter()
+            .any(|a| matches!(*a, "remove" | "purge" | "autoremove")),
+        "yum" | "dnf" | "zypper" | "microdnf" => {
+            args.iter().any(|a| matches!(*a, "remove" | "erase" | "rm"))
+        }
+        "pacman" => args.iter().any(|a| a.starts_with("-R")),
+        "rpm" => args.iter().any(|a| *a == "-e" || *a == "--erase"),
+        "dpkg" => {
+            if args.iter().any(|a| a.contains("force-remove-essential")) {
+                return Some("--force-remove-essential".into());
+            }
+            args.iter()
+                .any(|a| matches!(*a, "-r" | "-P" | "--remove" | "--purge"))
+        }
+        "snap" => args.first().is_some_and(|a| *a == "remove"),
+        _ => false,
+    };
+    if !removing {
+        return None;
+    }
+    args.iter()
+        .filter(|a| !a.starts_with('-'))
+        .find(|a| {
+            let name = a.split([':', '=']).next().unwrap_or(a);
+            ESSENTIAL_PACKAGES.contains(&name)
+                || name.starts_with("linux-image")
+                || name.starts_with("kernel-")
+                || name.starts_with("grub")
+                || name.starts_with("libc6")
+        })
+        .map(|a| a.to_string())
+}
+
+fn is_container_cli(p: &str) -> bool {
+    matches!(p, "docker" | "podman" | "nerdctl")
+}
+
+fn container_volumes(c: &Cmd) -> Option<String> {
+    let p = c.program();
+    let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
+    let has = |w: &str| args.contains(&w);
+    let volumes = is_container_cli(p)
+        && ((has("volume") && (has("rm") || has("prune") || has("remove")))
+            || (has("system") && has("prune") && has("--volumes"))
+            || (has("compose") && has("down") && (has("-v") || has("--volumes"))));
+    let compose = p == "docker-compose" && has("down") && (has("-v") || has("--volumes"));
+    (volumes || compose).then(|| c.display())
+}
+
+fn container_delete(c: &Cmd) -> Option<String> {
+    if !is_container_cli(c.program()) || container_volumes(c).is_some() {
+        return None;
+    }
+    let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
+    let has = |w: &str| args.contains(&w);
+    let forced = args.iter().any(|a| {
+        *a == "-f"
+            || *a == "--force"
+            || (a.starts_with('-') && !a.starts_with("--") && a.contains('f'))
+    });
+    let removes = has("rm") || has("rmi") || has("remove");
+    let prunes = has("prune");
+    let kills_all = (has("kill") || has("stop")) && args.iter().any(|a| a.starts_with("$("));
+    ((removes && forced) || prunes || kills_all).then(|| c.display())
+}
+
+fn kube_delete_named(c: &Cmd) -> Option<String> {
+    if !matches!(c.program(), "kubectl" | "oc") || kube_delete_broad(c).is_some() {
+        return None;
+    }
+    let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
+    let dry = args.iter().any(|a| a.starts_with("--dry-run"));
+    (args.contains(&"delete") && !dry).then(|| c.display())
+}
+
+fn firewall_drop_all(c: &Cmd) -> Option<String> {
+    let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
+    match c.program() {
+        "iptables" | "ip6tables" => {
+            let policy_drop = args.windows(3).any(|w| {
+                (w[0] == "-P" || w[0] == "--policy")
+                    && matches!(w[1], "INPUT" | "OUTPUT" | "FORWARD")
+                    && matches!(w[2], "DROP" | "REJECT")
+            });
+            let flush = args.iter().any(|a| matches!(*a, "-F" | "--flush"));
+            (policy_drop || flush).then(|| c.display())
+        }
+        "nft" => (args.contains(&"flush") && args.contains(&"ruleset")).then(|| c.display()),
+        _ => None,
+    }
+}
+
+/// A file emptied: `> f`, `: > f`, `true > f`, `cat /dev/null > f`, `truncate -s 0 f`.
+/// `sensitive` selects logs, system files and dotfiles in the home folder.
+fn truncated_file(c: &Cmd, sensitive: bool) -> Option<String> {
+    let p = c.program();
+    let mut targets: Vec<&Arg> = Vec::new();
+    let empty_writer = matches!(p, "" | ":" | "true")
+        || (p == "cat" && c.args().iter().all(|a| a.text == "/dev/null"))
+        || (p == "echo" && c.args().iter().all(|a| a.text == "-n"));
+    if empty_writer {
+        targets.extend(
+            c.redirects
+                .iter()
+                .filter(|r| r.op == RedirOp::Write)
+                .map(|r| &r.target),
+        );
+    }
+    if p == "truncate" {
+        let args = c.args();
+        let zero = args.windows(2).any(|w| {
+            (w[0].text == "-s" || w[0].text == "--size")
+                && w[1].text.trim_start_matches('0').is_empty()
+        }) || args.iter().any(|a| a.text == "-s0" || a.text == "--size=0");
+        if zero {
+            let mut skip = false;
+            for a in args {
+                if skip {
+                    skip = false;
+                    continue;
+                }
+                if a.text == "-s" || a.text == "--size" || a.text == "-r" {
+                    skip = true;
+                } else if !a.text.starts_with('-') {
+                    targets.push(a);
+                }
+            }
+        }
+    }
+    let at = c.at.as_deref();
+    targets
+        .into_iter()
+        .filter(|t| classify_text(&t.text, false) != Target::PseudoDevice)
+        .find(|t| {
+            let class = classify_in(t, at);
+            let dotfile = ir::basename(&t.text).starts_with('.')
+                && matches!(class, Target::UnderHome | Target::Relative);
+            let is_sensitive = dotfile
+                || matches!(
+                    class,
+                    Target::UnderSystem | Target::SystemDir | Target::SensitiveFile
+                )
+                || t.text.contains("/var/log");
+            is_sensitive == sensitive
+        })
+        .map(|t| describe(t, at))
+}
+
+fn git_destroy_history(c: &Cmd) -> Option<String> {
+    if c.program() == "rm" && c.gnu_flags().has(&['r', 'R'], &["recursive"]) {
+        return c
+            .gnu_flags()
+            .operands
+            .iter()
+            .find(|a| a.text.trim_end_matches('/') == ".git" || a.text.ends_with("/.git"))
+            .map(|a| a.text.clone());
+    }
+    if c.program() != "git" {
+        return None;
+    }
+    let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
+    let has = |w: &str| args.contains(&w);
+    let rewrite = has("filter-branch") || has("filter-repo");
+    let expire = has("reflog")
+        && has("expire")
+        && args
+            .iter()
+            .any(|a| a.starts_with("--expire=now") || a.starts_with("--expire-unreachable=now"));
+    let prune = has("gc")
+        && args
+            .iter()
+            .any(|a| *a == "--prune=now" || *a == "--prune=all");
+    (rewrite || expire || prune).then(|| c.display())
+}
+
+fn git_discard_work(c: &Cmd) -> Option<String> {
+    if c.program() != "git" {
+        return None;
+    }
+    let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
+    let sub = args.iter().position(|a| !a.starts_with('-'))?;
+    let rest = &args[sub + 1..];
+    let has = |w: &str| rest.contains(&w);
+    let hit = match args[sub] {
+        "stash" => has("clear") || has("drop"),
+        "branch" => rest
+            .iter()
+            .any(|a| *a == "-D" || (a.starts_with("-d") && has("--force"))),
+        "checkout" => has("--") && rest.iter().any(|a| *a == "." || *a == "*"),
+        "restore" => !has("--staged") && rest.iter().any(|a| *a == "." || *a == "*"),
+        "update-ref" => has("-d"),
+        _ => false,
+    };
+    hit.then(|| c.display())
+}
+
+/// Programs that read a file's bytes (as opposed to naming it: `ls`, `mount`, `sgdisk -p`).
+const BYTE_READERS: &[&str] = &[
+    "cat",
+    "head",
+    "tail",
+    "xxd",
+    "hexdump",
+    "od",
+    "strings",
+    "less",
+    "more",
+    "tac",
+    "base64",
+    "nc",
+    "ncat",
+    "socat",
+    "pv",
+    "gzip",
+    "zstd",
+    "xz",
+    "bzip2",
+    "md5sum",
+    "sha256sum",
+    "cp",
+];
+
+fn read_raw_device(c: &Cmd) -> Option<String> {
+    let reader = BYTE_READERS.contains(&c.program());
+    let raw = |t: &str| {
+        let t = t.strip_prefix("if=").unwrap_or(t);
+        let secret = matches!(t, "/dev/mem" | "/dev/kmem" | "/dev/port");
+        // `dd if=/dev/sda of=disk.img` is how disks are backed up; reading one raw elsewhere
+        // (`cat /dev/sda | nc …`) is how they are copied off the machine.
+        (secret && (reader || c.program() == "dd"))
+            || (reader && classify_text(t, false) == Target::Device)
+    };
+    c.args()
+        .iter()
+        .map(|a| a.text.as_str())
+        .chain(
+            c.redirects
+                .iter()
+                .filter(|r| r.op == RedirOp::Read)
+                .map(|r| r.target.text.as_str()),
+        )
+        .find(|t| raw(t) && !t.starts_with("of="))
+        .map(str::to_string)
+}
+
+fn db_flush(c: &Cmd) -> Option<String> {
+    let args: Vec<String> = c
+        .args()
+        .iter()
+        .map(|a| a.text.to_ascii_lowercase())
+        .collect();
+    let has = |w: &str| args.iter().any(|a| a == w);
+    let hit = match c.program() {
+        "redis-cli" | "valkey-cli" | "keydb-cli" => has("flushall") || has("flushdb"),
+        "dropdb" => true,
+        "mysqladmin" => has("drop"),
+        "mongo" | "mongosh" => args.iter().any(|a| a.contains("dropdatabase")),
+        _ => false,
+    };
+    hit.then(|| c.display())
+}
+
 fn kube_delete_broad(c: &Cmd) -> Option<String> {
     if c.program() != "kubectl" && c.program() != "oc" {
         return None;
@@ -1627,7 +2179,7 @@ fn cmd_delete(c: &Cmd, want: &[Target], recursive: bool) -> Option<String> {
         .filter(|a| !a.text.starts_with('/') || a.text.len() > 3)
         .cloned()
         .collect();
-    first_match(&targets, want)
+    first_match(c, &targets, want)
 }
 
 fn cmd_system_acl(c: &Cmd) -> Option<String> {
@@ -1646,6 +2198,7 @@ fn cmd_system_acl(c: &Cmd) -> Option<String> {
         return None;
     }
     first_match(
+        c,
         args,
         &[Target::Root, Target::SystemDir, Target::UnderSystem],
     )

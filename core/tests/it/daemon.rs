@@ -32,6 +32,7 @@ fn request(prompt: &str) -> CommandRequest {
 
 struct Running {
     socket: PathBuf,
+    backend: Arc<EmbeddedModelBackend>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -47,12 +48,20 @@ impl Drop for Running {
 }
 
 fn start(idle_unload: Option<Duration>, allowed_uid: Option<u32>) -> Running {
+    start_with(greedy(), idle_unload, allowed_uid)
+}
+
+fn start_with(
+    config: EmbeddedConfig,
+    idle_unload: Option<Duration>,
+    allowed_uid: Option<u32>,
+) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("run").join("caro.sock");
-    let backend = Arc::new(EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend"));
+    let backend = Arc::new(EmbeddedModelBackend::new(model(SMOL), config).expect("backend"));
     let service = Service {
         generator: backend.clone(),
-        embedded: backend,
+        embedded: backend.clone(),
     };
     let daemon = Daemon::bind(
         service,
@@ -68,6 +77,7 @@ fn start(idle_unload: Option<Duration>, allowed_uid: Option<u32>) -> Running {
     let thread = std::thread::spawn(move || daemon.run(&flag).expect("run"));
     Running {
         socket,
+        backend,
         stop,
         thread: Some(thread),
         _dir: dir,
@@ -259,4 +269,185 @@ fn a_second_daemon_on_the_same_socket_is_refused_and_a_stale_socket_is_replaced(
     DaemonClient::new(&stale).status().expect("serving");
     stop.store(true, Ordering::SeqCst);
     t.join().expect("join").expect("run");
+}
+
+fn bind_at(socket: &Path) -> Result<Daemon, DaemonError> {
+    let backend = Arc::new(EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend"));
+    Daemon::bind(
+        Service {
+            generator: backend.clone(),
+            embedded: backend,
+        },
+        DaemonOptions {
+            socket: socket.to_owned(),
+            idle_unload: None,
+            allowed_uid: None,
+        },
+    )
+}
+
+// Issue 17, item 1: `CARO_SOCKET=x/notes.txt caro serve` deleted notes.txt.
+#[test]
+fn a_socket_path_that_names_a_file_never_deletes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "data\n").expect("write");
+    let err = bind_at(&notes).expect_err("a document is not a socket");
+    assert_eq!(err.code(), "socket_path_taken", "{err}");
+    assert!(err.hint().is_some());
+    assert_eq!(
+        std::fs::read_to_string(&notes).expect("still there"),
+        "data\n"
+    );
+    // A folder or a link at the path is refused the same way.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).expect("mkdir");
+    assert_eq!(
+        bind_at(&sub).expect_err("folder").code(),
+        "socket_path_taken"
+    );
+    assert!(sub.is_dir());
+    let link = dir.path().join("link.sock");
+    std::os::unix::fs::symlink(&notes, &link).expect("symlink");
+    assert_eq!(
+        bind_at(&link).expect_err("link").code(),
+        "socket_path_taken"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&notes).expect("still there"),
+        "data\n"
+    );
+}
+
+// Issue 17, item 2: `CARO_SOCKET=/tmp/c.sock caro serve` as root chmodded /tmp to 0700.
+#[test]
+fn a_folder_open_to_others_is_refused_and_left_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let err = bind_at(&shared.join("c.sock")).expect_err("a shared folder");
+    assert_eq!(err.code(), "socket_dir_unsafe", "{err}");
+    let mode = std::fs::metadata(&shared)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o1777, "the folder's mode was changed");
+    assert!(!shared.join("c.sock").exists());
+
+    // A folder caro makes itself is private.
+    let made = dir.path().join("new").join("deeper");
+    let d = bind_at(&made.join("c.sock")).expect("bind in a new folder");
+    let mode = std::fs::metadata(&made).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    drop(d);
+}
+
+// Issue 17, item 3: a second daemon took over the socket of one too busy to answer a ping.
+#[test]
+fn a_busy_daemon_keeps_its_socket_from_a_second_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("caro.sock");
+    // A daemon that holds its lock but does not answer: a socket nobody accepts on in time.
+    let _silent = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let lock = std::fs::File::create(caro_lock(&socket)).expect("lock file");
+    lock.try_lock().expect("lock");
+    assert!(caro_core::daemon::lock_held(&socket));
+    let err = bind_at(&socket).expect_err("the busy daemon keeps its socket");
+    assert!(matches!(err, DaemonError::AlreadyRunning(_)), "{err}");
+    assert!(socket.exists(), "the busy daemon's socket was removed");
+
+    // Once it is gone, its socket is stale and a new daemon takes the path.
+    drop(lock);
+    drop(_silent);
+    assert!(!caro_core::daemon::lock_held(&socket));
+    let d = bind_at(&socket).expect("stale socket replaced");
+    assert!(
+        caro_core::daemon::lock_held(&socket),
+        "the new daemon holds the lock"
+    );
+    drop(d);
+    assert!(!socket.exists(), "a stopped daemon removes its own socket");
+    assert!(!caro_core::daemon::lock_held(&socket));
+}
+
+// Issue 17, item 3: status waited for the generation to finish, so a busy daemon looked dead.
+#[test]
+fn status_answers_while_a_request_is_generating() {
+    let long_answers = EmbeddedConfig::builder()
+        .temperature(0.0)
+        .max_tokens(400)
+        .build()
+        .expect("config");
+    let d = start_with(long_answers, None, None);
+    let socket = d.socket.clone();
+    let long = std::thread::spawn(move || {
+        DaemonClient::new(&socket).generate(&request(
+            "write a long shell script that backs up every folder",
+        ))
+    });
+    let client = DaemonClient::new(&d.socket);
+    let mut answered_while_busy = false;
+    while !long.is_finished() {
+        let t = std::time::Instant::now();
+        client.ping().expect("a busy daemon still answers status");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "status waited for the generation"
+        );
+        answered_while_busy = true;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = long.join();
+    assert!(answered_while_busy);
+}
+
+fn caro_lock(socket: &Path) -> PathBuf {
+    let mut s = socket.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+// Issue 16: the tray's idle unload ignored the popup, which calls the model directly, so the
+// model unloaded while someone was using it.
+#[test]
+fn use_of_the_model_outside_the_socket_keeps_it_loaded() {
+    let d = start(Some(Duration::from_millis(400)), None);
+    let client = DaemonClient::new(&d.socket);
+    let _ = client.generate(&request("list files"));
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < until {
+        // As the popup does: straight to the backend, not through the daemon.
+        d.backend
+            .generate_command(&request("list files"))
+            .expect("generate");
+        assert!(
+            client.status().expect("status").model_loaded,
+            "unloaded while in use"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.status().expect("status").model_loaded {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never unloaded once idle"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// A socket another program listens on (an ssh-agent's, given as --socket by mistake) is not a
+// stale caro socket: it is left alone.
+#[test]
+fn a_live_socket_of_another_program_is_never_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let err = bind_at(&socket).expect_err("someone listens there");
+    assert_eq!(err.code(), "socket_path_taken", "{err}");
+    assert!(socket.exists(), "the other program's socket was removed");
+    std::os::unix::net::UnixStream::connect(&socket).expect("still answers");
 }

@@ -8,7 +8,7 @@ use caro_core::{
     CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ExecutionContext,
     GeneratedCommand, GeneratorError, ShellType,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -457,4 +457,156 @@ fn prompts_use_the_models_own_template() {
         messages.len() + 1,
         "each message plus the generation prompt"
     );
+}
+
+// ---- the model file changing under a loaded model (issue 17) ------------------------------
+
+/// A backend on a private copy of SmolLM2 that the test may truncate, delete or replace.
+fn backend_on_a_copy() -> (tempfile::TempDir, PathBuf, EmbeddedModelBackend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("model.gguf");
+    std::fs::copy(model(SMOL), &path).expect("copy model");
+    let backend = EmbeddedModelBackend::new(
+        &path,
+        greedy_with(|b| b.max_tokens(8).check_commands(false)),
+    )
+    .expect("backend");
+    (dir, path, backend)
+}
+
+/// Puts `src`'s bytes at `dst` the way a download does: a temporary file, then a rename.
+fn replace_by_rename(src: &Path, dst: &Path) {
+    let part = dst.with_extension("gguf.part");
+    std::fs::copy(src, &part).expect("copy");
+    std::fs::rename(&part, dst).expect("rename");
+}
+
+fn truncate(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_len(len)
+        .expect("truncate");
+}
+
+fn assert_reports_changed_file(err: &GeneratorError, path: &Path) {
+    assert_eq!(err.code(), "model_corrupt", "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("changed on disk"), "{msg}");
+    assert!(
+        msg.contains("caro model verify") && msg.contains("caro model pull"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_model_file_truncated_between_requests_is_reloaded_not_faulted() {
+    let (_dir, path, backend) = backend_on_a_copy();
+    let before = raw(backend.generate_command(&request("list files")));
+    assert!(backend.is_loaded());
+
+    // The weights are mapped: touching them now would be SIGBUS (exit 135). The backend must
+    // notice the truncation and drop the mapping before it reads a byte of it.
+    truncate(&path, 1024);
+    let err = backend
+        .generate_command(&request("list files"))
+        .expect_err("truncated inside the header");
+    assert_reports_changed_file(&err, &path);
+    assert!(!backend.is_loaded(), "the stale mapping is dropped");
+    let err = backend
+        .explain("ls -la", ShellType::Bash)
+        .expect_err("still truncated");
+    assert_eq!(err.code(), "model_corrupt", "{err}");
+
+    // Whole again, the way a download puts it back (temporary file, rename).
+    replace_by_rename(&model(SMOL), &path);
+    assert_eq!(
+        raw(backend.generate_command(&request("list files"))),
+        before
+    );
+    assert!(backend.is_loaded());
+
+    // Cut inside the tensor data this time (the header still parses), under the loaded
+    // model, and this time through explain.
+    let len = std::fs::metadata(&path).expect("stat").len();
+    truncate(&path, len / 2);
+    let err = backend
+        .explain("ls -la", ShellType::Bash)
+        .expect_err("truncated inside the data");
+    assert_reports_changed_file(&err, &path);
+    assert!(!backend.is_loaded());
+
+    // Rewritten in place (same inode): answers again.
+    std::fs::copy(model(SMOL), &path).expect("rewrite in place");
+    assert_eq!(
+        raw(backend.generate_command(&request("list files"))),
+        before
+    );
+
+    // An in-place rewrite under a loaded model, to the same size and inode, is seen too (by
+    // its modification time) and loaded again rather than trusted.
+    std::fs::copy(model(SMOL), &path).expect("rewrite in place");
+    assert!(
+        backend.load().expect("reload") > 0.0,
+        "an in-place rewrite is loaded again"
+    );
+    assert_eq!(
+        backend.load().expect("warm"),
+        0.0,
+        "an unchanged file is not"
+    );
+    assert_eq!(
+        raw(backend.generate_command(&request("list files"))),
+        before
+    );
+}
+
+#[test]
+fn a_model_file_replaced_between_requests_is_reloaded() {
+    let (dir, path, backend) = backend_on_a_copy();
+    raw(backend.generate_command(&request("list files")));
+    assert!(backend.is_loaded());
+
+    // Another valid model (another architecture, even) renamed over it. A hard link spares
+    // copying 1.1 GB; nothing below writes to that inode.
+    let other = dir.path().join("other.gguf");
+    if std::fs::hard_link(model(QWEN_1_5B), &other).is_err() {
+        std::fs::copy(model(QWEN_1_5B), &other).expect("copy the other model");
+    }
+    std::fs::rename(&other, &path).expect("rename over");
+    raw(backend.generate_command(&request("list files")));
+    assert_eq!(
+        backend.load().expect("load"),
+        0.0,
+        "the request already loaded the file that is there now"
+    );
+
+    // And back to SmolLM2, noticed by an explicit load too.
+    replace_by_rename(&model(SMOL), &path);
+    assert!(
+        backend.load().expect("reload") > 0.0,
+        "a replaced file is loaded again"
+    );
+    raw(backend.generate_command(&request("list files")));
+}
+
+#[test]
+fn a_model_file_deleted_between_requests_is_reported_then_reloaded() {
+    let (_dir, path, backend) = backend_on_a_copy();
+    raw(backend.generate_command(&request("list files")));
+    std::fs::remove_file(&path).expect("delete");
+    let err = backend
+        .generate_command(&request("list files"))
+        .expect_err("deleted");
+    assert_eq!(err.code(), "model_not_found", "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert!(!backend.is_loaded());
+    replace_by_rename(&model(SMOL), &path);
+    raw(backend.generate_command(&request("list files")));
+    assert!(backend.is_loaded());
 }

@@ -3,10 +3,14 @@
 
 use crate::embedded::{QWEN_1_5B, model};
 use caro_core::remote::policy::FailureKind;
-use caro_core::remote::{FallbackChain, OllamaBackend, RemoteBackend, RemoteConfig, VllmBackend};
+use caro_core::remote::{
+    FallbackChain, MAX_REPLY_BYTES, OllamaBackend, RemoteBackend, RemoteConfig, VllmBackend,
+};
 use caro_core::{
     CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ShellType,
 };
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
@@ -431,6 +435,262 @@ fn plain_http_is_flagged_only_off_loopback() {
     assert!(!RemoteConfig::new("http://127.0.0.1:8000", "m").plain_http_to_remote_host());
     assert!(!RemoteConfig::new("https://gpu.example.com", "m").plain_http_to_remote_host());
     assert!(RemoteConfig::new("http://gpu.example.com:8000", "m").plain_http_to_remote_host());
+}
+
+// ---- oversized replies (issue 17: an endless body drove caro to 4.6 GB in 9 s) -----------------
+
+/// A loopback server that answers every request with `status` and a chunked body: `prefix`, then
+/// `chunk` bytes of `a` after `chunk` bytes, `pace` apart, without end. Every loop is bounded:
+/// it accepts connections for 30 s, and each connection stops after 20 s or 64 MiB, or as soon
+/// as caro hangs up. Returns the server's URL.
+fn endless_server(status: u16, prefix: &'static str, chunk: usize, pace: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    std::thread::spawn(move || answer_endlessly(conn, status, prefix, chunk, pace));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    url
+}
+
+fn answer_endlessly(mut conn: TcpStream, status: u16, prefix: &str, chunk: usize, pace: Duration) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+    // The request head (the small JSON body after it is left unread).
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let start = format!(
+        "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{prefix}\r\n",
+        prefix.len()
+    );
+    if conn.write_all(start.as_bytes()).is_err() {
+        return;
+    }
+    let mut piece = format!("{chunk:x}\r\n").into_bytes();
+    piece.extend(std::iter::repeat_n(b'a', chunk));
+    piece.extend_from_slice(b"\r\n");
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut sent = 0usize;
+    while Instant::now() < until && sent < 64 << 20 {
+        if conn.write_all(&piece).is_err() {
+            return; // caro hung up
+        }
+        sent += chunk;
+        if !pace.is_zero() {
+            std::thread::sleep(pace);
+        }
+    }
+}
+
+const OLLAMA_PREFIX: &str =
+    r#"{"model":"qwen2.5-coder:1.5b","message":{"role":"assistant","content":""#;
+const OPENAI_PREFIX: &str =
+    r#"{"id":"chatcmpl-1","choices":[{"index":0,"message":{"role":"assistant","content":""#;
+
+/// A generous timeout, so only the size cap can end these requests quickly.
+fn patient(mut c: RemoteConfig) -> RemoteConfig {
+    c.timeout = Duration::from_secs(30);
+    c.probe_timeout = Duration::from_secs(30);
+    c
+}
+
+/// The failure an oversized or endless reply must give, and soon.
+fn assert_cut_off(fail: &caro_core::remote::policy::RemoteFailure, start: Instant) {
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(fail.kind, FailureKind::ReplyTooLarge, "{}", fail.message);
+    assert_eq!(fail.code(), "reply_too_large");
+}
+
+#[test]
+fn an_endless_reply_is_cut_off_with_a_coded_error() {
+    let url = endless_server(200, OLLAMA_PREFIX, 16 * 1024, Duration::ZERO);
+    let b = OllamaBackend::new(patient(cfg(&url)));
+    let start = Instant::now();
+    let fail = b
+        .attempt(&request("list files"))
+        .expect_err("endless reply");
+    assert_cut_off(&fail, start);
+    assert!(fail.message.contains("1 MiB"), "{}", fail.message);
+    assert!(
+        fail.message.contains("an Ollama server"),
+        "{}",
+        fail.message
+    );
+
+    // The code reaches GeneratorError, which the CLI, the daemon and the tray app report.
+    let err = b
+        .generate_command(&request("list files"))
+        .expect_err("endless reply");
+    assert_eq!(err.code(), "reply_too_large", "{err}");
+}
+
+#[test]
+fn an_endless_vllm_reply_is_cut_off_with_a_coded_error() {
+    let url = endless_server(200, OPENAI_PREFIX, 16 * 1024, Duration::ZERO);
+    let b = VllmBackend::new(patient(vllm_cfg(&url, Some("k"))));
+    let start = Instant::now();
+    let fail = b
+        .attempt(&request("list files"))
+        .expect_err("endless reply");
+    assert_cut_off(&fail, start);
+    assert!(
+        fail.message.contains("OpenAI-compatible"),
+        "{}",
+        fail.message
+    );
+    let err = b
+        .generate_command(&request("list files"))
+        .expect_err("endless reply");
+    assert_eq!(err.code(), "reply_too_large", "{err}");
+}
+
+#[test]
+fn an_endless_probe_reply_is_cut_off_with_a_coded_error() {
+    let ollama = endless_server(200, r#"{"models":[{"name":""#, 16 * 1024, Duration::ZERO);
+    let vllm = endless_server(
+        200,
+        r#"{"object":"list","data":[{"id":""#,
+        16 * 1024,
+        Duration::ZERO,
+    );
+    let backends: [Box<dyn RemoteBackend>; 2] = [
+        Box::new(OllamaBackend::new(patient(cfg(&ollama)))),
+        Box::new(VllmBackend::new(patient(vllm_cfg(&vllm, None)))),
+    ];
+    for b in backends {
+        let start = Instant::now();
+        let fail = b.probe().expect_err("endless /api/tags or /v1/models");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{}: {:?}",
+            b.name(),
+            start.elapsed()
+        );
+        assert_eq!(fail.code(), "reply_too_large", "{}", fail.message);
+    }
+    // vLLM with no model configured probes before it asks: the same cap applies there.
+    let mut c = patient(vllm_cfg(&vllm, None));
+    c.model = String::new();
+    let fail = VllmBackend::new(c)
+        .attempt(&request("list files"))
+        .expect_err("endless /v1/models");
+    assert_eq!(fail.code(), "reply_too_large", "{}", fail.message);
+}
+
+#[test]
+fn an_oversized_reply_is_refused_and_falls_back_without_retrying() {
+    // Well-formed JSON, just larger than any answer, sent with a Content-Length.
+    let huge = "a".repeat(MAX_REPLY_BYTES as usize + 4096);
+    let s = server();
+    mount(
+        &s,
+        Mock::given(method("POST"))
+            .and(path("/api/chat"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(ollama_reply(&huge))),
+    );
+    mount(
+        &s,
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(openai_reply(&huge))),
+    );
+    let fail = VllmBackend::new(vllm_cfg(&s.uri(), None))
+        .attempt(&request("list"))
+        .expect_err("too large");
+    assert_eq!(fail.kind, FailureKind::ReplyTooLarge, "{}", fail.message);
+
+    let chain = FallbackChain::new(
+        Box::new(OllamaBackend::new(cfg(&s.uri()))),
+        missing_embedded(),
+    )
+    .with_sleeper(no_sleep);
+    let err = chain
+        .generate_command(&request("list"))
+        .expect_err("no model to fall back on");
+    assert_eq!(err.code(), "reply_too_large", "{err}");
+    assert!(err.to_string().contains("larger than 1 MiB"), "{err}");
+    assert_eq!(
+        requests(&s, "/api/chat").len(),
+        1,
+        "the same server would send the same reply: no retry"
+    );
+}
+
+#[test]
+fn a_reply_of_exactly_the_cap_is_still_read() {
+    let mut reply = ollama_reply(r#"{"command": "ls"}"#);
+    reply["padding"] = "".into();
+    let bare = serde_json::to_string(&reply).expect("json").len();
+    reply["padding"] = "a".repeat(MAX_REPLY_BYTES as usize - bare).into();
+    let body = serde_json::to_string(&reply).expect("json");
+    assert_eq!(body.len() as u64, MAX_REPLY_BYTES);
+    let s = server();
+    mount(
+        &s,
+        Mock::given(method("POST"))
+            .and(path("/api/chat"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(body.into_bytes(), "application/json"),
+            ),
+    );
+    let out = OllamaBackend::new(cfg(&s.uri()))
+        .attempt(&request("list"))
+        .expect("a reply at the cap is accepted");
+    assert_eq!(out.command, "ls");
+}
+
+#[test]
+fn an_endless_error_reply_still_reports_the_status() {
+    let url = endless_server(500, "model crashed: ", 16 * 1024, Duration::ZERO);
+    let start = Instant::now();
+    let fail = OllamaBackend::new(patient(cfg(&url)))
+        .attempt(&request("list"))
+        .expect_err("500");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(fail.kind, FailureKind::Server(500), "{}", fail.message);
+    assert!(fail.message.contains("model crashed"), "{}", fail.message);
+}
+
+#[test]
+fn a_reply_that_trickles_without_end_times_out() {
+    // Under the cap for as long as it lasts: the request's timeout is what ends it.
+    let url = endless_server(200, OLLAMA_PREFIX, 1, Duration::from_millis(20));
+    let mut c = cfg(&url);
+    c.timeout = Duration::from_secs(1);
+    let start = Instant::now();
+    let fail = OllamaBackend::new(c)
+        .attempt(&request("list"))
+        .expect_err("trickle");
+    assert_eq!(fail.kind, FailureKind::Timeout, "{}", fail.message);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 // ---- a real OpenAI-compatible server ------------------------------------------------------------

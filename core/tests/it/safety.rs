@@ -3,7 +3,8 @@
 
 use caro_core::ShellType;
 use caro_core::safety::{
-    Action, RiskLevel, SafetyConfig, SafetyConfigError, SafetyMode, SafetyValidator, validate,
+    Action, Location, RiskLevel, SafetyConfig, SafetyConfigError, SafetyMode, SafetyValidator,
+    validate,
 };
 use proptest::prelude::*;
 use rstest::rstest;
@@ -164,7 +165,6 @@ fn evasion_is_critical(#[case] cmd: &str) {
 #[case::echo_quoted("echo \"rm -rf /\"")]
 #[case::grep_quoted("grep -r \"rm -rf\" .")]
 #[case::lease_feature("git push --force-with-lease origin feature/x")]
-#[case::find_scoped("find . -name '*.tmp' -delete")]
 #[case::tmp("rm -rf /tmp/scratch")]
 fn lookalike_is_safe_without_warning(#[case] cmd: &str) {
     let v = validate(cmd, ShellType::Bash);
@@ -259,11 +259,170 @@ fn unparsable_input_is_never_safe() {
 }
 
 #[test]
-fn overlong_input_is_high_and_not_parsed() {
+fn overlong_input_is_refused_and_not_parsed() {
     let cmd = format!("echo {}", "a".repeat(caro_core::safety::MAX_COMMAND_BYTES));
     let v = validate(&cmd, ShellType::Bash);
-    assert_eq!(v.risk, RiskLevel::High);
+    assert_eq!(v.risk, RiskLevel::Critical);
+    assert!(v.blocked);
     assert_eq!(v.findings[0].rule_id, "input.too_long");
+}
+
+// ---- issue 16: what cannot be analysed is never safe ----------------------------------------------
+
+/// Each was rated safe (or lower than what it runs) by a hostile-input probe.
+#[rstest]
+#[case::base64_decoded_command_word(ShellType::Bash, "$(echo cm0gLXJmIC8q | base64 -d)")]
+#[case::variable_holding_the_command(ShellType::Bash, "c=\"rm -rf /\"; $c")]
+#[case::backticks_building_the_command(ShellType::Bash, "`echo rm -rf /`")]
+#[case::nine_nested_evals(
+    ShellType::Bash,
+    "eval eval eval eval eval eval eval eval eval rm -rf /"
+)]
+#[case::padding_past_the_size_limit(ShellType::Bash, "PADDED")]
+#[case::xargs_fed_by_a_here_string(ShellType::Bash, "xargs rm -rf <<< /")]
+#[case::xargs_fed_by_a_heredoc(ShellType::Bash, "xargs rm -rf <<EOF\n/\nEOF")]
+#[case::endless_loop_of_background_jobs(ShellType::Bash, "for((;;)); do sleep 1 & done")]
+#[case::endless_loop_reexecuting_itself(ShellType::Bash, "while true; do \"$0\" & \"$0\" & done")]
+#[case::xargs_unbounded_parallel_on_yes(ShellType::Bash, "yes | xargs -P0 -n1 sh -c 'sleep 9'")]
+fn hidden_destruction_is_rated_as_what_it_runs(#[case] shell: ShellType, #[case] cmd: &str) {
+    let cmd = if cmd == "PADDED" {
+        format!(
+            "rm -rf / # {}",
+            "a".repeat(caro_core::safety::MAX_COMMAND_BYTES)
+        )
+    } else {
+        cmd.to_string()
+    };
+    let v = validate(&cmd, shell);
+    assert_eq!(v.risk, RiskLevel::Critical, "{cmd}: {:?}", v.findings);
+}
+
+/// Where caro cannot tell what runs, the command is at least high.
+#[rstest]
+#[case::positional_parameters(ShellType::Bash, "set -- rm -rf /; \"$@\"")]
+#[case::array_holding_the_command(ShellType::Bash, "a=(rm -rf /); \"${a[@]}\"")]
+#[case::ifs_splitting(ShellType::Bash, "IFS=_;c=rm_-rf_/;$c")]
+#[case::unknown_variable_as_program(ShellType::Bash, "$CMD -rf /tmp/x")]
+#[case::eval_of_unknown_text(ShellType::Bash, "eval \"$PAYLOAD\"")]
+#[case::sh_c_of_unknown_text(ShellType::Bash, "sh -c \"$PAYLOAD\"")]
+#[case::powershell_iex_of_base64(
+    ShellType::PowerShell,
+    "iex ([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('UmVtb3ZlLUl0ZW0gQzpcIC1SZWN1cnNlIC1Gb3JjZQ==')))"
+)]
+#[case::powershell_call_of_a_built_name(
+    ShellType::PowerShell,
+    "& ('Remove'+'-Item') C:\\ -Recurse -Force"
+)]
+#[case::cmd_call_of_a_variable(ShellType::Cmd, "set x=rd& call %x% /s /q C:\\")]
+fn unresolvable_commands_are_at_least_high(#[case] shell: ShellType, #[case] cmd: &str) {
+    let v = validate(cmd, shell);
+    assert!(v.risk >= RiskLevel::High, "{cmd}: {:?}", v.findings);
+}
+
+// ---- issue 16: verdicts know where a command runs ------------------------------------------------
+
+const HOME: &str = "/tmp/scratch-home";
+
+/// `sub` is the working directory below the home folder ("" for the home folder itself).
+fn risk_in(cmd: &str, shell: ShellType, sub: &str) -> RiskLevel {
+    let at = Location {
+        cwd: format!("{HOME}/{sub}"),
+        home: Some(HOME.into()),
+    };
+    let v = validate_at(cmd, shell, &at);
+    assert_eq!(
+        v.cwd.as_deref(),
+        Some(at.cwd.as_str()),
+        "the verdict says where"
+    );
+    v.risk
+}
+
+fn validate_at(cmd: &str, shell: ShellType, at: &Location) -> caro_core::safety::Verdict {
+    SafetyValidator::default().validate_at(cmd, shell, at)
+}
+
+#[rstest]
+#[case::everything_in_home("rm -rf *", "", RiskLevel::Critical)]
+#[case::dot_in_home("rm -rf .", "", RiskLevel::Critical)]
+#[case::dot_slash_star_in_home("rm -rf ./*", "", RiskLevel::Critical)]
+#[case::find_delete_in_home("find . -delete", "", RiskLevel::Critical)]
+#[case::find_exec_rm_in_home("find . -exec rm -rf {} +", "", RiskLevel::Critical)]
+#[case::home_contents_from_a_project("rm -rf ~/*", "proj", RiskLevel::Critical)]
+#[case::find_home_from_a_project("find ~ -delete", "proj", RiskLevel::Critical)]
+#[case::home_by_its_absolute_path("rm -rf /tmp/scratch-home", "proj", RiskLevel::Critical)]
+#[case::parent_of_a_home_project("rm -rf ..", "proj", RiskLevel::Critical)]
+#[case::everything_in_a_project("rm -rf *", "proj/sub", RiskLevel::High)]
+#[case::find_delete_in_a_project("find . -delete", "proj/sub", RiskLevel::High)]
+#[case::find_files_delete_in_a_project("find . -type f -delete", "proj/sub", RiskLevel::High)]
+#[case::find_exec_rm_in_a_project("find . -type f -exec rm {} \\;", "proj/sub", RiskLevel::High)]
+#[case::parent_inside_a_project("rm -rf ..", "proj/sub", RiskLevel::High)]
+#[case::matching_files_in_a_project("find . -name '*.pyc' -delete", "proj", RiskLevel::Moderate)]
+#[case::every_file_in_a_project("rm *", "proj", RiskLevel::Moderate)]
+#[case::every_file_in_home("rm *", "", RiskLevel::High)]
+#[case::a_build_folder("rm -rf build", "proj", RiskLevel::Safe)]
+#[case::listing_home("ls -la", "", RiskLevel::Safe)]
+fn recursive_deletes_are_rated_for_where_they_run(
+    #[case] cmd: &str,
+    #[case] sub: &str,
+    #[case] want: RiskLevel,
+) {
+    assert_eq!(risk_in(cmd, ShellType::Bash, sub), want, "{cmd} in ~/{sub}");
+}
+
+#[test]
+fn powershell_deletes_are_rated_for_where_they_run() {
+    let cmd = "Remove-Item * -Recurse -Force";
+    assert_eq!(risk_in(cmd, ShellType::PowerShell, ""), RiskLevel::Critical);
+    assert_eq!(risk_in(cmd, ShellType::PowerShell, "proj"), RiskLevel::High);
+}
+
+#[test]
+fn without_a_location_everything_here_still_asks() {
+    for cmd in [
+        "rm -rf *",
+        "rm -rf .",
+        "find . -delete",
+        "find . -type f -exec rm {} +",
+    ] {
+        assert_eq!(risk(cmd), RiskLevel::High, "{cmd}");
+        assert!(validate(cmd, ShellType::Bash).cwd.is_none());
+    }
+}
+
+/// Destructive but scoped: it deletes or empties only what it matches or names, so it is
+/// moderate (runs in the default mode, asks in strict), never safe.
+#[rstest]
+#[case::find_matching_delete("find . -name '*.tmp' -delete")]
+#[case::find_matching_exec_rm("find . -name '*.o' -exec rm {} \\;")]
+#[case::truncate_a_log("truncate -s 0 app.log")]
+#[case::redirect_empties_a_file("> output.log")]
+#[case::shred_a_file("shred -u secret.txt")]
+#[case::docker_force_remove("docker rm -f web")]
+#[case::docker_prune_images("docker image prune -f")]
+#[case::kubectl_delete_one_pod("kubectl delete pod web-7d9f")]
+#[case::git_stash_clear("git stash clear")]
+#[case::git_branch_force_delete("git branch -D feature/x")]
+fn scoped_destruction_is_moderate(#[case] cmd: &str) {
+    assert_eq!(risk(cmd), RiskLevel::Moderate, "{cmd}");
+}
+
+/// Shell setup a user installed a tool to print: its output is the tool's own.
+#[rstest]
+#[case("eval \"$(ssh-agent -s)\"")]
+#[case("eval \"$(direnv hook bash)\"")]
+#[case("eval \"$(starship init bash)\"")]
+fn eval_of_shell_setup_tools_stays_safe(#[case] cmd: &str) {
+    assert_eq!(risk(cmd), RiskLevel::Safe, "{cmd}");
+}
+
+/// The user's own program choices are not "anything could run".
+#[rstest]
+#[case("$EDITOR notes.txt")]
+#[case("\"$PAGER\" README.md")]
+#[case("for f in *.txt; do wc -l \"$f\"; done")]
+fn preference_variables_and_plain_loops_stay_safe(#[case] cmd: &str) {
+    assert_eq!(risk(cmd), RiskLevel::Safe, "{cmd}");
 }
 
 #[test]
@@ -302,7 +461,41 @@ fn allowlist_by_rule_and_by_command_glob() {
     );
     assert_eq!(
         v.validate("rm -rf ./*", ShellType::Bash).risk,
-        RiskLevel::Moderate
+        RiskLevel::High
+    );
+}
+
+// Issue 16: the docs' own example `rm -rf ./dist*` also allowed `rm -rf ./dist /`, since the
+// glob's `*` swallowed the extra ` /`, and one allowed simple command silenced every other.
+#[test]
+fn an_allowlist_glob_covers_a_whole_command_never_a_prefix() {
+    let config = SafetyConfig::from_toml(
+        r#"
+        [safety]
+        [[safety.allow]]
+        command = "chmod -R 777 ./public*"
+        [[safety.allow]]
+        command = "rm -rf ./dist*"
+        "#,
+    )
+    .expect("config");
+    let v = SafetyValidator::from_config(&config).expect("validator");
+    let risk = |cmd: &str| v.validate(cmd, ShellType::Bash).risk;
+    assert_eq!(risk("chmod -R 777 ./public"), RiskLevel::Safe);
+    assert_eq!(risk("chmod -R 777 ./public-html"), RiskLevel::Safe);
+    assert_eq!(risk("chmod -R 777 ./public /"), RiskLevel::Critical);
+    assert_eq!(
+        risk("chmod -R 777 ./public; chmod -R 777 /"),
+        RiskLevel::Critical
+    );
+    assert_eq!(risk("rm -rf ./dist /"), RiskLevel::Critical);
+    assert_eq!(risk("rm -rf ./dist && rm -rf /"), RiskLevel::Critical);
+    assert_eq!(risk("sh -c 'rm -rf ./dist; rm -rf ~'"), RiskLevel::Critical);
+    assert!(risk("rm -rf ./dist/../..") >= RiskLevel::High);
+    assert_eq!(risk("rm -rf ./dist;rm -rf /"), RiskLevel::Critical);
+    assert_eq!(
+        risk("chmod -R 777 ./public;chmod -R 777 /"),
+        RiskLevel::Critical
     );
 }
 
@@ -408,7 +601,8 @@ fn deep_nesting_is_bounded() {
         "{:?}",
         v.findings
     );
-    assert!(v.risk >= RiskLevel::High);
+    // What lies past the limit was never read: refused, never rated lower.
+    assert_eq!(v.risk, RiskLevel::Critical);
 }
 
 /// The command shape the accuracy harness scores with: programs, flags, redirections, pipes.

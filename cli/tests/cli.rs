@@ -233,12 +233,13 @@ fn execute_runs_a_safe_command_without_asking() {
 
 #[test]
 fn execute_without_a_terminal_never_runs_what_needs_confirmation() {
-    // Strict mode asks before moderate commands; with no terminal to ask on, nothing runs.
+    // `rm -rf *` in a folder that is not home is high, which the default mode asks about;
+    // with no terminal to ask on, nothing runs.
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("keep.txt"), "data").expect("write");
     caro()
         .current_dir(dir.path())
-        .args(["--execute", "--mode", "strict", "--temperature", "0", "-m"])
+        .args(["--execute", "--temperature", "0", "-m"])
         .arg(model(QWEN_1_5B))
         .arg("recursively delete all files and folders in the current directory")
         .write_stdin("y\n")

@@ -2,7 +2,9 @@
 # Builds llama.cpp's llama-server (an OpenAI-compatible server) for the vLLM backend's
 # real-server test, and llama-bench beside it (caro-bench's speed reference). llama.cpp's
 # source ships inside the llama-cpp-python sdist on PyPI, the one package index these
-# machines reach. The binaries are cached: reruns cost nothing.
+# machines reach. The binaries are cached and reused while this CPU's probed instruction sets
+# (scripts/cpu-features.sh) are the ones they were built for: reruns cost nothing, and a
+# build tree carried to another CPU is rebuilt instead of dying with SIGILL.
 #
 #   scripts/build-llama-server.sh            # prints the absolute path of llama-server
 #   scripts/build-llama-server.sh --bench    # prints the absolute path of llama-bench
@@ -19,11 +21,27 @@ BENCH="$OUT/llama-bench-$VERSION"
 want="$BIN"
 [[ "${1:-}" == --bench ]] && want="$BENCH"
 
-if [[ -x "$BIN" && -x "$BENCH" ]]; then
+STAMP="$OUT/cpu-flags-$VERSION"
+CPU_FLAGS="$(scripts/cpu-features.sh)"
+if [[ -x "$BIN" && -x "$BENCH" && -f "$STAMP" && "$(cat "$STAMP")" == "$CPU_FLAGS" ]]; then
   echo "$PWD/$want"
   exit 0
 fi
-command -v cmake >/dev/null || { echo "cmake is required (apt-get install cmake)" >&2; exit 1; }
+# The README's test command must work on a fresh Debian machine with only rustup and a C
+# compiler, so what the build needs is installed here (with sudo when not root).
+need() { # need COMMAND-CHECK PACKAGE
+  eval "$1" >/dev/null 2>&1 && return 0
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  if command -v apt-get >/dev/null; then
+    echo "installing $2 (needed to build llama-server) …" >&2
+    "${sudo[@]}" apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$2" >&2
+  fi
+  eval "$1" >/dev/null 2>&1 || { echo "$2 is required to build llama-server: install it and rerun" >&2; exit 1; }
+}
+need "command -v cmake" cmake
+need "command -v c++" g++
+need "${PY:-python3} -c 'import ensurepip, venv'" python3-venv
 PY=${PY:-python3}
 mkdir -p "$OUT"
 SDIST="$OUT/llama_cpp_python-$VERSION.tar.gz"
@@ -47,9 +65,11 @@ if [[ ! -d "$SRC" ]]; then
   tar -xzf "$SDIST" -C "$SRC.tmp" "llama_cpp_python-$VERSION/vendor/llama.cpp"
   mv "$SRC.tmp/llama_cpp_python-$VERSION/vendor/llama.cpp" "$SRC" && rm -rf "$SRC.tmp"
 fi
-echo "building llama-server and llama-bench (a few minutes on 2 cores) …" >&2
+echo "building llama-server and llama-bench (a few minutes on 2 cores) with: $CPU_FLAGS" >&2
+rm -f "$STAMP"
+# shellcheck disable=SC2086 # CPU_FLAGS is a list of -D options
 cmake -S "$SRC" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
-  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF >&2
+  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON $CPU_FLAGS -DBUILD_SHARED_LIBS=OFF >&2
 cmake --build "$OUT/build" --config Release --target llama-server llama-bench \
   -j "$(nproc 2>/dev/null || echo 2)" >&2
 # Single-config generators put them in bin/, Visual Studio's in bin/Release/ (with .exe).
@@ -58,4 +78,5 @@ for name in llama-server llama-bench; do
   [[ -n "$built" ]] || { echo "$name was not built" >&2; exit 1; }
   cp "$built" "$OUT/$name-$VERSION"
 done
+echo "$CPU_FLAGS" >"$STAMP"
 echo "$PWD/$want"

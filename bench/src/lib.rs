@@ -1,7 +1,10 @@
-//! caro's measurement harnesses: the accuracy dev set, its execution sandbox and scoring. The
-//! speed benchmark (`caro-bench`) and the accuracy harness (`caro-accuracy`) are the binaries.
+//! caro's measurement harnesses: the accuracy dev set, its execution sandbox and scoring, and
+//! the safety corpus's figures. The speed benchmark (`caro-bench`), the accuracy harness
+//! (`caro-accuracy`) and the safety benchmark (`caro-safety-bench`) are the binaries.
 
 pub mod devset;
+pub mod safety_corpus;
 pub mod sandbox;
 pub mod score;
+pub mod stats;
 pub mod sys;

@@ -16,6 +16,16 @@ pub const CONFIG_INVALID: u8 = 9;
 pub const REMOTE_FAILED: u8 = 10;
 /// The model was missing and no source could download it.
 pub const DOWNLOAD_FAILED: u8 = 11;
+/// No answer within the request's deadline (`--timeout`, `CARO_TIMEOUT`, `timeout_secs`).
+pub const TIMED_OUT: u8 = 12;
+
+const TIMEOUT_HINT: &str = "give it longer with --timeout SECS (or CARO_TIMEOUT, or timeout_secs in \
+     the config file; 0 = no limit), or check the server with `caro --list-backends`";
+
+/// The codes of a request that ran out of time: the chain's, or the wait for the daemon.
+fn is_timeout_code(code: &str) -> bool {
+    matches!(code, "timed_out" | "daemon_timeout")
+}
 
 pub fn code_for(err: &GeneratorError) -> u8 {
     match err {
@@ -23,11 +33,16 @@ pub fn code_for(err: &GeneratorError) -> u8 {
         GeneratorError::NotGguf { .. }
         | GeneratorError::CorruptModel { .. }
         | GeneratorError::UnsupportedArchitecture { .. } => MODEL_UNUSABLE,
-        GeneratorError::EmptyPrompt | GeneratorError::PromptTooLong { .. } => BAD_REQUEST,
+        GeneratorError::EmptyPrompt
+        | GeneratorError::PromptTooLong { .. }
+        | GeneratorError::ContextTooSmall { .. } => BAD_REQUEST,
         GeneratorError::InvalidConfig(_) => USAGE,
         GeneratorError::NoCommand { .. } | GeneratorError::Inference(_) => NO_COMMAND,
         GeneratorError::Io { .. } => MODEL_UNUSABLE,
+        GeneratorError::TimedOut { .. } => TIMED_OUT,
+        GeneratorError::Remote { code, .. } if is_timeout_code(code) => TIMED_OUT,
         GeneratorError::Remote { .. } => REMOTE_FAILED,
+        GeneratorError::Cancelled => UNEXPECTED,
     }
 }
 
@@ -36,6 +51,16 @@ pub fn hint_for(err: &GeneratorError) -> Option<String> {
     let fetch = "run `caro model pull` (it downloads and checks the 1.1 GB Qwen2.5-Coder-1.5B GGUF \
                  into caro's cache), or pass --model-path / set CARO_MODEL_PATH to a GGUF you have";
     match err {
+        GeneratorError::TimedOut { .. } => Some(TIMEOUT_HINT.to_owned()),
+        GeneratorError::Remote { code, .. } if is_timeout_code(code) => {
+            Some(if *code == "daemon_timeout" {
+                "the daemon may be stuck: `caro status` shows it; restart `caro serve`, or pass \
+                 --no-daemon"
+                    .to_owned()
+            } else {
+                TIMEOUT_HINT.to_owned()
+            })
+        }
         GeneratorError::ModelNotFound { .. } => Some(fetch.to_owned()),
         GeneratorError::CorruptModel { .. } => Some(format!("delete the file, then {fetch}")),
         GeneratorError::NotGguf { .. } => Some(
@@ -61,6 +86,11 @@ pub fn hint_for(err: &GeneratorError) -> Option<String> {
         GeneratorError::Remote { .. } => Some(
             "`caro --list-backends` shows what is reachable; `caro model pull` installs the embedded \
              model so a dead server never leaves you without an answer"
+                .to_owned(),
+        ),
+        GeneratorError::ContextTooSmall { .. } => Some(
+            "the reply budget is --max-tokens, or max_tokens in [embedded] in the config file \
+             (default 100); `caro model list` shows the other models"
                 .to_owned(),
         ),
         GeneratorError::NoCommand { .. } => Some(

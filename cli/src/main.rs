@@ -35,20 +35,23 @@ The model:
 
 Safety:
   Every command is parsed as its shell would read it and rated safe, moderate, high or critical.
-  --mode sets what happens at each level (default moderate; or [safety] mode in the config file):
-    strict      confirm moderate and high, block high and critical
-    moderate    confirm high, block critical
-    permissive  confirm critical, block nothing
-  A blocked command is never printed on stdout and never run. A request that asks for something
-  destructive (\"wipe my disk\") is refused if the command looks harmless. The allowlist and
-  custom rules live in ~/.config/caro/config.toml ($CARO_CONFIG); see docs/USER_GUIDE.md.
+  --mode decides what happens at each level; safe commands always pass (default moderate; also
+  CARO_SAFETY_MODE, or [safety] mode in the config file):
+    mode        asks first   blocked
+    strict      moderate     high, critical
+    moderate    high         critical
+    permissive  critical     nothing
+  \"Asks first\" is for --execute: it runs nothing without your yes. A blocked command is never
+  printed on stdout and never run (exit 8), and neither is the answer to a destructive request
+  (\"wipe my disk\") when it looks milder than what was asked. The allowlist and custom rules
+  live in ~/.config/caro/config.toml ($CARO_CONFIG); see docs/USER_GUIDE.md.
 
 Exit codes:
   0  success          4  model file unusable              8  blocked or refused by the safety gate
   1  unexpected error 5  bad request (empty or too long)  9  config file invalid
   2  usage error      6  the model gave no usable command 10 remote backend and fallback failed
   3  no model file    7  --execute: not confirmed, or no terminal to confirm on
-  11 the model download failed (every source)
+  11 the model download failed (every source)   12 no answer within --timeout
   With --execute, caro exits with the command's own exit status once it has run.";
 
 const CHECK_HELP: &str = "\
@@ -290,7 +293,8 @@ pub struct Cli {
     #[arg(short = 'x', long, conflicts_with = "json")]
     execute: bool,
 
-    /// Safety mode: strict, moderate or permissive [default: config file, else moderate].
+    /// Safety mode: what asks first and what is blocked (table below) [default:
+    /// $CARO_SAFETY_MODE, then the config file, then moderate].
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
 
@@ -306,6 +310,12 @@ pub struct Cli {
     /// Never use the `caro serve` / tray daemon; load the model in this process.
     #[arg(long, env = "CARO_NO_DAEMON", value_parser = clap::builder::FalseyValueParser::new())]
     no_daemon: bool,
+
+    /// Give up on a request after SECS seconds, across every backend, retry and fallback
+    /// (exit 12); 0 = no limit [default: $CARO_TIMEOUT, then timeout_secs in the config file,
+    /// then 120]. For `caro serve`: the limit of requests that set none.
+    #[arg(long, global = true, value_name = "SECS")]
+    timeout: Option<u64>,
 
     /// Show what --execute would run, and run nothing.
     #[arg(long, requires = "execute")]
@@ -408,8 +418,72 @@ fn init_tracing(verbose: u8) {
         .init();
 }
 
+/// Parses the command line. A usage error under `--json` is a JSON error object on stdout, like
+/// every other failure there, so a script reading stdout never gets clap's text instead.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let err = match Cli::try_parse() {
+        Ok(cli) => return Ok(cli),
+        Err(err) => err,
+    };
+    // Help and version go to stdout and exit 0: they are what was asked for, not errors.
+    if !err.use_stderr() || !json_requested(std::env::args_os()) {
+        err.exit();
+    }
+    let (message, hint) = usage_error_text(&err);
+    Err(output::fail(
+        true,
+        "usage",
+        &message,
+        Some(&hint),
+        exit::USAGE,
+    ))
+}
+
+/// `--json` anywhere before a `--` (after it, words are the command or prompt, not flags).
+fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// The message and hint of a clap error, from its plain-text rendering: the `error:` line is
+/// the message; clap's `tip:` lines and the usage line make the hint.
+fn usage_error_text(err: &clap::Error) -> (String, String) {
+    let text = err.render().to_string();
+    let mut message = None;
+    let mut hint = Vec::new();
+    // The (sub)command the usage line is for, so the hint points at its own help.
+    let mut command = "caro".to_owned();
+    for line in text.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("error: ") {
+            message.get_or_insert_with(|| m.to_owned());
+        } else if let Some(t) = line.strip_prefix("tip: ") {
+            hint.push(t.to_owned());
+        } else if let Some(u) = line.strip_prefix("Usage: ") {
+            hint.push(format!("usage: {u}"));
+            command = u
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    hint.push(format!("`{command} --help` lists every option"));
+    let message = message.unwrap_or_else(|| match err.kind() {
+        clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            "a subcommand or argument is missing".to_owned()
+        }
+        _ => err.kind().to_string(),
+    });
+    (message, hint.join("; "))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_tracing(cli.verbose);
     match &cli.command {
         Some(Commands::Check(args)) => check::run(args),

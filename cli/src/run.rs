@@ -6,7 +6,7 @@ use crate::{Cli, backends, exit, settings, stats};
 use caro_core::daemon::{DaemonClient, DaemonError, socket_path};
 use caro_core::safety::{Action, Location};
 use caro_core::settings::Overrides;
-use caro_core::{CommandRequest, GeneratorError, ShellType};
+use caro_core::{Cancel, CommandRequest, GeneratorError, ShellType};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -34,6 +34,7 @@ fn overrides(cli: &Cli) -> Overrides {
         backend: cli.backend.map(Into::into),
         model_path: cli.model_path.clone(),
         engine: cli.engine.clone(),
+        timeout_secs: cli.timeout,
         ..Overrides::default()
     }
 }
@@ -77,20 +78,36 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         .map(ShellType::from)
         .unwrap_or_else(ShellType::detect);
     let request = CommandRequest::new(prompt.clone(), shell);
-    let client = daemon_client(cli);
+    let deadline = settings.resolved.request_timeout();
+    let client = daemon_client(cli).map(|c| c.with_deadline(deadline));
     let mut daemon_warning = None;
-    let from_daemon = client.as_ref().and_then(|c| match c.generate(&request) {
-        Ok(a) => Some(a),
-        Err(DaemonError::NotRunning { .. }) => None,
-        Err(e) => {
-            tracing::info!(error = %e, "daemon failed; answering in-process");
-            daemon_warning = Some(format!(
-                "the caro daemon at {} failed ({e}); answered in-process",
-                c.path().display()
-            ));
-            None
+    let mut waiting = Waiting::new(cli.json);
+    let mut daemon_timed_out = None;
+    let from_daemon = client.as_ref().and_then(|c| {
+        match c.generate_with(&request, &mut |t| {
+            waiting.report("the caro daemon (generating)", t)
+        }) {
+            Ok(a) => Some(a),
+            Err(DaemonError::NotRunning { .. }) => None,
+            // Answering in-process after the deadline passed would only make the wait longer.
+            Err(e) if timed_out(&e) => {
+                daemon_timed_out = Some(daemon_timeout_error(e));
+                None
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "daemon failed; answering in-process");
+                daemon_warning = Some(format!(
+                    "the caro daemon at {} failed ({e}); answered in-process",
+                    c.path().display()
+                ));
+                None
+            }
         }
     });
+    waiting.clear();
+    if let Some(e) = daemon_timed_out {
+        return Err(e);
+    }
     let served_by = if from_daemon.is_some() {
         "daemon"
     } else {
@@ -113,14 +130,20 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
                 return Ok(crate::model::model_fail(cli.json, &e));
             }
             let (generator, backend, early_fallback) = backends::build(&settings.resolved, config)?;
-            let mut a = generator.generate_command(&request)?;
+            let cancel = deadline.map_or_else(Cancel::never, |d| Cancel::never().with_timeout(d));
+            let ticker = Ticker::start(cli.json, generator.backend_info().name);
+            let result = generator.generate_command_with(&request, &cancel);
+            drop(ticker);
+            let mut a = result.map_err(|e| {
+                name_the_skipped_backend(e, &settings.resolved, early_fallback.as_deref())
+            })?;
             if a.fallback_reason.is_none() {
                 a.fallback_reason = early_fallback;
             }
             if cli.explain {
                 let explained = Some(
                     backend
-                        .explain(&a.command, shell)
+                        .explain_with(&a.command, shell, &cancel)
                         .map_err(|e| e.to_string()),
                 );
                 add_explanation(&mut a, explained);
@@ -163,6 +186,126 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         return Ok(execute(&answer.command, shell, cli.dry_run, confirm));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When the configured remote backend failed its health check and the embedded model then
+/// failed too, the error is the backend's: reporting only "no model file found" would hide
+/// that the server the user chose is down. Same shape as the fallback chain's own error.
+fn name_the_skipped_backend(
+    err: GeneratorError,
+    resolved: &caro_core::settings::Resolved,
+    early_fallback: Option<&str>,
+) -> GeneratorError {
+    match early_fallback {
+        // A deadline or a cancel is its own answer (exit 12): renaming it would hide why.
+        Some(reason)
+            if resolved.backend != caro_core::settings::BackendKind::Embedded
+                && !matches!(err.code(), "timed_out" | "cancelled") =>
+        {
+            GeneratorError::Remote {
+                backend: resolved.backend.as_str().to_owned(),
+                message: format!("{reason}; the embedded fallback failed too: {err}"),
+                code: "remote_failed",
+            }
+        }
+        _ => err,
+    }
+}
+
+/// Whether the daemon (or the wait for it) ran out of the request's time.
+fn timed_out(e: &DaemonError) -> bool {
+    matches!(e, DaemonError::TimedOut { .. }) || e.code() == "timed_out"
+}
+
+/// The error for a request the daemon did not answer in time. The daemon's own `timed_out`
+/// message names the backend that was working; the client's names the daemon.
+fn daemon_timeout_error(e: DaemonError) -> GeneratorError {
+    let code = if matches!(e, DaemonError::TimedOut { .. }) {
+        "daemon_timeout"
+    } else {
+        "timed_out"
+    };
+    GeneratorError::Remote {
+        backend: "daemon".to_owned(),
+        message: e.to_string(),
+        code,
+    }
+}
+
+/// Says on stderr what a slow request waits for, from its first second on, rewriting one line;
+/// only on a terminal and never under --json, so scripts and logs get no noise.
+struct Waiting {
+    show: bool,
+    shown: bool,
+}
+
+impl Waiting {
+    fn new(json: bool) -> Self {
+        Self {
+            show: !json && std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn report(&mut self, what: &str, waited: std::time::Duration) {
+        if !self.show || waited < std::time::Duration::from_secs(1) {
+            return;
+        }
+        let _ = write!(
+            anstream::stderr(),
+            "\r\x1b[2K{DIM}waiting for {what}… {} s{DIM:#}",
+            waited.as_secs()
+        );
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if std::mem::take(&mut self.shown) {
+            let _ = write!(anstream::stderr(), "\r\x1b[2K");
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// [`Waiting`] for an in-process request, whose generator blocks: a thread reports each
+/// second until the ticker is dropped.
+struct Ticker {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(json: bool, backend: String) -> Self {
+        let (done, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut waiting = Waiting::new(json);
+            let started = std::time::Instant::now();
+            let what = format!("{backend} (generating)");
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(caro_core::daemon::WAIT_TICK)
+            {
+                waiting.report(&what, started.elapsed());
+            }
+        });
+        Self {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The daemon to ask first, unless this request picks its own model, backend or sampling (the

@@ -54,6 +54,14 @@ pub fn run(cli: &Cli, args: &ServeArgs, settings: &RunSettings) -> ExitCode {
             return output::fail(false, e.code(), &e.to_string(), e.hint(), exit::UNEXPECTED);
         }
     };
+    // Requests from clients that send no deadline of their own (older ones, the tray's) are
+    // bounded by this daemon's setting.
+    if let Some(t) = res.request_timeout() {
+        daemon.set_request_timeout(t);
+    }
+    // Ctrl-C and SIGTERM (ctrlc's `termination` feature) both stop the accept loop; `run` then
+    // cancels the generation under way at its next token instead of waiting for the reply,
+    // and dropping the daemon removes the socket and releases the lock file.
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {

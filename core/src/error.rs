@@ -18,6 +18,21 @@ pub enum GeneratorError {
         unit: &'static str,
     },
 
+    /// The model's context window cannot hold the fixed instructions, the request and the
+    /// reply budget together. Not the request's fault when the instructions and the reply
+    /// alone (nearly) fill the window, so the message names every part.
+    #[error(
+        "the model's context window is too small for this prompt: it holds {context} tokens, and the \
+         instructions take {prefix}, the request {request}, the reply up to {reply}; {}",
+        context_advice(*.context, *.prefix, *.request, *.reply)
+    )]
+    ContextTooSmall {
+        context: usize,
+        prefix: usize,
+        request: usize,
+        reply: usize,
+    },
+
     #[error("no model file found (looked in: {})", display_paths(.searched))]
     ModelNotFound { searched: Vec<PathBuf> },
 
@@ -57,6 +72,20 @@ pub enum GeneratorError {
         /// `remote_failed`, or a narrower code such as `reply_too_large`.
         code: &'static str,
     },
+
+    /// The request's deadline (`timeout_secs`, `--timeout`, `CARO_TIMEOUT`) passed; `backend`
+    /// names what was working on it then.
+    #[error("{backend} gave no answer within the {secs} s limit for a request{}", detail_suffix(.detail))]
+    TimedOut {
+        backend: String,
+        secs: u64,
+        /// What had happened by then (a remote failure before the fallback), or empty.
+        detail: String,
+    },
+
+    /// Nobody wants the answer any more: the client disconnected, or the daemon is stopping.
+    #[error("the request was cancelled")]
+    Cancelled,
 }
 
 impl GeneratorError {
@@ -65,6 +94,7 @@ impl GeneratorError {
         match self {
             Self::EmptyPrompt => "empty_prompt",
             Self::PromptTooLong { .. } => "prompt_too_long",
+            Self::ContextTooSmall { .. } => "context_too_small",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::NotGguf { .. } => "model_not_gguf",
             Self::CorruptModel { .. } => "model_corrupt",
@@ -74,7 +104,47 @@ impl GeneratorError {
             Self::NoCommand { .. } => "no_command",
             Self::Inference(_) => "inference",
             Self::Remote { code, .. } => code,
+            Self::TimedOut { .. } => "timed_out",
+            Self::Cancelled => "cancelled",
         }
+    }
+
+    /// The error for work that `cancel` stopped, naming the `backend` that was working.
+    pub fn stopped(
+        stop: crate::cancel::Stop,
+        backend: &str,
+        cancel: &crate::cancel::Cancel,
+    ) -> Self {
+        match stop {
+            crate::cancel::Stop::Cancelled => Self::Cancelled,
+            crate::cancel::Stop::DeadlineExceeded => Self::TimedOut {
+                backend: backend.to_owned(),
+                secs: cancel.budget().map_or(0, |b| b.as_secs_f64().ceil() as u64),
+                detail: String::new(),
+            },
+        }
+    }
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
+}
+
+/// What to change when the context window is too small: the reply budget when lowering it
+/// is enough, else the model.
+fn context_advice(context: usize, prefix: usize, request: usize, reply: usize) -> String {
+    let room = context.saturating_sub(prefix + request);
+    if room > 0 && room < reply {
+        format!(
+            "lower the reply budget to {room} tokens or less (--max-tokens, or max_tokens in \
+             [embedded] in the config file), or use a model with a larger context window"
+        )
+    } else {
+        "use a model with a larger context window, or shorten the request".to_owned()
     }
 }
 
@@ -115,6 +185,12 @@ mod tests {
                 limit: 0,
                 unit: "tokens",
             },
+            GeneratorError::ContextTooSmall {
+                context: 512,
+                prefix: 400,
+                request: 11,
+                reply: 200,
+            },
             GeneratorError::ModelNotFound { searched: vec![] },
             GeneratorError::NotGguf {
                 path: "a".into(),
@@ -135,11 +211,50 @@ mod tests {
             GeneratorError::InvalidConfig(String::new()),
             GeneratorError::NoCommand { raw: String::new() },
             GeneratorError::Inference(String::new()),
+            GeneratorError::TimedOut {
+                backend: "vllm".into(),
+                secs: 1,
+                detail: String::new(),
+            },
+            GeneratorError::Cancelled,
         ];
         let mut codes: Vec<_> = errs.iter().map(GeneratorError::code).collect();
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), errs.len());
+    }
+
+    // Issue 17: "the request is too long: 11 tokens, the limit is 0" blamed an 11-token
+    // request for a reply budget that filled the model's context.
+    #[test]
+    fn context_too_small_names_the_sizes_and_the_fix() {
+        let msg = GeneratorError::ContextTooSmall {
+            context: 4096,
+            prefix: 300,
+            request: 11,
+            reply: 4000,
+        }
+        .to_string();
+        for part in [
+            "context window",
+            "4096",
+            "300",
+            "11",
+            "4000",
+            "--max-tokens",
+            "3785",
+        ] {
+            assert!(msg.contains(part), "{part}: {msg}");
+        }
+        let msg = GeneratorError::ContextTooSmall {
+            context: 256,
+            prefix: 300,
+            request: 11,
+            reply: 10,
+        }
+        .to_string();
+        assert!(msg.contains("larger context window"), "{msg}");
+        assert!(!msg.contains("--max-tokens"), "{msg}");
     }
 
     #[test]

@@ -136,6 +136,23 @@ pub trait CommandGenerator: Send + Sync {
         request: &CommandRequest,
     ) -> Result<GeneratedCommand, GeneratorError>;
 
+    /// [`generate_command`](Self::generate_command) that stops early when `cancel` says so:
+    /// past its deadline with [`GeneratorError::TimedOut`] naming the backend, or
+    /// [`GeneratorError::Cancelled`] once nobody wants the answer.
+    ///
+    /// The default checks only before it starts; backends with long work (the embedded
+    /// model's token loop, a remote chain's retries) check between steps.
+    fn generate_command_with(
+        &self,
+        request: &CommandRequest,
+        cancel: &crate::cancel::Cancel,
+    ) -> Result<GeneratedCommand, GeneratorError> {
+        cancel
+            .check()
+            .map_err(|s| GeneratorError::stopped(s, &self.backend_info().name, cancel))?;
+        self.generate_command(request)
+    }
+
     /// Whether a call may succeed right now. Cheap: the embedded backend does no I/O here.
     fn is_available(&self) -> bool;
 

@@ -4,6 +4,7 @@
 //! trait, the embedded Candle backend that implements it, the prompt and reply handling that every
 //! backend shares, and model-file discovery. It never prints and never exits.
 
+pub mod cancel;
 pub mod chain;
 pub mod check;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod safety;
 pub mod settings;
 pub mod shell;
 
+pub use cancel::Cancel;
 pub use config::EmbeddedConfig;
 pub use embedded::{EmbeddedModelBackend, ModelVariant};
 pub use error::GeneratorError;

@@ -19,6 +19,10 @@ version = 1
 # Backend for requests: "embedded" (the model inside caro), "ollama" or "vllm".
 # Remote backends fall back to the embedded model when they fail.
 default_backend = "embedded"
+# The most one request may take, in seconds, across every backend, retry and fallback (and
+# while waiting for the warm daemon); past it caro stops with an error (exit 12) naming the
+# backend. 0 = no limit. `--timeout` and CARO_TIMEOUT override it.
+timeout_secs = 120
 
 [embedded]
 # Engine: "auto" picks MLX on Apple Silicon builds with MLX, else Candle on the CPU; "cpu"
@@ -214,6 +218,9 @@ pub struct CaroConfig {
     pub version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_backend: Option<BackendKind>,
+    /// The deadline of one request, in seconds, across the whole backend chain; 0 = none.
+    #[serde(default = "request_timeout")]
+    pub timeout_secs: u64,
     #[serde(default)]
     pub embedded: EmbeddedSection,
     #[serde(default)]
@@ -234,6 +241,7 @@ impl Default for CaroConfig {
         toml::from_str(DEFAULT_CONFIG).unwrap_or_else(|_| Self {
             version: CONFIG_VERSION,
             default_backend: Some(BackendKind::Embedded),
+            timeout_secs: request_timeout(),
             embedded: EmbeddedSection::default(),
             ollama: OllamaSection::default(),
             vllm: VllmSection::default(),
@@ -242,6 +250,14 @@ impl Default for CaroConfig {
             unsupported: toml::Table::new(),
         })
     }
+}
+
+/// The default deadline of one request: a cold load of the default model and a long reply on
+/// a slow CPU fit well inside it; a remote server's three 30 s attempts fit too.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 120;
+
+fn request_timeout() -> u64 {
+    DEFAULT_REQUEST_TIMEOUT_SECS
 }
 
 /// Largest config file caro reads. A real one is a few KB (a thousand custom rules is about
@@ -760,6 +776,12 @@ pub struct Resolved {
 }
 
 impl Resolved {
+    /// The request's deadline; `None` when it is switched off (`timeout_secs = 0`).
+    pub fn request_timeout(&self) -> Option<std::time::Duration> {
+        (self.config.timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.config.timeout_secs))
+    }
+
     /// The engine the embedded model runs on: the choice made, or the build's default.
     pub fn variant(&self) -> ModelVariant {
         self.variant_choice().unwrap_or_else(ModelVariant::detect)
@@ -782,6 +804,8 @@ pub struct Overrides {
     pub engine: Option<String>,
     pub ollama_url: Option<String>,
     pub vllm_url: Option<String>,
+    /// `--timeout`: the request's deadline in seconds (0 = none).
+    pub timeout_secs: Option<u64>,
 }
 
 /// Applies environment and flags over the file: the one place precedence is decided.
@@ -831,6 +855,14 @@ pub fn resolve(
     }
     if let Some(p) = &cli.model_path {
         config.embedded.model_path = Some(p.clone());
+    }
+    if let Some(t) = env("CARO_TIMEOUT").filter(|v| !v.is_empty()) {
+        config.timeout_secs = t.trim().parse().map_err(|_| {
+            format!("CARO_TIMEOUT: {t:?} is not a number of seconds (0 = no limit)")
+        })?;
+    }
+    if let Some(t) = cli.timeout_secs {
+        config.timeout_secs = t;
     }
     if let Some(e) = env("CARO_ENGINE").filter(|v| !v.is_empty()) {
         ModelVariant::parse_choice(&e).map_err(|m| format!("CARO_ENGINE: {m}"))?;
@@ -891,6 +923,32 @@ mod tests {
             select_backend(None, None, None),
             (Embedded, Source::Default)
         );
+    }
+
+    // Issue 17, item 6: one deadline for the whole chain, set in the file, CARO_TIMEOUT or
+    // --timeout, in that order of strength; 0 switches it off.
+    #[test]
+    fn request_timeout_flag_beats_env_beats_file() {
+        let mut file = CaroConfig::default();
+        let r = resolve(file.clone(), |_| None, &Overrides::default()).expect("default");
+        assert_eq!(r.config.timeout_secs, DEFAULT_REQUEST_TIMEOUT_SECS);
+        file.timeout_secs = 40;
+        let env = |k: &str| (k == "CARO_TIMEOUT").then(|| "7".to_owned());
+        let r = resolve(file.clone(), |_| None, &Overrides::default()).expect("file");
+        assert_eq!(
+            r.request_timeout(),
+            Some(std::time::Duration::from_secs(40))
+        );
+        let r = resolve(file.clone(), env, &Overrides::default()).expect("env");
+        assert_eq!(r.config.timeout_secs, 7);
+        let off = Overrides {
+            timeout_secs: Some(0),
+            ..Overrides::default()
+        };
+        let r = resolve(file.clone(), env, &off).expect("flag");
+        assert_eq!(r.request_timeout(), None);
+        let bad = resolve(file, |k| (k == "CARO_TIMEOUT").then(|| "soon".into()), &off);
+        assert!(bad.is_err_and(|e| e.contains("CARO_TIMEOUT")));
     }
 
     #[test]

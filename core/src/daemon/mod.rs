@@ -9,7 +9,7 @@ mod place;
 pub mod protocol;
 mod server;
 
-pub use client::DaemonClient;
+pub use client::{DaemonClient, WAIT_TICK};
 pub use protocol::{DaemonStatus, PROTOCOL_VERSION};
 pub use server::{Daemon, DaemonOptions, Service};
 
@@ -52,6 +52,16 @@ pub enum DaemonError {
     PathTaken(PathBuf),
     #[error("refusing to put the socket in {}: {reason}", dir.display())]
     UnsafeDir { dir: PathBuf, reason: String },
+    /// No answer within the client's bound: the daemon is frozen or far too slow.
+    #[error(
+        "the caro daemon at {} gave no answer in {} s",
+        path.display(),
+        waited.as_secs()
+    )]
+    TimedOut {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
     #[error("the daemon sent something this caro cannot read: {0}")]
     Protocol(String),
     /// The daemon answered with an error.
@@ -67,6 +77,7 @@ impl DaemonError {
             Self::UnsafeDir { .. } => "socket_dir_unsafe",
             Self::NotRunning { .. } => "daemon_not_running",
             Self::Io { .. } => "daemon_io",
+            Self::TimedOut { .. } => "daemon_timeout",
             Self::Protocol(_) => "daemon_protocol",
             Self::Remote { code, .. } => code,
         }
@@ -83,6 +94,10 @@ impl DaemonError {
                  such as $XDG_RUNTIME_DIR/caro/caro.sock",
             ),
             Self::NotRunning { .. } => Some("start one with `caro serve`, or run without it"),
+            Self::TimedOut { .. } => Some(
+                "`caro status` shows whether the daemon is busy; restart it (stop `caro serve` \
+                 and start it again), pass --no-daemon, or raise --timeout",
+            ),
             _ => None,
         }
     }

@@ -15,9 +15,20 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Generate a command, as `CommandGenerator::generate_command` would.
-    Generate { request: CommandRequest },
+    Generate {
+        request: CommandRequest,
+        /// The client's deadline for this request, in ms; the daemon stops generating past it.
+        /// Absent: the daemon's own limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
     /// Explain a command in plain words.
-    Explain { command: String, shell: ShellType },
+    Explain {
+        command: String,
+        shell: ShellType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
     /// What the daemon runs and how it is doing.
     Status,
 }
@@ -38,6 +49,10 @@ pub struct DaemonStatus {
     pub model_loaded: bool,
     pub uptime_secs: u64,
     pub requests_served: u64,
+    /// Requests dropped because their client left (before or during generation) or the
+    /// daemon was stopping.
+    #[serde(default)]
+    pub requests_cancelled: u64,
     /// Idle time after which the model is unloaded; `None` keeps it loaded.
     pub idle_unload_secs: Option<u64>,
 }
@@ -166,6 +181,7 @@ mod tests {
             id: 7,
             op: Op::Generate {
                 request: CommandRequest::new("list files", ShellType::Bash),
+                timeout_ms: Some(1500),
             },
         };
         let line = encode(&req);

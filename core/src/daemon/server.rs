@@ -1,8 +1,14 @@
-//! The daemon's server side: accept loop, per-connection request handling, peer checks, and the
-//! idle unload of the model.
+//! The daemon's server side: accept loop, per-connection request handling, peer checks, the
+//! idle unload of the model, and stopping work nobody waits for.
+//!
+//! Issue 17: each request carries a [`Cancel`] that the generation polls between tokens. It
+//! fires when the request's deadline passes, when its client hangs up (so an abandoned
+//! request queued behind others is dropped at its turn, and one mid-generation stops), and
+//! when the daemon is stopping (so SIGTERM does not wait for a long reply).
 
 use super::protocol::{self, DaemonStatus, MAX_MESSAGE_BYTES, Op, Reply, Response, WireError};
 use super::{DaemonError, socket_name};
+use crate::cancel::Cancel;
 use crate::embedded::EmbeddedModelBackend;
 use crate::generator::CommandGenerator;
 use interprocess::local_socket::traits::{Listener as _, StreamCommon as _};
@@ -10,7 +16,7 @@ use interprocess::local_socket::{Listener, ListenerNonblockingMode, ListenerOpti
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// What the daemon serves: the generator chain, and the embedded model it can explain with
@@ -48,6 +54,12 @@ struct Shared {
     in_flight: AtomicUsize,
     last_request: Mutex<Instant>,
     allowed_uid: Option<u32>,
+    /// Set once the accept loop ends: every request still running is cancelled.
+    stopping: AtomicBool,
+    /// Requests dropped because nobody waited for them any more.
+    cancelled: AtomicU64,
+    /// The deadline of a request whose client sent none.
+    request_timeout: OnceLock<Duration>,
 }
 
 /// A bound daemon. `run` serves until `stop` is set.
@@ -109,12 +121,21 @@ impl Daemon {
                 in_flight: AtomicUsize::new(0),
                 last_request: Mutex::new(Instant::now()),
                 allowed_uid,
+                stopping: AtomicBool::new(false),
+                cancelled: AtomicU64::new(0),
+                request_timeout: OnceLock::new(),
             }),
         })
     }
 
     pub fn socket(&self) -> &Path {
         &self.shared.opts.socket
+    }
+
+    /// Bounds each request whose client sends no deadline of its own (older clients, the
+    /// tray). Set once, before [`run`](Self::run); later calls are ignored.
+    pub fn set_request_timeout(&self, timeout: Duration) {
+        let _ = self.shared.request_timeout.set(timeout);
     }
 
     /// Serves connections, each on its own thread, until `stop` is set. Requests reach the
@@ -130,7 +151,7 @@ impl Daemon {
             match self.listener.accept() {
                 Ok(stream) => {
                     let shared = self.shared.clone();
-                    std::thread::spawn(move || handle(stream, &shared));
+                    std::thread::spawn(move || handle(stream, shared));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(25));
@@ -141,6 +162,9 @@ impl Daemon {
                 }
             }
         }
+        // Before anything waits on the model: a generation under way stops at its next token,
+        // so `shutdown` below (which takes the model's turn) does not wait for a long reply.
+        self.shared.stopping.store(true, Ordering::SeqCst);
         idle_stop.store(true, Ordering::Relaxed);
         if let Some(t) = idle_thread {
             let _ = t.join();
@@ -209,10 +233,43 @@ fn peer_allowed(stream: &Stream, allowed: Option<u32>) -> Result<(), WireError> 
     }
 }
 
-fn handle(stream: Stream, shared: &Shared) {
+/// A check that turns true once the client of `stream` has hung up. Only a full close counts
+/// (`POLLHUP`): a client that shut down just its writing side still reads the answer.
+#[cfg(unix)]
+fn hang_up_check(stream: &Stream) -> Option<impl Fn() -> bool + Send + Sync + 'static> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let Stream::UdSocket(s) = stream;
+    // A second descriptor of the same socket: polling it never reads, so it takes nothing
+    // from the request stream.
+    let watched = s.inner().try_clone().ok()?;
+    Some(move || {
+        let mut fds = [PollFd::new(&watched, PollFlags::empty())];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+            && fds[0]
+                .revents()
+                .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
+    })
+}
+
+/// Without a portable hang-up test (named pipes), a request runs to its deadline.
+#[cfg(not(unix))]
+fn hang_up_check(_stream: &Stream) -> Option<fn() -> bool> {
+    None
+}
+
+fn handle(stream: Stream, shared: Arc<Shared>) {
+    let shared = &shared;
     let mut writer = match interprocess::TryClone::try_clone(&stream) {
         Ok(w) => w,
         Err(_) => return,
+    };
+    let hung_up: Option<Arc<dyn Fn() -> bool + Send + Sync>> = match hang_up_check(&stream) {
+        Some(f) => Some(Arc::new(f)),
+        None => None,
     };
     if let Err(e) = peer_allowed(&stream, shared.allowed_uid) {
         tracing::warn!(reason = %e.message, "refused a connection");
@@ -246,7 +303,7 @@ fn handle(stream: Stream, shared: &Shared) {
             continue;
         }
         let response = match protocol::parse_request(body) {
-            Ok(req) => answer(req.id, req.op, shared),
+            Ok(req) => answer(req.id, req.op, shared, hung_up.clone()),
             Err((id, e)) => Response::err(id, e),
         };
         // A client that left mid-request just loses its answer; the daemon carries on.
@@ -256,20 +313,54 @@ fn handle(stream: Stream, shared: &Shared) {
     }
 }
 
-fn answer(id: u64, op: Op, shared: &Shared) -> Response {
+fn answer(
+    id: u64,
+    op: Op,
+    shared: &Arc<Shared>,
+    hung_up: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+) -> Response {
     let svc = &shared.service;
+    let cancel = |timeout_ms: Option<u64>| {
+        let stopping = shared.clone();
+        let mut cancel =
+            Cancel::never().with_check(move || stopping.stopping.load(Ordering::SeqCst));
+        if let Some(hung_up) = hung_up.clone() {
+            cancel = cancel.with_check(move || hung_up());
+        }
+        // The daemon's own limit also bounds a client's longer one.
+        if let Some(t) = shared.request_timeout.get() {
+            cancel = cancel.with_timeout(*t);
+        }
+        if let Some(ms) = timeout_ms {
+            cancel = cancel.with_timeout(Duration::from_millis(ms));
+        }
+        cancel
+    };
     match op {
         Op::Status => status(id, shared),
-        Op::Generate { request } => busy(id, shared, || {
-            svc.generator
-                .generate_command(&request)
-                .map(|command| Reply::Generated { command })
-        }),
-        Op::Explain { command, shell } => busy(id, shared, || {
-            svc.embedded
-                .explain(&command, shell)
-                .map(|text| Reply::Explanation { text })
-        }),
+        Op::Generate {
+            request,
+            timeout_ms,
+        } => {
+            let cancel = cancel(timeout_ms);
+            busy(id, shared, || {
+                svc.generator
+                    .generate_command_with(&request, &cancel)
+                    .map(|command| Reply::Generated { command })
+            })
+        }
+        Op::Explain {
+            command,
+            shell,
+            timeout_ms,
+        } => {
+            let cancel = cancel(timeout_ms);
+            busy(id, shared, || {
+                svc.embedded
+                    .explain_with(&command, shell, &cancel)
+                    .map(|text| Reply::Explanation { text })
+            })
+        }
     }
 }
 
@@ -293,10 +384,25 @@ fn busy(
     shared.in_flight.fetch_add(1, Ordering::SeqCst);
     let _guard = InFlight(shared);
     let result = work();
-    shared.served.fetch_add(1, Ordering::Relaxed);
     match result {
-        Ok(reply) => Response::ok(id, reply),
-        Err(e) => Response::err(id, WireError::new(e.code(), e.to_string())),
+        Ok(reply) => {
+            shared.served.fetch_add(1, Ordering::Relaxed);
+            Response::ok(id, reply)
+        }
+        Err(crate::GeneratorError::Cancelled) => {
+            shared.cancelled.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(id, "dropped a request nobody waits for");
+            let message = if shared.stopping.load(Ordering::SeqCst) {
+                "the caro daemon is stopping; the request was cancelled"
+            } else {
+                "the request was cancelled: its client hung up"
+            };
+            Response::err(id, WireError::new("cancelled", message))
+        }
+        Err(e) => {
+            shared.served.fetch_add(1, Ordering::Relaxed);
+            Response::err(id, WireError::new(e.code(), e.to_string()))
+        }
     }
 }
 
@@ -312,6 +418,7 @@ fn status(id: u64, shared: &Shared) -> Response {
                 model_loaded: svc.embedded.is_loaded(),
                 uptime_secs: shared.started.elapsed().as_secs(),
                 requests_served: shared.served.load(Ordering::Relaxed),
+                requests_cancelled: shared.cancelled.load(Ordering::Relaxed),
                 idle_unload_secs: shared.opts.idle_unload.map(|d| d.as_secs()),
             },
         },

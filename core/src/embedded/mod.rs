@@ -20,6 +20,7 @@ pub use engine::{Engine, EngineCache, mlx_compiled};
 pub use gguf::GgufFile;
 pub use model::{Architecture, Hyperparams, KvCache, Transformer};
 
+use crate::cancel::Cancel;
 use crate::check;
 use crate::config::EmbeddedConfig;
 use crate::error::GeneratorError;
@@ -233,6 +234,16 @@ impl EmbeddedModelBackend {
 
     /// A one- or two-sentence explanation of `command`, from a separate model call.
     pub fn explain(&self, command: &str, shell: ShellType) -> Result<String, GeneratorError> {
+        self.explain_with(command, shell, &Cancel::never())
+    }
+
+    /// [`explain`](Self::explain) that stops when `cancel` says so, between tokens.
+    pub fn explain_with(
+        &self,
+        command: &str,
+        shell: ShellType,
+        cancel: &Cancel,
+    ) -> Result<String, GeneratorError> {
         let messages = prompt::explain_messages(command, shell);
         let out = self.run(
             &messages,
@@ -240,6 +251,7 @@ impl EmbeddedModelBackend {
                 cacheable_messages: 0,
                 stop_when_complete: false,
             },
+            cancel,
         )?;
         Ok(out.text.trim().to_owned())
     }
@@ -382,28 +394,45 @@ impl EmbeddedModelBackend {
         ))
     }
 
-    fn run(&self, messages: &[ChatMessage], opts: RunOptions) -> Result<RunOutput, GeneratorError> {
+    fn run(
+        &self,
+        messages: &[ChatMessage],
+        opts: RunOptions,
+        cancel: &Cancel,
+    ) -> Result<RunOutput, GeneratorError> {
         let started = Instant::now();
+        let stop = |s| GeneratorError::stopped(s, "embedded", cancel);
         let _turn = self.queue.acquire();
+        // Issue 17: a request whose client left while it waited in the queue is dropped
+        // here, at its turn, so it costs the requests behind it nothing.
+        cancel.check().map_err(stop)?;
         let mut state = self.lock_state();
         let load_ms = self.ensure_loaded(&mut state)?;
         let loaded = state
             .as_mut()
             .ok_or_else(|| GeneratorError::Inference("model not loaded".into()))?;
-        let mut out = generate(loaded, &self.config, messages, opts)?;
+        let mut out = generate(loaded, &self.config, messages, opts, cancel)?;
         out.timings.load = load_ms;
         out.timings.total = started.elapsed().as_secs_f64() * 1e3;
         Ok(out)
     }
 }
 
-/// Tokenises the chat, reuses or builds the prefix KV cache, and decodes the reply.
+/// Fewer tokens than this left for the request (a short paragraph) means the context window
+/// is too small for the instructions and the reply budget, not that the request is too long.
+const MIN_REQUEST_ROOM: usize = 128;
+
+/// Tokenises the chat, reuses or builds the prefix KV cache, and decodes the reply. `cancel`
+/// is polled between the model's forward passes, so a stop takes effect within one token.
 fn generate(
     loaded: &mut Loaded,
     config: &EmbeddedConfig,
     messages: &[ChatMessage],
     opts: RunOptions,
+    cancel: &Cancel,
 ) -> Result<RunOutput, GeneratorError> {
+    let stop = |s| GeneratorError::stopped(s, "embedded", cancel);
+    cancel.check().map_err(stop)?;
     let codec = &loaded.codec;
     let full = codec.render(messages, true)?;
     // The prefix is tokenised on its own. That matches tokenising the whole text because it
@@ -421,9 +450,21 @@ fn generate(
     let prompt_len = prefix_ids.len() + rest_ids.len();
     let limit = loaded.model.max_positions();
     if prompt_len + config.max_tokens > limit {
+        let room = limit.saturating_sub(prefix_ids.len() + config.max_tokens);
+        // Issue 17: with the reply budget filling the window, "11 tokens, the limit is 0"
+        // blamed the request. When less room is left than a short paragraph, the window is
+        // the problem, and the error says so with every part's size.
+        if room < MIN_REQUEST_ROOM {
+            return Err(GeneratorError::ContextTooSmall {
+                context: limit,
+                prefix: prefix_ids.len(),
+                request: rest_ids.len(),
+                reply: config.max_tokens,
+            });
+        }
         return Err(GeneratorError::PromptTooLong {
             length: rest_ids.len(),
-            limit: limit.saturating_sub(prefix_ids.len() + config.max_tokens),
+            limit: room,
             unit: "tokens",
         });
     }
@@ -437,7 +478,7 @@ fn generate(
             let hit = matches!(&loaded.prefix, Some((ids, _)) if *ids == prefix_ids);
             if !hit {
                 let mut c = loaded.model.new_cache();
-                loaded.model.forward(&prefix_ids, &mut c)?;
+                prefill(loaded.model.as_ref(), &prefix_ids, &mut c, cancel)?;
                 loaded.prefix = Some((prefix_ids.clone(), c));
             } else {
                 cached = prefix_ids.len();
@@ -451,7 +492,7 @@ fn generate(
             (loaded.model.new_cache(), [prefix_ids, rest_ids].concat())
         };
     let model = &loaded.model;
-    let mut logits = model.forward(&to_prefill, &mut cache)?;
+    let mut logits = prefill(model.as_ref(), &to_prefill, &mut cache, cancel)?;
     drop(prefill_guard);
     let prefill_ms = prefill_start.elapsed().as_secs_f64() * 1e3;
     tracing::debug!(tokens = prompt_len, cached, ms = prefill_ms, "prefill done");
@@ -484,6 +525,7 @@ fn generate(
         if step + 1 == config.max_tokens {
             break;
         }
+        cancel.check().map_err(stop)?;
         logits = model.forward(&[next], &mut cache)?;
     }
     let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
@@ -504,10 +546,45 @@ fn generate(
     })
 }
 
+/// Prompt tokens per forward pass when a request can be stopped: small enough that a stop
+/// lands within a fraction of a second even on a busy CPU, large enough to keep prefill batched.
+const PREFILL_CHUNK: usize = 32;
+
+/// Runs the prompt `tokens` through the model and returns the last token's logits. A request
+/// that can be stopped is fed in chunks with `cancel` checked between them: a long prompt's
+/// prefill took over 30 s on a loaded 2-core machine, far past any deadline, with no check.
+/// Each chunk attends to all the cache before it, so the result is the same as in one pass.
+fn prefill(
+    model: &dyn Engine,
+    tokens: &[u32],
+    cache: &mut EngineCache,
+    cancel: &Cancel,
+) -> Result<Vec<f32>, GeneratorError> {
+    if !cancel.can_stop() || tokens.len() <= PREFILL_CHUNK {
+        return model.forward(tokens, cache);
+    }
+    let mut logits = Vec::new();
+    for chunk in tokens.chunks(PREFILL_CHUNK) {
+        cancel
+            .check()
+            .map_err(|s| GeneratorError::stopped(s, "embedded", cancel))?;
+        logits = model.forward(chunk, cache)?;
+    }
+    Ok(logits)
+}
+
 impl CommandGenerator for EmbeddedModelBackend {
     fn generate_command(
         &self,
         request: &CommandRequest,
+    ) -> Result<GeneratedCommand, GeneratorError> {
+        self.generate_command_with(request, &Cancel::never())
+    }
+
+    fn generate_command_with(
+        &self,
+        request: &CommandRequest,
+        cancel: &Cancel,
     ) -> Result<GeneratedCommand, GeneratorError> {
         let words = request.prompt.trim();
         if words.is_empty() {
@@ -528,6 +605,7 @@ impl CommandGenerator for EmbeddedModelBackend {
                 cacheable_messages: messages.len() - 1,
                 stop_when_complete: true,
             },
+            cancel,
         )?;
         let mut warnings = Vec::new();
         if out.tokens.generated >= self.config.max_tokens && !parse::is_complete(&out.text) {
@@ -561,6 +639,7 @@ impl CommandGenerator for EmbeddedModelBackend {
                             cacheable_messages: messages.len() - 1,
                             stop_when_complete: true,
                         },
+                        cancel,
                     )
                     .ok();
                 if let Some(second) = &second {

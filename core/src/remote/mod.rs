@@ -80,6 +80,16 @@ pub trait RemoteBackend: Send + Sync {
     fn name(&self) -> &'static str;
     fn url(&self) -> &str;
     fn attempt(&self, request: &CommandRequest) -> Result<GeneratedCommand, RemoteFailure>;
+    /// One attempt that gives up after `limit` (or the backend's own timeout, if shorter), so
+    /// the chain's deadline bounds every attempt, not only the number of them.
+    fn attempt_within(
+        &self,
+        request: &CommandRequest,
+        limit: Duration,
+    ) -> Result<GeneratedCommand, RemoteFailure> {
+        let _ = limit;
+        self.attempt(request)
+    }
     /// A cheap request that shows the server is up and speaks the protocol.
     fn probe(&self) -> Result<(), RemoteFailure>;
 }

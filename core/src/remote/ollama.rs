@@ -9,7 +9,7 @@ use crate::generator::{
 };
 use crate::prompt;
 use serde::Deserialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct OllamaBackend {
@@ -59,6 +59,16 @@ impl RemoteBackend for OllamaBackend {
     }
 
     fn attempt(&self, request: &CommandRequest) -> Result<GeneratedCommand, RemoteFailure> {
+        self.attempt_within(request, self.http.cfg.timeout)
+    }
+
+    fn attempt_within(
+        &self,
+        request: &CommandRequest,
+        limit: Duration,
+    ) -> Result<GeneratedCommand, RemoteFailure> {
+        // The request's deadline may leave less than the backend's own timeout.
+        let limit = limit.min(self.http.cfg.timeout);
         let messages = prompt::build_messages(request);
         let body = serde_json::json!({
             "model": self.http.cfg.model,
@@ -80,9 +90,10 @@ impl RemoteBackend for OllamaBackend {
             self.http
                 .client
                 .post(format!("{}/api/chat", self.http.base))
+                .timeout(limit)
                 .json(&body),
             &what,
-            self.http.cfg.timeout,
+            limit,
         )?;
         let reply: ChatReply = serde_json::from_str(&text).map_err(|e| RemoteFailure {
             kind: FailureKind::Malformed,

@@ -10,7 +10,7 @@ use crate::generator::{
 use crate::prompt;
 use serde::Deserialize;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct VllmBackend {
@@ -90,6 +90,16 @@ impl RemoteBackend for VllmBackend {
     }
 
     fn attempt(&self, request: &CommandRequest) -> Result<GeneratedCommand, RemoteFailure> {
+        self.attempt_within(request, self.http.cfg.timeout)
+    }
+
+    fn attempt_within(
+        &self,
+        request: &CommandRequest,
+        limit: Duration,
+    ) -> Result<GeneratedCommand, RemoteFailure> {
+        // The request's deadline may leave less than the backend's own timeout.
+        let limit = limit.min(self.http.cfg.timeout);
         if self.http.cfg.model.is_empty() && self.model().is_empty() {
             self.probe()?;
         }
@@ -107,12 +117,11 @@ impl RemoteBackend for VllmBackend {
         let post = self
             .http
             .client
-            .post(format!("{}/v1/chat/completions", self.http.base));
-        let text = self.http.fetch(
-            self.with_key(post).json(&body),
-            &what,
-            self.http.cfg.timeout,
-        )?;
+            .post(format!("{}/v1/chat/completions", self.http.base))
+            .timeout(limit);
+        let text = self
+            .http
+            .fetch(self.with_key(post).json(&body), &what, limit)?;
         let reply: Completion = serde_json::from_str(&text).map_err(|e| RemoteFailure {
             kind: FailureKind::Malformed,
             message: format!("{what}: the reply is not OpenAI chat-completion JSON ({e})"),

@@ -17,7 +17,42 @@ pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extrac
     }
     let mut vars: HashMap<String, Option<String>> = HashMap::new();
     let mut prev: Option<Cmd> = None;
-    for (words, piped) in segments(src, &vars.clone()) {
+    // cmd expands `%x%` when it reads the line, before a `set` on it has run; `call` and
+    // delayed expansion (`!x!`) expand again when the command runs. So a segment that names a
+    // variable the line itself sets is read a second time with every `set` on the line:
+    // `set x=rd& call %x% /s /q C:\` runs `rd /s /q C:\`.
+    let first = segments(src, &HashMap::new());
+    let mut assigned: HashMap<String, Option<String>> = HashMap::new();
+    for (words, _) in &first {
+        let words: Vec<&str> = words
+            .iter()
+            .map(|a| a.text.trim_start_matches('@'))
+            .skip_while(|w| w.eq_ignore_ascii_case("call"))
+            .collect();
+        if words.len() >= 2
+            && words[0].eq_ignore_ascii_case("set")
+            && let Some((k, v)) = words[1..].join(" ").split_once('=')
+        {
+            assigned.insert(k.trim().to_ascii_lowercase(), Some(v.to_string()));
+        }
+    }
+    let late = segments(src, &assigned);
+    let segs: Vec<(Vec<Arg>, bool)> = if !assigned.is_empty() && late.len() == first.len() {
+        first
+            .into_iter()
+            .zip(late)
+            .map(|(a, b)| {
+                if a.0.iter().any(|w| w.unknown || w.text.contains('!')) {
+                    b
+                } else {
+                    a
+                }
+            })
+            .collect()
+    } else {
+        first
+    };
+    for (words, piped) in segs {
         if words.is_empty() {
             prev = None;
             continue;
@@ -45,6 +80,24 @@ pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extrac
         }
         // `/s/q` is two switches.
         let mut split = Vec::new();
+        // A variable's value is split into words like the rest of the line: `%b%` holding
+        // `/s /q C:\*` is three words.
+        let argv: Vec<Arg> = argv
+            .into_iter()
+            .flat_map(|a| {
+                if a.expanded && !a.unknown && a.text.split_whitespace().nth(1).is_some() {
+                    a.text
+                        .split_whitespace()
+                        .map(|w| Arg {
+                            text: w.to_string(),
+                            ..a.clone()
+                        })
+                        .collect::<Vec<_>>()
+                } else {
+                    vec![a]
+                }
+            })
+            .collect();
         for a in argv {
             if a.text.starts_with('/') && a.text[1..].contains('/') && !a.text.contains(':') {
                 split.extend(a.text.split('/').filter(|s| !s.is_empty()).map(|s| Arg {
@@ -91,6 +144,19 @@ fn segments(src: &str, vars: &HashMap<String, Option<String>>) -> Vec<(Vec<Arg>,
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
+        // Delayed expansion, `!x!`, of a variable set on the same line.
+        if c == '!'
+            && let Some(end) = chars[i + 1..].iter().position(|&d| d == '!')
+        {
+            let name: String = chars[i + 1..i + 1 + end].iter().collect();
+            if let Some(Some(v)) = vars.get(&name.to_ascii_lowercase()) {
+                cur.text.push_str(v);
+                cur.expanded = true;
+                in_word = true;
+                i += end + 2;
+                continue;
+            }
+        }
         if c == '%'
             && let Some(end) = chars[i + 1..].iter().position(|&d| d == '%')
         {

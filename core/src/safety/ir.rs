@@ -366,6 +366,17 @@ pub(crate) fn emit(mut cmd: Cmd, depth: usize, ex: &mut Extraction) -> Option<us
             }
         }
         "iex" | "invoke-expression" if shell == ShellType::PowerShell => {
+            // A base64 literal decoded in place is read as the script it is:
+            // `iex ([Text.Encoding]::Unicode.GetString([Convert]::FromBase64String('…')))`.
+            let joined: String = cmd
+                .args()
+                .iter()
+                .map(|a| a.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            if let Some(decoded) = ps_base64_literal(&joined) {
+                parse_into(&decoded, ShellType::PowerShell, base, depth + 1, ex);
+            }
             // Only a plain string can be read; anything built at run time could be anything.
             match cmd.args() {
                 [code] if !code.unknown && !code.expanded => {
@@ -426,8 +437,24 @@ fn resolve_command_word(cmd: &mut Cmd, ex: &mut Extraction) -> bool {
         && matches!(first.text.as_str(), "&" | ".")
         && !first.unknown;
     if ps_call {
-        // `& 'C:\tools\x.exe' …` names a program; `& ('Remove'+'-Item')` builds one.
+        // `& 'C:\tools\x.exe' …` names a program; `& ('Remove'+'-Item')` builds one from
+        // literals, which is folded; `$c = 'Get-ChildItem'; & $c` names one through a variable
+        // caro followed.
         cmd.argv.remove(0);
+        if let Some(first) = cmd.argv.first_mut()
+            && !first.unknown
+        {
+            if let Some(name) = ps_constant_concat(&first.text) {
+                first.text = name.to_ascii_lowercase();
+                first.expanded = false;
+            } else if first.expanded
+                && !first.text.is_empty()
+                && !first.text.contains(['(', ')', '+', '$', '[', '{', ' '])
+            {
+                first.text = first.text.to_ascii_lowercase();
+                first.expanded = false;
+            }
+        }
         let literal = cmd.argv.first().is_some_and(|a| {
             !a.unknown
                 && !a.expanded
@@ -671,6 +698,37 @@ fn inline_script(cmd: &Cmd) -> Option<(Arg, ShellType)> {
         }
     }
     None
+}
+
+/// The text of `[Convert]::FromBase64String('…')` in a PowerShell expression, decoded as
+/// UTF-16 when the expression says `Unicode`, else as UTF-8.
+pub(crate) fn ps_base64_literal(expr: &str) -> Option<String> {
+    let lower = expr.to_ascii_lowercase();
+    let at = lower.find("frombase64string(")? + "frombase64string(".len();
+    let rest = expr[at..].trim_start();
+    let quote = rest.chars().next().filter(|q| *q == '\'' || *q == '"')?;
+    let body = &rest[1..];
+    let payload = &body[..body.find(quote)?];
+    if lower.contains("unicode") {
+        decode_utf16_base64(payload)
+    } else {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(payload.trim())
+            .ok()?;
+        String::from_utf8(bytes).ok()
+    }
+}
+
+/// `('Remove'+'-Item')`: a command name concatenated from string literals only.
+pub(crate) fn ps_constant_concat(text: &str) -> Option<String> {
+    let inner = text.trim().strip_prefix('(')?.strip_suffix(')')?;
+    let mut out = String::new();
+    for part in inner.split('+') {
+        let p = part.trim();
+        let q = p.chars().next().filter(|q| *q == '\'' || *q == '"')?;
+        out.push_str(p.strip_prefix(q)?.strip_suffix(q)?);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn decode_utf16_base64(text: &str) -> Option<String> {
@@ -1159,7 +1217,9 @@ fn interpreter_code(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
             || (p == "perl"
                 && a.text.starts_with('-')
                 && (a.text.ends_with('e') || a.text.ends_with('E'))
-                && !a.text.starts_with("--"))
+                && !a.text.starts_with("--")
+                // `-le`, `-ne`: clustered switches; not `-MFile::Path=remove_tree`.
+                && a.text[1..].chars().all(|c| c.is_ascii_alphabetic()))
     }) else {
         return;
     };
@@ -1174,7 +1234,22 @@ fn interpreter_code(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
         || lower.contains("for ")
         || lower.contains("loop")
         || lower.contains("until");
-    if forks && loops {
+    // `while(true) spawn(…)`: processes started without end are a fork bomb too.
+    let spawns = ["spawn(", "popen(", "start-process", "exec("]
+        .iter()
+        .any(|k| lower.contains(k));
+    let endless = [
+        "while(true)",
+        "while (true)",
+        "while true",
+        "while 1",
+        "for(;;)",
+        "loop {",
+        "loop do",
+    ]
+    .iter()
+    .any(|k| lower.contains(k));
+    if (forks && loops) || (spawns && endless) {
         ex.note("proc.fork_bomb", RiskLevel::Critical, "a loop of fork() calls: a fork bomb that exhausts the process table and freezes the machine", base);
     }
     let literals = string_literals(code);
@@ -1197,6 +1272,10 @@ fn interpreter_code(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
     if runs_shell {
         for lit in &literals {
             parse_into(lit, ShellType::Bash, base, depth + 1, ex);
+        }
+        // An argument list: `subprocess.run(['rm', '-rf', '/'])`, `system "rm", "-rf", "/"`.
+        if literals.len() > 1 {
+            parse_into(&literals.join(" "), ShellType::Bash, base, depth + 1, ex);
         }
         // Perl and Ruby backticks hold shell directly.
         for part in code.split('`').skip(1).step_by(2) {
@@ -1245,6 +1324,17 @@ fn interpreter_code(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
         let verb = if removes_file { "deletes" } else { "rewrites" };
         for lit in &literals {
             let (rule, level) = match super::paths::classify(&Arg::lit(lit.clone())) {
+                super::paths::Target::Relative | super::paths::Target::UnderHome
+                    if removes_file && lit.contains('.') =>
+                {
+                    ex.note(
+                        "fs.interpreter_deletes_file",
+                        RiskLevel::Moderate,
+                        format!("inline {p} code deletes {lit:?}"),
+                        base,
+                    );
+                    continue;
+                }
                 super::paths::Target::SensitiveFile => {
                     ("fs.interpreter_rewrites_auth", RiskLevel::Critical)
                 }
@@ -1263,7 +1353,76 @@ fn interpreter_code(cmd: &Cmd, depth: usize, ex: &mut Extraction) {
             );
         }
     }
+    // Code that is not in the snippet: `exec(os.environ['CODE'])`, `eval(process.argv[1])`;
+    // fetched from the network, it hands the machine to whoever serves it.
+    let dynamic = ["exec(", "eval("].iter().any(|k| {
+        lower.match_indices(k).any(|(i, _)| {
+            let before = lower[..i].chars().next_back();
+            let next = lower[i + k.len()..].trim_start().chars().next();
+            !before.is_some_and(|b| b.is_ascii_alphanumeric() || b == '_')
+                && !matches!(next, Some('\'' | '"' | '`' | ')'))
+        })
+    });
+    if dynamic {
+        let fetched = [
+            "urlopen",
+            "requests.get",
+            "http.get",
+            "fetch(",
+            "net::http",
+            "open-uri",
+        ]
+        .iter()
+        .any(|k| lower.contains(k));
+        if fetched {
+            ex.note("exec.interpreter_remote_code", RiskLevel::Critical, format!("inline {p} code runs code it downloads, which hands this machine to whoever serves it"), base);
+        } else {
+            ex.note(
+                "exec.interpreter_dynamic_code",
+                RiskLevel::High,
+                format!(
+                    "inline {p} code runs code that is not in the command, so it cannot be checked"
+                ),
+                base,
+            );
+        }
+    }
     if deletes_tree {
+        let home = [
+            "dir.home",
+            "os.homedir()",
+            "path.home()",
+            "expanduser(\"~\")",
+            "env['home']",
+            "env[\"home\"]",
+            "getenv('home')",
+            "getenv(\"home\")",
+        ]
+        .iter()
+        .any(|k| lower.contains(k));
+        if home {
+            ex.note(
+                "fs.recursive_delete_protected",
+                RiskLevel::Critical,
+                format!("inline {p} code deletes your home folder recursively"),
+                base,
+            );
+        }
+        for lit in &literals {
+            if matches!(
+                super::paths::classify(&Arg::lit(lit.clone())),
+                super::paths::Target::CwdAll | super::paths::Target::Parent
+            ) {
+                ex.note(
+                    "fs.interpreter_delete_here",
+                    RiskLevel::High,
+                    format!(
+                        "inline {p} code deletes {lit:?} recursively: everything in this folder"
+                    ),
+                    base,
+                );
+            }
+        }
         for lit in &literals {
             let class = super::paths::classify(&Arg::lit(lit.clone()));
             if class.is_catastrophic() {

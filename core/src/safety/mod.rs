@@ -21,6 +21,7 @@ mod paths;
 mod posix;
 mod powershell;
 mod rules;
+mod scoped;
 
 pub use config::{AllowEntry, CustomRule, SafetyConfig, SafetyConfigError};
 pub use gate::Gate;
@@ -327,6 +328,26 @@ impl SafetyValidator {
             }
         }
         findings.extend(extraction.findings);
+        if let Some((i, what)) = scoped::download_then_run(&extraction.cmds) {
+            findings.push(Finding {
+                rule_id: "exec.download_then_run".into(),
+                level: RiskLevel::Critical,
+                message: format!(
+                    "runs a file it has just downloaded, which hands this machine to whoever controls the URL (`{what}`)"
+                ),
+                alternative: Some("download it, read it, then run it yourself".into()),
+                span: extraction.cmds[i].span,
+            });
+        }
+        if let Some((i, job, level)) = scoped::scheduled_job(&extraction.cmds, shell) {
+            findings.push(Finding {
+                rule_id: "sched.dangerous_job".into(),
+                level,
+                message: format!("schedules a job that would be rated {level} (`{job}`)"),
+                alternative: None,
+                span: extraction.cmds[i].span,
+            });
+        }
         for cmd in &extraction.cmds {
             rules::apply_builtin(cmd, shell, &mut findings);
             for rule in &self.custom {

@@ -4,11 +4,20 @@
 use super::ir::{self, Arg, Cmd, Extraction, RedirOp, Redirect, Stdin};
 use super::{RiskLevel, Span};
 use crate::shell::ShellType;
+use std::cell::Cell;
 use std::collections::HashMap;
-use tree_sitter::{Node, Parser};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+use tree_sitter::{Node, ParseOptions, ParseState, Parser};
 
 /// Syntax trees deeper than this are not walked further (the walk is recursive).
 const MAX_TREE_DEPTH: usize = 256;
+
+/// The most the bash grammar may spend on one input. tree-sitter-bash's external scanner is
+/// quadratic on some unbalanced inputs (11 KB of mostly `)` took 0.5 s, found by fuzzing),
+/// while real commands, even 16 KB ones, parse in a few milliseconds: the budget only ever
+/// stops garbage, and keeps a verdict's cost bounded for the daemon and the popup.
+const PARSE_BUDGET: Duration = Duration::from_millis(250);
 
 pub(crate) fn parse(
     src: &str,
@@ -17,6 +26,17 @@ pub(crate) fn parse(
     depth: usize,
     ex: &mut Extraction,
 ) {
+    if shell == ShellType::Fish && fish_fork_bomb(src) {
+        ex.note(
+            "proc.fork_bomb",
+            RiskLevel::Critical,
+            "a fish function that pipes itself into itself in the background: a fork bomb that freezes the machine",
+            base.or(Some(Span {
+                start: 0,
+                end: src.len(),
+            })),
+        );
+    }
     let rewritten;
     let text = if shell == ShellType::Fish {
         rewritten = fish_to_posix(src);
@@ -25,10 +45,44 @@ pub(crate) fn parse(
         src
     };
     let mut parser = Parser::new();
+    let started = Instant::now();
+    let over_budget = Cell::new(false);
+    let mut progress = |_: &ParseState| {
+        if started.elapsed() > PARSE_BUDGET {
+            over_budget.set(true);
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let bytes = text.as_bytes();
     let tree = parser
         .set_language(&tree_sitter_bash::LANGUAGE.into())
         .ok()
-        .and_then(|_| parser.parse(text, None));
+        .and_then(|_| {
+            parser.parse_with_options(
+                &mut |at, _| bytes.get(at..).unwrap_or_default(),
+                None,
+                Some(ParseOptions::new().progress_callback(&mut progress)),
+            )
+        });
+    if over_budget.get() {
+        // Unanalysable is never safe, and never merely "review it": past a limit is critical,
+        // like input that is too long or too deeply nested.
+        ex.note(
+            "input.too_complex",
+            RiskLevel::Critical,
+            format!(
+                "the shell parser could not finish reading it within {} ms, so it cannot be checked",
+                PARSE_BUDGET.as_millis()
+            ),
+            base.or(Some(Span {
+                start: 0,
+                end: src.len(),
+            })),
+        );
+        return;
+    }
     let Some(tree) = tree else {
         fallback(
             text,
@@ -236,9 +290,37 @@ impl Walker<'_, '_> {
         if self.shell == ShellType::Fish && argv.first().is_some_and(|a| a.text == "set") {
             self.fish_set(&argv);
         }
+        if self.shell != ShellType::Fish
+            && argv.first().is_some_and(|a| a.text == "set")
+            && argv.get(1).is_some_and(|a| a.text == "--")
+        {
+            // `set -- a b c` sets the positional parameters that `"$@"` then runs.
+            let words: Vec<&str> = argv[2..].iter().map(|a| a.text.as_str()).collect();
+            let unknown = argv[2..].iter().any(|a| a.unknown);
+            let joined = (!unknown).then(|| words.join(" "));
+            self.vars.insert("@".into(), joined.clone());
+            self.vars.insert("*".into(), joined);
+            for (i, w) in words.iter().enumerate().take(9) {
+                self.vars
+                    .insert((i + 1).to_string(), (!unknown).then(|| (*w).to_string()));
+            }
+        }
+        // A known IFS splits expanded words at its characters, as the shell would:
+        // `IFS=_; c=rm_-rf_/; $c` runs `rm -rf /`.
+        if let Some(Some(ifs)) = self.vars.get("IFS").cloned()
+            && !ifs.is_empty()
+        {
+            for a in argv.iter_mut().filter(|a| a.expanded && !a.unknown) {
+                a.text = a
+                    .text
+                    .chars()
+                    .map(|c| if ifs.contains(c) { ' ' } else { c })
+                    .collect();
+            }
+        }
         if let Some(first) = argv.first_mut()
             && first.expanded
-            && (self.vars.contains_key("IFS")
+            && (matches!(self.vars.get("IFS"), Some(None))
                 || first
                     .text
                     .split_whitespace()
@@ -393,6 +475,23 @@ impl Walker<'_, '_> {
             .map(|k| self.text(k).to_string())
             .unwrap_or_default();
         let val = match n.child_by_field_name("value") {
+            // `a=(rm -rf /)`: an array, kept as its words joined, which `"${a[@]}"` runs.
+            Some(v) if v.kind() == "array" => {
+                let mut cursor = v.walk();
+                let kids: Vec<Node> = v.named_children(&mut cursor).collect();
+                let words: Vec<Arg> = kids.into_iter().map(|k| self.value(k)).collect();
+                if words.iter().any(|w| w.unknown) {
+                    None
+                } else {
+                    Some(
+                        words
+                            .iter()
+                            .map(|w| w.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    )
+                }
+            }
             Some(v) => {
                 let a = self.value(v);
                 if a.unknown { None } else { Some(a.text) }
@@ -684,7 +783,7 @@ impl Walker<'_, '_> {
                 };
             }
         }
-        if rest.is_empty() {
+        if rest.is_empty() || rest == "[@]" || rest == "[*]" {
             return match value {
                 Some(v) => expanded(v),
                 None => Arg {
@@ -1039,6 +1138,20 @@ fn strip_vars(w: &str) -> String {
         }
     }
     out
+}
+
+/// fish's `function b; b | b &; end`: a function whose body runs itself twice through a
+/// background pipe.
+fn fish_fork_bomb(src: &str) -> bool {
+    let squeezed: String = src.chars().filter(|c| !c.is_whitespace()).collect();
+    squeezed.match_indices("function").any(|(i, _)| {
+        let rest = &squeezed[i + "function".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':' || *c == '-')
+            .collect();
+        !name.is_empty() && rest.contains(&format!("{name}|{name}&"))
+    })
 }
 
 #[cfg(test)]

@@ -45,6 +45,52 @@ pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extrac
             .iter()
             .filter(|d| d.contains("download") || d.contains('.'))
             .any(|d| lower.contains(d));
+    // `while ($true) { Start-Process powershell }`: processes started without end.
+    if lower.contains("while")
+        && (lower.contains("($true)") || lower.contains("(1)"))
+        && (lower.contains("start-process") || lower.contains("saps "))
+    {
+        ex.note(
+            "proc.fork_bomb",
+            RiskLevel::Critical,
+            "starts processes in an endless loop: a fork bomb that freezes the machine",
+            base.or(Some(Span {
+                start: 0,
+                end: src.len(),
+            })),
+        );
+    }
+    // `bcdedit /deletevalue {default} osdevice`: PowerShell reads `{default}` as a script block,
+    // so the boot entry's disk is matched on the text.
+    if lower.contains("bcdedit")
+        && lower.contains("/deletevalue")
+        && (lower.contains("osdevice") || lower.contains(" device"))
+    {
+        ex.note(
+            "win.boot_device",
+            RiskLevel::Critical,
+            "removes the boot entry's disk, so Windows no longer starts",
+            base.or(Some(Span {
+                start: 0,
+                end: src.len(),
+            })),
+        );
+    }
+    // `iex (…FromBase64String('…'))`: the payload is a literal, so it is read as the script it is.
+    if runs_code
+        && depth < 8
+        && let Some(decoded) = ir::ps_base64_literal(src)
+    {
+        ir::parse_into(&decoded, ShellType::PowerShell, base, depth + 1, ex);
+    }
+    // `& ('Remove'+'-Item') C:\ …`: a command name concatenated from literals is folded into
+    // the literal it is before tokenizing, so the call is rated as that command.
+    if src.contains("('") || src.contains("(\"") {
+        let folded = fold_concat(src);
+        if folded != src {
+            return parse(&folded, base, depth, ex);
+        }
+    }
     if runs_code && downloads {
         ex.note(
             "exec.remote_code",
@@ -358,6 +404,30 @@ fn read_var(
     }
     cur.expanded = true;
     i
+}
+
+/// Replaces every `( 'a' + 'b' … )` made only of string literals with the literal `'ab'`.
+fn fold_concat(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(open) = rest.find('(') {
+        let Some(close) = rest[open..].find(')').map(|c| open + c) else {
+            break;
+        };
+        let group = &rest[open..=close];
+        match ir::ps_constant_concat(group).filter(|_| group.contains('+')) {
+            Some(name) => {
+                out.push_str(&rest[..open]);
+                out.push('\'');
+                out.push_str(&name.to_ascii_lowercase());
+                out.push('\'');
+            }
+            None => out.push_str(&rest[..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

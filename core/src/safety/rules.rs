@@ -539,7 +539,7 @@ static RULES: &[BuiltinRule] = &[
     rule!(
         "container.delete",
         Moderate,
-        Posix,
+        PosixAndPs,
         "force-removes containers or images, or prunes everything unused",
         None,
         container_delete
@@ -603,7 +603,13 @@ static RULES: &[BuiltinRule] = &[
         Posix,
         "overwrites files so that they can never be recovered",
         None,
-        |c| (c.program() == "shred" && device_operand(c).is_none()).then(|| c.display())
+        |c| (c.program() == "shred"
+            && device_operand(c).is_none()
+            && !c
+                .args()
+                .iter()
+                .any(|a| a.text == "--help" || a.text == "--version"))
+        .then(|| c.display())
     ),
     rule!(
         "vcs.destroy_history",
@@ -815,9 +821,508 @@ static RULES: &[BuiltinRule] = &[
         None,
         cmd_system_acl
     ),
+    // ---- issue 16, third corpus set: classes the older rules missed ------------------------
+    rule!(
+        "fs.replace_boot_or_shell",
+        Critical,
+        Posix,
+        "overwrites or moves away the kernel, the boot loader, a login shell or init, so the machine no longer starts or nobody can log in",
+        None,
+        super::scoped::replace_boot_or_shell
+    ),
+    rule!(
+        "fs.overwrite_system_file",
+        High,
+        Posix,
+        "overwrites a system file or folder",
+        Some("back it up first (`sudo cp FILE FILE.bak`) or edit it with sudoedit"),
+        super::scoped::overwrite_system_file
+    ),
+    rule!(
+        "fs.overwrite_user_file",
+        Moderate,
+        Posix,
+        "replaces one of your files without a backup",
+        Some("use `cp -i`/`mv -i` or `sed -i.bak`"),
+        super::scoped::overwrite_user_file
+    ),
+    rule!(
+        "disk.destroy_volume",
+        Critical,
+        Posix,
+        "erases a whole disk, volume or storage pool",
+        None,
+        super::scoped::destroy_volume
+    ),
+    rule!(
+        "perm.home_tree",
+        Critical,
+        Posix,
+        "changes the permissions or owner of everything in your home folder, which breaks ssh, your keys and logins",
+        None,
+        super::scoped::perm_home_tree
+    ),
+    rule!(
+        "perm.expose_keys",
+        High,
+        Posix,
+        "makes private keys readable by other users",
+        Some("keys should be 600 and ~/.ssh 700"),
+        super::scoped::expose_keys
+    ),
+    rule!(
+        "perm.setuid_in_temp",
+        Critical,
+        Posix,
+        "makes a root-owned setuid program in a world-writable folder: a root shell for anyone",
+        None,
+        super::scoped::setuid_in_temp
+    ),
+    rule!(
+        "perm.immutable_system",
+        High,
+        Posix,
+        "freezes system files so that updates and tools can no longer change them",
+        None,
+        super::scoped::chattr_system
+    ),
+    rule!(
+        "perm.lock_tree",
+        Moderate,
+        Posix,
+        "removes every permission from a folder tree",
+        None,
+        super::scoped::lock_tree
+    ),
+    rule!(
+        "perm.acl_everyone_full",
+        Critical,
+        Windows,
+        "gives every user full control of the drive or Windows' own folders",
+        None,
+        super::scoped::acl_everyone_full
+    ),
+    rule!(
+        "ps.system_acl",
+        High,
+        PowerShell,
+        "takes ownership of or opens up permissions on system folders",
+        None,
+        cmd_system_acl
+    ),
+    rule!(
+        "acct.takeover",
+        Critical,
+        All,
+        "gives root or administrator rights away: an empty or known root password, a second uid 0, a guest or service account made an administrator",
+        None,
+        super::scoped::account_takeover
+    ),
+    rule!(
+        "acct.lock_or_delete",
+        High,
+        All,
+        "locks or deletes a user account",
+        None,
+        super::scoped::account_lock_or_delete
+    ),
+    rule!(
+        "net.firewall_block_all",
+        High,
+        All,
+        "sets the firewall to block all traffic, which cuts off this session and every service",
+        None,
+        super::scoped::firewall_block_all
+    ),
+    rule!(
+        "sys.mount_over_system",
+        High,
+        All,
+        "unmounts, hides or freezes filesystems the system or every user needs",
+        None,
+        super::scoped::mount_over_system
+    ),
+    rule!(
+        "sys.force_unmount",
+        Moderate,
+        Posix,
+        "unmounts a filesystem by force, losing what programs had not written yet",
+        None,
+        super::scoped::force_unmount
+    ),
+    rule!(
+        "sched.wipe_all",
+        High,
+        All,
+        "deletes every scheduled job",
+        Some("list them first (`crontab -l`, `atq`, `schtasks /query`)"),
+        super::scoped::jobs_wiped
+    ),
+    rule!(
+        "sched.remove_job",
+        Moderate,
+        Windows,
+        "deletes a scheduled task",
+        None,
+        super::scoped::job_removed
+    ),
+    rule!(
+        "fs.mirror_broad",
+        High,
+        Posix,
+        "mirrors onto the current folder, a system folder or another machine, deleting whatever the source lacks",
+        Some("run it with --dry-run first"),
+        super::scoped::mirror_broad
+    ),
+    rule!(
+        "fs.mirror_protected",
+        Critical,
+        Windows,
+        "mirrors onto a drive root, Windows or a user profile, deleting whatever the source lacks",
+        None,
+        |c| super::scoped::robocopy_mirror(c, &[Target::Root, Target::SystemDir, Target::Home])
+    ),
+    rule!(
+        "fs.mirror_under_home",
+        High,
+        Windows,
+        "mirrors onto a folder of your profile or the system, deleting whatever the source lacks",
+        Some("run it with /L first to list what it would do"),
+        |c| super::scoped::robocopy_mirror(c, &[Target::UnderHome, Target::UnderSystem])
+    ),
+    rule!(
+        "fs.mirror",
+        Moderate,
+        Windows,
+        "mirrors one folder onto another, deleting whatever the source lacks",
+        Some("run it with /L first to list what it would do"),
+        |c| super::scoped::robocopy_mirror(c, &[Target::Relative, Target::OtherAbsolute])
+    ),
+    rule!(
+        "win.registry_core",
+        Critical,
+        Windows,
+        "deletes the SYSTEM hive or Windows' own registry keys, so Windows no longer starts",
+        None,
+        super::scoped::registry_core
+    ),
+    rule!(
+        "win.registry_user_all",
+        High,
+        Windows,
+        "deletes every program's settings for this user",
+        None,
+        |c| super::scoped::registry_user(c, true)
+    ),
+    rule!(
+        "win.registry_user_key",
+        Moderate,
+        Windows,
+        "deletes a program's settings",
+        Some("export the key first (`reg export`)"),
+        |c| super::scoped::registry_user(c, false)
+    ),
+    rule!(
+        "win.registry_weakens",
+        High,
+        Windows,
+        "turns off Defender or opens remote desktop through the registry",
+        None,
+        super::scoped::registry_weakens
+    ),
+    rule!(
+        "win.system_change",
+        High,
+        Windows,
+        "deletes a service, kills a process Windows needs, disables every network adapter, clears event logs or recycle bins, excludes a whole drive from Defender or uninstalls every app",
+        None,
+        super::scoped::windows_system_change
+    ),
+    rule!(
+        "win.boot_device",
+        Critical,
+        Windows,
+        "removes the boot entry's disk or deletes a boot file, so Windows no longer starts",
+        None,
+        |c| super::scoped::bcd_boot_device(c).or_else(|| super::scoped::windows_boot_file(c))
+    ),
+    rule!(
+        "sys.disrupt",
+        High,
+        Posix,
+        "stops logins or remote access, or drops the machine to rescue mode",
+        None,
+        super::scoped::system_disrupt
+    ),
+    rule!(
+        "net.reverse_shell",
+        Critical,
+        Posix,
+        "hands a shell on this machine to another host",
+        None,
+        super::scoped::reverse_shell
+    ),
+    rule!(
+        "net.remote_authorized_key",
+        Critical,
+        Posix,
+        "adds a downloaded key to authorized_keys: whoever controls the URL can log in",
+        None,
+        super::scoped::remote_key
+    ),
+    rule!(
+        "exec.mshta_remote",
+        Critical,
+        Cmd,
+        "runs a remote HTML application with your rights",
+        None,
+        super::scoped::mshta_remote
+    ),
+    rule!(
+        "k8s.delete_broad_extra",
+        High,
+        PosixAndPs,
+        "deletes a resource type with every object of it, or drains a node deleting pods' local data",
+        None,
+        super::scoped::kube_broad_extra
+    ),
+    rule!(
+        "container.rm_volumes",
+        High,
+        PosixAndPs,
+        "removes containers together with their volumes and the data in them",
+        None,
+        super::scoped::container_rm_volumes
+    ),
+    rule!(
+        "db.wholesale",
+        High,
+        PosixAndPs,
+        "changes or deletes every row, document or key, or a whole keyspace or index",
+        None,
+        super::scoped::db_wholesale
+    ),
+    rule!(
+        "cloud.delete_extra",
+        High,
+        All,
+        "deletes cloud storage, accounts, volumes or resource groups",
+        None,
+        super::scoped::cloud_extra
+    ),
+    rule!(
+        "cloud.delete_object",
+        Moderate,
+        All,
+        "deletes a cloud storage object",
+        None,
+        super::scoped::cloud_object
+    ),
+    rule!(
+        "fs.shred_sensitive",
+        High,
+        Posix,
+        "shreds keys, system files, logs or everything here: nothing can bring them back",
+        None,
+        super::scoped::shred_broad
+    ),
+    rule!(
+        "fs.sdelete",
+        High,
+        Windows,
+        "securely deletes a profile folder or a drive: nothing can bring it back",
+        None,
+        super::scoped::sdelete
+    ),
+    rule!(
+        "fs.empty_sensitive",
+        High,
+        All,
+        "empties a log, a system file, the PowerShell profile or a dotfile in your home folder",
+        None,
+        super::scoped::emptied_sensitive
+    ),
+    rule!(
+        "fs.empty_file",
+        Moderate,
+        All,
+        "empties a file; what it held is gone",
+        None,
+        super::scoped::emptied_plain
+    ),
+    rule!(
+        "vcs.delete_remote_main",
+        High,
+        PosixAndPs,
+        "deletes or overwrites the main branch (or every branch) on the shared remote",
+        None,
+        |c| super::scoped::git_remote_delete(c, true)
+    ),
+    rule!(
+        "vcs.delete_remote_branch",
+        Moderate,
+        PosixAndPs,
+        "deletes a branch on the shared remote",
+        None,
+        |c| super::scoped::git_remote_delete(c, false)
+    ),
+    rule!(
+        "vcs.checkout_force",
+        Moderate,
+        PosixAndPs,
+        "throws away uncommitted changes",
+        Some("`git stash` first"),
+        super::scoped::git_checkout_force
+    ),
+    rule!(
+        "dev.read_secret",
+        High,
+        Posix,
+        "reads kernel memory or the keyboard, which exposes every secret typed or held on the machine",
+        None,
+        super::scoped::read_secret_device
+    ),
+    rule!(
+        "pkg.remove_base",
+        Critical,
+        Posix,
+        "removes a package the system cannot boot or log in without",
+        None,
+        super::scoped::remove_base_package
+    ),
+    rule!(
+        "fs.bulk_delete_matching",
+        Moderate,
+        All,
+        "deletes every file a search matches",
+        Some("run the search alone first to see what it matches"),
+        super::scoped::scoped_bulk_delete
+    ),
+    rule!(
+        "win.move_protected",
+        Critical,
+        Windows,
+        "moves a drive root, Windows or a user profile away",
+        None,
+        super::scoped::windows_move_protected
+    ),
+    rule!(
+        "win.overwrite_system_file",
+        High,
+        Windows,
+        "overwrites a file in a system folder",
+        None,
+        super::scoped::windows_overwrite_system
+    ),
+    rule!(
+        "win.overwrite_user_file",
+        Moderate,
+        Windows,
+        "replaces or empties one of your files",
+        None,
+        super::scoped::windows_overwrite_user
+    ),
+    rule!(
+        "cmd.delete_here",
+        High,
+        Cmd,
+        "deletes everything in the current or parent folder",
+        None,
+        |c| cmd_delete(c, &[Target::CwdAll, Target::Parent], true).or_else(|| cmd_delete(
+            c,
+            &[Target::CwdAll, Target::Parent],
+            false
+        ))
+    ),
+    rule!(
+        "cmd.delete_under_home",
+        Moderate,
+        Cmd,
+        "deletes a folder in your profile recursively",
+        None,
+        |c| cmd_delete(c, &[Target::UnderHome], true)
+            .filter(|t| !t.to_ascii_lowercase().contains("\\temp"))
+    ),
+    rule!(
+        "ps.pipeline_delete_here",
+        High,
+        PowerShell,
+        "deletes everything the listing of this folder returns",
+        None,
+        super::scoped::ps_pipeline_delete_here
+    ),
+    rule!(
+        "res.fill_disk",
+        High,
+        Posix,
+        "writes endless data to a file until the disk or memory is full",
+        Some("give dd a count="),
+        super::scoped::fill_disk
+    ),
+    rule!(
+        "vcs.delete_main_ref",
+        High,
+        PosixAndPs,
+        "deletes the main branch",
+        None,
+        super::scoped::git_delete_main_ref
+    ),
+    rule!(
+        "fs.delete_unknown_prefix",
+        Moderate,
+        Posix,
+        "deletes recursively under a variable caro cannot know here",
+        None,
+        super::scoped::rm_unknown_prefix
+    ),
+    rule!(
+        "exec.alias_body",
+        Critical,
+        Posix,
+        "defines an alias that runs a critical command",
+        None,
+        |c| alias_body(c, RiskLevel::Critical)
+    ),
+    rule!(
+        "exec.alias_body_high",
+        High,
+        Posix,
+        "defines an alias that runs a dangerous command",
+        None,
+        |c| alias_body(c, RiskLevel::High)
+    ),
+    rule!(
+        "acct.blank_root_password",
+        Critical,
+        Posix,
+        "blanks root's password in /etc/shadow, so anyone can become root",
+        None,
+        super::scoped::blank_root_password
+    ),
+    rule!(
+        "cmd.for_delete_all",
+        High,
+        Cmd,
+        "deletes every file under the current folder",
+        None,
+        super::scoped::cmd_for_delete_all
+    ),
 ];
 
 // ---- helpers ---------------------------------------------------------------------------
+
+/// `alias ls='rm -rf ~'`: the alias body is what later runs under the alias's name, so it is
+/// rated as that command (exactly at `level`).
+fn alias_body(c: &Cmd, level: RiskLevel) -> Option<String> {
+    if c.program() != "alias" {
+        return None;
+    }
+    c.args().iter().find_map(|a| {
+        let (_, body) = a.text.split_once('=')?;
+        let shell = c.shell.unwrap_or(ShellType::Bash);
+        (super::validate(body, shell).risk == level).then(|| body.to_string())
+    })
+}
 
 fn ps_is(c: &Cmd, names: &[&str]) -> bool {
     names.contains(&c.program())
@@ -860,6 +1365,13 @@ fn rm_target(c: &Cmd, recursive: bool, want: &[Target]) -> Option<String> {
         };
     }
     if ps && PS_REMOVE.contains(&p) {
+        // `-WhatIf` only prints what would be removed.
+        if c.args()
+            .iter()
+            .any(|a| a.text.eq_ignore_ascii_case("-whatif"))
+        {
+            return None;
+        }
         let mut rec = false;
         let mut targets = Vec::new();
         let mut args = c.args().iter();
@@ -1124,7 +1636,7 @@ fn mkfs_device(c: &Cmd) -> Option<String> {
         || p.starts_with("newfs")
         || p == "mkntfs"
         || p == "mkdosfs";
-    if !mkfs {
+    if !mkfs || super::scoped::mkfs_dry_run(c) {
         return None;
     }
     device_operand(c)
@@ -1380,7 +1892,15 @@ fn firewall_off(c: &Cmd) -> Option<String> {
     let has = |x: &str| args.iter().any(|a| a == x);
     let hit = match c.program() {
         "iptables" | "ip6tables" | "iptables-legacy" | "iptables-nft" => {
-            has("-f") || has("--flush") || (has("-p") && has("accept") && has("input"))
+            // `-P` (policy) is not `-p` (protocol): `-A INPUT -p tcp … -j ACCEPT` opens one port.
+            let raw: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
+            has("-f")
+                || has("--flush")
+                || raw.windows(3).any(|w| {
+                    (w[0] == "-P" || w[0] == "--policy")
+                        && w[1].eq_ignore_ascii_case("input")
+                        && w[2].eq_ignore_ascii_case("accept")
+                })
         }
         "nft" => has("flush") && has("ruleset"),
         "ufw" => has("disable") || has("reset"),
@@ -1519,6 +2039,13 @@ fn is_runner(p: &str) -> bool {
 
 fn remote_pipe(c: &Cmd) -> Option<String> {
     let p = c.program();
+    // fish's `source` with no file reads its script from stdin: `curl … | source`.
+    if p == "source" && c.args().is_empty() {
+        return c
+            .upstream()
+            .find(|u| DOWNLOADERS.contains(&u.program()))
+            .map(|u| format!("{} | source", u.program()));
+    }
     if !is_runner(p) {
         return None;
     }
@@ -1851,7 +2378,8 @@ fn truncated_file(c: &Cmd, sensitive: bool) -> Option<String> {
                     class,
                     Target::UnderSystem | Target::SystemDir | Target::SensitiveFile
                 )
-                || t.text.contains("/var/log");
+                || t.text.contains("/var/log")
+                || t.text.contains("/.ssh/");
             is_sensitive == sensitive
         })
         .map(|t| describe(t, at))
@@ -1990,6 +2518,9 @@ fn kube_delete_broad(c: &Cmd) -> Option<String> {
 }
 
 fn iac_destroy(c: &Cmd) -> Option<String> {
+    if super::scoped::infra_dry_run(c) {
+        return None;
+    }
     let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
     let hit = match c.program() {
         "terraform" | "tofu" | "terragrunt" => {
@@ -2078,6 +2609,9 @@ fn destructive_sql(c: &Cmd) -> Option<String> {
 }
 
 fn cloud_storage_delete(c: &Cmd) -> Option<String> {
+    if super::scoped::infra_dry_run(c) {
+        return None;
+    }
     let args: Vec<&str> = c.args().iter().map(|a| a.text.as_str()).collect();
     let has = |x: &str| args.contains(&x);
     let hit = match c.program() {

@@ -451,3 +451,201 @@ fn a_live_socket_of_another_program_is_never_removed() {
     assert!(socket.exists(), "the other program's socket was removed");
     std::os::unix::net::UnixStream::connect(&socket).expect("still answers");
 }
+
+// ---- Issue 17, item 6: every wait is bounded, and work nobody waits for stops. ----
+
+/// Long replies: the model keeps generating for seconds, so a cancel lands mid-generation.
+fn long_answers() -> EmbeddedConfig {
+    EmbeddedConfig::builder()
+        .temperature(0.0)
+        .max_tokens(400)
+        .build()
+        .expect("config")
+}
+
+const LONG_PROMPT: &str = "write a long shell script that backs up every folder";
+
+/// Sends a generate request on a raw connection and hangs up without reading the answer.
+fn send_and_hang_up(socket: &Path, prompt: &str) {
+    let line = format!(
+        "{}\n",
+        serde_json::json!({"v": 1, "id": 9, "op": "generate", "request": request(prompt)})
+    );
+    let mut s = UnixStream::connect(socket).expect("connect");
+    s.write_all(line.as_bytes()).expect("write");
+}
+
+/// Waits until `cond` holds, failing the test after `limit`.
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < limit, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// A frozen daemon held the client for 300 s without a word.
+#[test]
+fn a_frozen_daemon_is_given_up_on_within_the_bound_and_each_second_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("caro.sock");
+    // Accepts, reads, never answers: a daemon stuck in a generation that never ends.
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let _frozen = std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(30));
+        drop(held);
+    });
+    let mut client = DaemonClient::new(&socket).with_deadline(Some(Duration::from_secs(60)));
+    client.timeout = Duration::from_millis(2500);
+    let mut reports = Vec::new();
+    let t = std::time::Instant::now();
+    let err = client
+        .generate_with(&request("list files"), &mut |waited| reports.push(waited))
+        .expect_err("no answer");
+    let took = t.elapsed();
+    assert!(matches!(err, DaemonError::TimedOut { .. }), "{err}");
+    assert_eq!(err.code(), "daemon_timeout");
+    assert!(err.hint().is_some());
+    assert!(
+        took >= Duration::from_millis(2400) && took < Duration::from_secs(4),
+        "gave up after {took:?}, not at its 2.5 s bound"
+    );
+    // The caller hears about the wait once a second, so a frontend can say what is going on.
+    assert!(
+        reports.len() >= 2 && reports[0] >= Duration::from_millis(900),
+        "reports: {reports:?}"
+    );
+}
+
+// Two abandoned requests queued before a real one were generated anyway (31.6 s instead of
+// 9.5 s).
+#[test]
+fn requests_whose_client_hung_up_are_dropped_before_they_are_generated() {
+    let d = start_with(long_answers(), None, None);
+    let socket = d.socket.clone();
+    let busy =
+        std::thread::spawn(move || DaemonClient::new(&socket).generate(&request(LONG_PROMPT)));
+    wait_for(
+        "the first request holds the model",
+        Duration::from_secs(30),
+        || d.backend.idle_for().is_none(),
+    );
+    send_and_hang_up(&d.socket, LONG_PROMPT);
+    send_and_hang_up(&d.socket, LONG_PROMPT);
+    let client = DaemonClient::new(&d.socket);
+    // Queued behind the busy one and the two abandoned ones.
+    std::thread::sleep(Duration::from_millis(200));
+    client
+        .generate(&request("list files"))
+        .expect("the real request is answered");
+    busy.join()
+        .expect("thread")
+        .expect("the first request is answered");
+    let status = client.status().expect("status");
+    assert_eq!(
+        (status.requests_cancelled, status.requests_served),
+        (2, 2),
+        "the abandoned requests were generated: {status:?}"
+    );
+}
+
+// A client that left mid-generation kept the model busy until the reply was complete.
+#[test]
+fn a_client_hanging_up_mid_generation_stops_it_within_a_token() {
+    let d = start_with(long_answers(), None, None);
+    d.backend.load().expect("load");
+    let line = format!(
+        "{}\n",
+        serde_json::json!({"v": 1, "id": 3, "op": "generate", "request": request(LONG_PROMPT)})
+    );
+    let mut s = UnixStream::connect(&d.socket).expect("connect");
+    s.write_all(line.as_bytes()).expect("write");
+    wait_for("the request is generating", Duration::from_secs(10), || {
+        d.backend.idle_for().is_none()
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    drop(s);
+    // Within one forward pass; loose, since a pass takes seconds on a loaded machine.
+    wait_for("the model is released", Duration::from_secs(30), || {
+        d.backend.idle_for().is_some()
+    });
+    // A request generated to its end counts as served; only a stopped one as cancelled.
+    let status = DaemonClient::new(&d.socket).status().expect("status");
+    assert_eq!(status.requests_cancelled, 1, "{status:?}");
+    assert_eq!(status.requests_served, 0, "{status:?}");
+}
+
+// SIGTERM on `caro serve` waited 51 s for the current generation to finish.
+#[test]
+fn stopping_the_daemon_cancels_the_generation_under_way_and_cleans_up() {
+    let mut d = start_with(long_answers(), None, None);
+    d.backend.load().expect("load");
+    let socket = d.socket.clone();
+    let waiting =
+        std::thread::spawn(move || DaemonClient::new(&socket).generate(&request(LONG_PROMPT)));
+    wait_for("the request is generating", Duration::from_secs(10), || {
+        d.backend.idle_for().is_none()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let t = std::time::Instant::now();
+    d.stop.store(true, Ordering::SeqCst);
+    d.thread.take().expect("running").join().expect("run");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "stopping waited {:?} for the generation",
+        t.elapsed()
+    );
+    let answer = waiting.join().expect("thread");
+    match answer {
+        Err(DaemonError::Remote { code, message }) => {
+            assert_eq!(code, "cancelled", "{message}");
+            assert!(message.contains("stopping"), "{message}");
+        }
+        other => panic!("the generation was not cancelled: {other:?}"),
+    }
+    assert!(!d.socket.exists(), "the socket file stayed behind");
+    assert!(
+        !caro_core::daemon::lock_held(&d.socket),
+        "the lock is still held"
+    );
+}
+
+// The daemon bounds a request whose client sent no deadline by its own setting.
+#[test]
+fn the_daemons_own_limit_bounds_a_request_that_sets_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("caro.sock");
+    let backend =
+        Arc::new(EmbeddedModelBackend::new(model(SMOL), long_answers()).expect("backend"));
+    backend.load().expect("load");
+    let daemon = Daemon::bind(
+        Service {
+            generator: backend.clone(),
+            embedded: backend,
+        },
+        DaemonOptions {
+            socket: socket.clone(),
+            idle_unload: None,
+            allowed_uid: None,
+        },
+    )
+    .expect("bind");
+    daemon.set_request_timeout(Duration::from_millis(200));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || daemon.run(&flag).expect("run"));
+    let t = std::time::Instant::now();
+    let err = DaemonClient::new(&socket)
+        .generate(&request(LONG_PROMPT))
+        .expect_err("past the daemon's limit");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(err.code(), "timed_out", "{err}");
+    assert!(err.to_string().contains("embedded"), "{err}");
+    stop.store(true, Ordering::SeqCst);
+    thread.join().expect("run");
+}

@@ -318,14 +318,15 @@ fn prompt_longer_than_the_context_is_refused_in_tokens() {
     let backend = EmbeddedModelBackend::new(
         model(SMOL),
         EmbeddedConfig::builder()
-            .context_limit(512)
+            .context_limit(1024)
             .max_tokens(16)
             .build()
             .expect("config"),
     )
     .expect("backend");
+    // Under the character limit, over the room the context leaves for the request.
     let err = backend
-        .generate_command(&request(&"delete old logs ".repeat(150)))
+        .generate_command(&request(&"delete old logs ".repeat(240)))
         .expect_err("too long");
     match err {
         GeneratorError::PromptTooLong {
@@ -338,6 +339,37 @@ fn prompt_longer_than_the_context_is_refused_in_tokens() {
         }
         other => panic!("unexpected {other}"),
     }
+}
+
+// Issue 17: a reply budget that filled the context was reported as "the request is too long:
+// 11 tokens, the limit is 0", blaming a two-word request.
+#[test]
+fn reply_budget_filling_the_context_is_blamed_on_the_context() {
+    let backend = EmbeddedModelBackend::new(
+        model(SMOL),
+        EmbeddedConfig::builder()
+            .context_limit(512)
+            .max_tokens(500)
+            .build()
+            .expect("config"),
+    )
+    .expect("backend");
+    let err = backend
+        .generate_command(&request("list files"))
+        .expect_err("no room");
+    match &err {
+        GeneratorError::ContextTooSmall {
+            context,
+            prefix,
+            request,
+            reply,
+        } => {
+            assert_eq!((*context, *reply), (512, 500), "{err}");
+            assert!(*prefix > 0 && *request > 0 && *request < 20, "{err}");
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(err.to_string().contains("context window"), "{err}");
 }
 
 #[test]

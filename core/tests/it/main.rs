@@ -1,8 +1,10 @@
 //! caro-core's integration tests: one binary, one module per area.
 
+mod bounds;
 mod daemon;
 mod download;
 mod embedded;
 mod fakehub;
+mod fuzz;
 mod remote;
 mod safety;

@@ -700,6 +700,8 @@ fn a_reply_that_trickles_without_end_times_out() {
 struct LlamaServer {
     child: std::process::Child,
     url: String,
+    /// llama-server's log, shown when it dies or never answers.
+    log: tempfile::NamedTempFile,
 }
 
 impl Drop for LlamaServer {
@@ -745,6 +747,7 @@ fn start_llama_server(api_key: &str) -> LlamaServer {
         .local_addr()
         .expect("addr")
         .port();
+    let log = tempfile::NamedTempFile::new().expect("log file");
     let child = std::process::Command::new(llama_server_binary())
         .args(["-m"])
         .arg(model(QWEN_1_5B))
@@ -763,12 +766,13 @@ fn start_llama_server(api_key: &str) -> LlamaServer {
             "qwen-test",
         ])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log.reopen().expect("log"))
         .spawn()
         .expect("start llama-server");
-    let server = LlamaServer {
+    let mut server = LlamaServer {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        log,
     };
     let client = reqwest::blocking::Client::new();
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -780,12 +784,27 @@ fn start_llama_server(api_key: &str) -> LlamaServer {
         if ok {
             return server;
         }
+        // A server that died (SIGILL from an instruction set the CPU lists but cannot run, in
+        // the CI run that failed) is reported at once, with its log, not after the deadline.
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            panic!(
+                "llama-server exited ({status}) before it answered /health; its log ends:\n{}",
+                log_tail(&server)
+            );
+        }
         assert!(
             Instant::now() < deadline,
-            "llama-server did not come up in 180 s"
+            "llama-server did not come up in 180 s; its log ends:\n{}",
+            log_tail(&server)
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+fn log_tail(server: &LlamaServer) -> String {
+    let text = std::fs::read_to_string(server.log.path()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 #[test]

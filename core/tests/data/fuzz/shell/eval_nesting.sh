@@ -1,0 +1,1 @@
+eval eval eval eval eval eval eval eval eval eval eval eval eval eval eval eval eval eval eval eval echo hi

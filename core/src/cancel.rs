@@ -49,7 +49,11 @@ impl Cancel {
     /// Adds a deadline `budget` from now. An earlier deadline already set is kept, so a daemon
     /// applying its own limit never extends the one the client asked for.
     pub fn with_timeout(mut self, budget: Duration) -> Self {
-        let at = Instant::now() + budget;
+        // `--timeout 18446744073709551615` is past what an Instant can hold: that is no limit,
+        // not a panic.
+        let Some(at) = Instant::now().checked_add(budget) else {
+            return self;
+        };
         match self.deadline {
             Some((old, _)) if old <= at => {}
             _ => self.deadline = Some((at, budget)),
@@ -113,6 +117,17 @@ mod tests {
             .with_timeout(Duration::from_secs(100));
         assert_eq!(c.budget(), Some(Duration::from_secs(1)));
         assert!(c.remaining().is_some_and(|r| r <= Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_timeout_past_what_an_instant_holds_is_no_limit_not_a_panic() {
+        let c = Cancel::never().with_timeout(Duration::from_secs(u64::MAX));
+        assert_eq!(c.check(), Ok(()));
+        assert_eq!(c.remaining(), None);
+        let c = Cancel::never()
+            .with_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::MAX);
+        assert_eq!(c.budget(), Some(Duration::from_secs(5)));
     }
 
     #[test]

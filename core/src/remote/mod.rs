@@ -229,7 +229,10 @@ impl Http {
     ) -> Result<String, RemoteFailure> {
         let mut resp = rb.send().map_err(|e| classify(&e, what))?;
         let status = resp.status();
-        let deadline = Instant::now() + timeout;
+        // A configured timeout past what an Instant holds is "no limit", not a panic.
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
         if !status.is_success() {
             // The status says what failed; the body only adds detail, so a body that cannot
             // be read does not hide it.

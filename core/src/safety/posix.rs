@@ -141,6 +141,9 @@ impl Walker<'_, '_> {
 
     /// Visits a statement; returns the command whose output feeds a following pipe stage.
     fn stmt(&mut self, n: Node, stdin: Stdin) -> Option<Cmd> {
+        if !self.ex.visit() {
+            return None;
+        }
         if self.tree_depth >= MAX_TREE_DEPTH {
             self.too_deep = true;
             return None;
@@ -162,7 +165,7 @@ impl Walker<'_, '_> {
                 for stage in stages {
                     let input = match (first.take(), prev.take()) {
                         (Some(s), _) => s,
-                        (None, Some(p)) => Stdin::Pipe(Box::new(p)),
+                        (None, Some(p)) => ir::pipe_from(p, self.ex),
                         (None, None) => Stdin::Inherited,
                     };
                     prev = self.stmt(stage, input);

@@ -30,7 +30,46 @@ const DOWNLOADERS: &[&str] = &[
     "httpclient",
 ];
 
+/// How many rounds of folding `('a'+'b')` into `'ab'` one input gets. Each round can expose a
+/// new group, so an input can ask for thousands; this many covers any name a person writes.
+const MAX_FOLDS: usize = 16;
+
 pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extraction) {
+    // `& ('Remove'+'-Item') C:\ …`: a command name concatenated from literals is folded into
+    // the literal it is before anything else reads the text, so the call is rated as that
+    // command. A loop with a cap, not recursion: `('('+'')…` nested 2,600 deep (found by a
+    // review for the fuzzer's lost crash) recursed once per round and overflowed the stack.
+    let folded;
+    let src = if src.contains("('") || src.contains("(\"") {
+        let mut text = src.to_owned();
+        let mut settled = false;
+        for _ in 0..MAX_FOLDS {
+            let next = fold_concat(&text);
+            if next == text {
+                settled = true;
+                break;
+            }
+            text = next;
+        }
+        if !settled {
+            // Past a limit is unanalysable, and unanalysable is never rated lower.
+            ex.note(
+                "input.too_complex",
+                RiskLevel::Critical,
+                format!(
+                    "strings are concatenated more than {MAX_FOLDS} levels deep, so what runs cannot be worked out"
+                ),
+                base.or(Some(Span {
+                    start: 0,
+                    end: src.len(),
+                })),
+            );
+        }
+        folded = text;
+        folded.as_str()
+    } else {
+        src
+    };
     let lower = src.to_ascii_lowercase().replace('`', "");
     let tokens: Vec<&str> = lower
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
@@ -82,14 +121,6 @@ pub(crate) fn parse(src: &str, base: Option<Span>, depth: usize, ex: &mut Extrac
         && let Some(decoded) = ir::ps_base64_literal(src)
     {
         ir::parse_into(&decoded, ShellType::PowerShell, base, depth + 1, ex);
-    }
-    // `& ('Remove'+'-Item') C:\ …`: a command name concatenated from literals is folded into
-    // the literal it is before tokenizing, so the call is rated as that command.
-    if src.contains("('") || src.contains("(\"") {
-        let folded = fold_concat(src);
-        if folded != src {
-            return parse(&folded, base, depth, ex);
-        }
     }
     if runs_code && downloads {
         ex.note(

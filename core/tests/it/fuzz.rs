@@ -883,3 +883,62 @@ fn unbalanced_parentheses_cost_a_bounded_parse() {
         }
     }
 }
+
+/// Found by review after the fuzzer lost a crashing input: PowerShell's `('a'+'b')` folding
+/// called the parser again for each round, and an input that exposes one new group per round
+/// (2,600 of them fit in 16 KB) overflowed the stack. Folding is now a loop with a cap, and an
+/// input that does not settle within it is unanalysable, so critical. The check runs on a
+/// 512 KiB stack so that a recursion would show here, not only on a busy daemon thread.
+#[test]
+fn powershell_concatenation_thousands_deep_does_not_overflow_the_stack() {
+    let k = 2600;
+    let input = format!("{}('{}", "('".repeat(k), "+'')".repeat(k));
+    assert!(input.len() <= MAX_COMMAND_BYTES, "{}", input.len());
+    let verdict = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || SafetyValidator::default().validate(&input, ShellType::PowerShell))
+        .expect("thread")
+        .join()
+        .expect("no panic");
+    assert_eq!(verdict.risk, RiskLevel::Critical, "{verdict:?}");
+    assert!(
+        verdict
+            .findings
+            .iter()
+            .any(|f| f.rule_id == "input.too_complex"),
+        "{verdict:?}"
+    );
+}
+
+/// Found in review: each pipeline stage kept a copy of every stage before it, so 2,000 `a|`
+/// took 450 MB and 1.6 s, and 16 KB of them several GB. Past 64 stages the chain is cut and
+/// the input rated unanalysable.
+#[test]
+fn a_pipeline_of_thousands_of_stages_costs_bounded_memory_and_time() {
+    let v = SafetyValidator::default();
+    for shell in [ShellType::Bash, ShellType::PowerShell, ShellType::Cmd] {
+        let input = format!("{}a", "a|".repeat(8000));
+        let started = Instant::now();
+        let verdict = v.validate(&input, shell);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{shell:?} took {took:?}");
+        assert_eq!(verdict.risk, RiskLevel::Critical, "{shell:?}: {verdict:?}");
+    }
+}
+
+/// Found in review: a loop body is walked once per value, so ten nested `for` loops of eight
+/// values asked for 8^10 walks and never answered. The walk is capped and the input rated
+/// unanalysable.
+#[test]
+fn nested_for_loops_cost_a_bounded_walk() {
+    let input = format!(
+        "{}:{}",
+        "for a in 1 2 3 4 5 6 7 8; do ".repeat(10),
+        "; done".repeat(10)
+    );
+    let started = Instant::now();
+    let verdict = SafetyValidator::default().validate(&input, ShellType::Bash);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(verdict.risk, RiskLevel::Critical, "{verdict:?}");
+}

@@ -2164,20 +2164,23 @@ const SYSTEM_PROGRAMS: &[&str] = &[
     "tar", "zip", "nmap", "tee", "dd", "cat", "chmod", "chown", "sudo", "su", "passwd",
 ];
 
-fn setuid_program(c: &Cmd) -> Option<String> {
+/// The files a `chmod` gives a setuid or setgid bit (`u+s`, `g=s`, `4755`, `7755`), if it does.
+pub(crate) fn setid_targets(c: &Cmd) -> Option<Vec<Arg>> {
     if c.program() != "chmod" {
         return None;
     }
     let f = c.gnu_flags();
     let mode = f.operands.first()?.text.as_str();
     let digits = mode.len() == 4 && mode.chars().all(|d| d.is_ascii_digit());
+    // The leading octal digit: 4 is setuid, 2 setgid, 1 sticky; any of 2..=7 sets one of the two.
     let setid = mode.contains("+s")
         || mode.contains("=s")
-        || (digits && matches!(mode.as_bytes()[0], b'2' | b'4' | b'6'));
-    if !setid {
-        return None;
-    }
-    f.operands[1..]
+        || (digits && (mode.as_bytes()[0] - b'0') & 6 != 0);
+    setid.then(|| f.operands[1..].to_vec())
+}
+
+fn setuid_program(c: &Cmd) -> Option<String> {
+    setid_targets(c)?
         .iter()
         .find(|a| {
             let name = ir::basename(&a.text);

@@ -233,19 +233,10 @@ pub(crate) fn expose_keys(c: &Cmd) -> Option<String> {
 
 /// `sudo chmod 4777 /tmp/x`: a root-owned setuid file where anyone can replace it.
 pub(crate) fn setuid_in_temp(c: &Cmd) -> Option<String> {
-    if c.program() != "chmod" || !c.elevated {
+    if !c.elevated {
         return None;
     }
-    let f = c.gnu_flags();
-    let mode = f.operands.first()?.text.as_str();
-    let digits = mode.len() == 4 && mode.chars().all(|d| d.is_ascii_digit());
-    let setid = mode.contains("+s")
-        || mode.contains("=s")
-        || (digits && matches!(mode.as_bytes()[0], b'2' | b'4' | b'6'));
-    if !setid {
-        return None;
-    }
-    f.operands[1..]
+    super::rules::setid_targets(c)?
         .iter()
         .find(|a| class(c, a) == Target::Temp)
         .map(|a| a.text.clone())

@@ -94,11 +94,14 @@ fn edited_commands_are_rated_again_and_blocked_ones_never_run() {
     let err = f.state.execute("rm -rf /", true).expect_err("blocked");
     assert_eq!(err.code, "blocked");
 
-    let high = f.state.check("chmod -R 777 ~");
+    // High asks first. (`chmod -R 777 ~` used to be the example; it is critical now, since it
+    // breaks ssh and logins for the whole home folder.)
+    let high = f.state.check("git reset --hard");
+    assert_eq!(high.risk, RiskLevel::High, "{high:?}");
     assert!(high.needs_confirmation, "{high:?}");
     let err = f
         .state
-        .execute("chmod -R 777 ~", false)
+        .execute("git reset --hard", false)
         .expect_err("asks first");
     assert_eq!(err.code, "needs_confirmation");
 

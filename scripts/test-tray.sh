@@ -14,7 +14,12 @@ mkdir -p "$out"
 
 scripts/fetch-test-models.sh qwen2.5-coder-1.5b
 scripts/fetch-test-models.sh smollm2-135m   # served by the first-launch download test
-cargo build --release --locked -p caro-tray -p caro-cli
+# The same build as scripts/test.sh (it makes target/release/caro-tray and caro): building
+# only these two packages resolves dependency features differently and rebuilds caro-core
+# and everything under it, minutes on two cores.
+# Without cross-crate LTO, as scripts/test.sh builds (see there).
+export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-false}"
+cargo test --release --locked --workspace --no-run
 
 driver_version=2.1.0
 driver="target/tools/bin/tauri-driver"

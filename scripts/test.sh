@@ -16,5 +16,10 @@ if [[ "$(uname -s)" == Linux ]] && ! pkg-config --exists webkit2gtk-4.1 2>/dev/n
   echo "test.sh: webkit2gtk-4.1 not installed; skipping the tray app (see scripts/test-tray.sh)" >&2
   exclude=(--exclude caro-tray)
 fi
-# Release: the tests run real models, which are ~20x slower unoptimised.
+# Release: the tests run real models, which are ~20x slower unoptimised. Without the release
+# profile's cross-crate ThinLTO, though: under it every test binary (a dozen of them) optimises
+# candle, tokio and the rest again at link time, which took most of a 38-minute build on two
+# cores. Shipped binaries keep it (scripts/package-release.sh and the release workflow do not
+# set this). Set CARGO_PROFILE_RELEASE_LTO=thin to test exactly what ships.
+export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-false}"
 cargo test --release --locked --workspace "${exclude[@]}" "$@"

@@ -861,6 +861,8 @@ fn status_reports_backend_source_and_recorded_timings() {
 
 #[path = "../../core/tests/it/fakehub.rs"]
 mod fakehub;
+#[path = "cli/faults.rs"]
+mod faults;
 
 const SMOL_SHA: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 

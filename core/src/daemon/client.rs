@@ -93,7 +93,9 @@ impl DaemonClient {
             op,
         };
         let mut writer = interprocess::TryClone::try_clone(&stream).map_err(io)?;
-        writer.write_all(&protocol::encode(&req)).map_err(io)?;
+        // A daemon at its connection cap answers `daemon_busy` and hangs up, maybe before the
+        // request is written: its answer is still read, and says more than the broken pipe.
+        let write_err = writer.write_all(&protocol::encode(&req)).err();
         let mut line = Vec::new();
         let recv_timeout = |s: &Stream| {
             let left = timeout.saturating_sub(started.elapsed());
@@ -124,8 +126,11 @@ impl DaemonClient {
                     on_wait(waited);
                     recv_timeout(reader.get_ref().get_ref()).map_err(io)?;
                 }
-                Err(e) => return Err(io(e)),
+                Err(e) => return Err(io(write_err.unwrap_or(e))),
             }
+        }
+        if let (true, Some(e)) = (line.is_empty(), write_err) {
+            return Err(io(e));
         }
         if line.is_empty() {
             return Err(DaemonError::Protocol(

@@ -11,7 +11,7 @@ mod server;
 
 pub use client::{DaemonClient, WAIT_TICK};
 pub use protocol::{DaemonStatus, PROTOCOL_VERSION};
-pub use server::{Daemon, DaemonOptions, Service};
+pub use server::{Daemon, DaemonOptions, IDLE_TIMEOUT, MAX_CONNECTIONS, Service};
 
 /// Whether a daemon holds the lifetime lock of `socket`: true for one too busy to answer a
 /// ping, so `caro status` and a second `caro serve` see it as running.

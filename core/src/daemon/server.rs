@@ -5,19 +5,48 @@
 //! fires when the request's deadline passes, when its client hangs up (so an abandoned
 //! request queued behind others is dropped at its turn, and one mid-generation stops), and
 //! when the daemon is stopping (so SIGTERM does not wait for a long reply).
+//!
+//! Connections are bounded too: at most [`MAX_CONNECTIONS`] are served at once (each holds a
+//! thread), and one that has not delivered a whole request line within [`IDLE_TIMEOUT`] of
+//! the start of that request is answered `idle_timeout` and closed, so neither a crowd of
+//! clients nor slow-loris peers that trickle a byte at a time can hold the daemon. A
+//! connection past the cap is still read briefly, so a `status` request is answered there;
+//! anything else gets `daemon_busy` and the connection is closed.
 
 use super::protocol::{self, DaemonStatus, MAX_MESSAGE_BYTES, Op, Reply, Response, WireError};
 use super::{DaemonError, socket_name};
 use crate::cancel::Cancel;
 use crate::embedded::EmbeddedModelBackend;
 use crate::generator::CommandGenerator;
-use interprocess::local_socket::traits::{Listener as _, StreamCommon as _};
+use interprocess::local_socket::traits::{Listener as _, Stream as _, StreamCommon as _};
 use interprocess::local_socket::{Listener, ListenerNonblockingMode, ListenerOptions, Stream};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// How many connections the daemon serves at once. Each holds a thread and waits its turn at
+/// the model, which answers one request at a time; beyond a few dozen waiting requests a new
+/// one would not be answered within any client's deadline anyway, so it is told
+/// `daemon_busy` at once instead of piling up threads.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a connection may take to deliver one whole request line, counted from the start
+/// of that request (not from its last byte, so trickling one byte at a time does not keep a
+/// connection forever). Every caro client writes its request at once, so this only ever cuts
+/// off stalled or hostile peers, and frees their slot under [`MAX_CONNECTIONS`].
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections past [`MAX_CONNECTIONS`] that are still read, so a `status` request gets its
+/// answer; beyond these, a connection is told `daemon_busy` without being read.
+const OVERFLOW_READERS: usize = 16;
+
+/// How long a connection past the cap is given to send its request.
+const OVERFLOW_READ: Duration = Duration::from_secs(1);
+
+/// How long writing one answer may take: a peer that never reads cannot hold a thread.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the daemon serves: the generator chain, and the embedded model it can explain with
 /// and unload.
@@ -60,6 +89,46 @@ struct Shared {
     cancelled: AtomicU64,
     /// The deadline of a request whose client sent none.
     request_timeout: OnceLock<Duration>,
+    /// Connections served now, and those past the cap being read for a `status` request.
+    connections: AtomicUsize,
+    overflow: AtomicUsize,
+    /// See [`Daemon::set_connection_limits`].
+    max_connections: OnceLock<usize>,
+    idle_timeout: OnceLock<Duration>,
+}
+
+impl Shared {
+    fn max_connections(&self) -> usize {
+        self.max_connections
+            .get()
+            .copied()
+            .unwrap_or(MAX_CONNECTIONS)
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        self.idle_timeout.get().copied().unwrap_or(IDLE_TIMEOUT)
+    }
+}
+
+/// Holds one unit of a connection counter for as long as it lives.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    /// Takes a unit of `counter` if fewer than `limit` are taken.
+    fn take(counter: &'a AtomicUsize, limit: usize) -> Option<Self> {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(counter))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A bound daemon. `run` serves until `stop` is set.
@@ -124,6 +193,10 @@ impl Daemon {
                 stopping: AtomicBool::new(false),
                 cancelled: AtomicU64::new(0),
                 request_timeout: OnceLock::new(),
+                connections: AtomicUsize::new(0),
+                overflow: AtomicUsize::new(0),
+                max_connections: OnceLock::new(),
+                idle_timeout: OnceLock::new(),
             }),
         })
     }
@@ -138,8 +211,16 @@ impl Daemon {
         let _ = self.shared.request_timeout.set(timeout);
     }
 
-    /// Serves connections, each on its own thread, until `stop` is set. Requests reach the
-    /// model one at a time, in order (the backend queues them).
+    /// Overrides [`MAX_CONNECTIONS`] and [`IDLE_TIMEOUT`] (tests use short ones). Set once,
+    /// before [`run`](Self::run); later calls are ignored. A cap of 0 counts as 1.
+    pub fn set_connection_limits(&self, max_connections: usize, idle_timeout: Duration) {
+        let _ = self.shared.max_connections.set(max_connections.max(1));
+        let _ = self.shared.idle_timeout.set(idle_timeout);
+    }
+
+    /// Serves connections, each on its own thread, until `stop` is set: at most
+    /// [`MAX_CONNECTIONS`] at once, see the module's documentation. Requests reach the model
+    /// one at a time, in order (the backend queues them).
     pub fn run(self, stop: &AtomicBool) -> Result<(), DaemonError> {
         let idle = self.shared.opts.idle_unload;
         let shared = self.shared.clone();
@@ -149,10 +230,7 @@ impl Daemon {
             idle.map(|limit| std::thread::spawn(move || idle_unloader(&shared, limit, &idle_flag)));
         while !stop.load(Ordering::Relaxed) {
             match self.listener.accept() {
-                Ok(stream) => {
-                    let shared = self.shared.clone();
-                    std::thread::spawn(move || handle(stream, shared));
-                }
+                Ok(stream) => admit(stream, &self.shared),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(25));
                 }
@@ -171,6 +249,145 @@ impl Daemon {
         }
         self.shared.service.generator.shutdown();
         Ok(())
+    }
+}
+
+/// Gives `stream` a thread of its own if the connection cap allows; otherwise a thread that
+/// answers a `status` request only, or, past that too, `daemon_busy` on the accept thread.
+fn admit(stream: Stream, shared: &Arc<Shared>) {
+    if let Some(slot) = Slot::take(&shared.connections, shared.max_connections()) {
+        // The thread owns the slot from here on (its `Slot` releases it); if no thread
+        // starts, it is released below.
+        std::mem::forget(slot);
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new().name("caro-conn".into()).spawn({
+            let shared = shared.clone();
+            move || {
+                let _slot = Slot(&shared.connections);
+                handle(stream, &shared);
+            }
+        });
+        if spawned.is_err() {
+            shared.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+        return;
+    }
+    let busy = || {
+        WireError::new(
+            "daemon_busy",
+            format!(
+                "the caro daemon is serving its limit of {} connections; try again in a \
+                 moment, or run caro with --no-daemon to answer in-process",
+                shared.max_connections()
+            ),
+        )
+    };
+    if let Some(slot) = Slot::take(&shared.overflow, OVERFLOW_READERS) {
+        std::mem::forget(slot);
+        let shared = shared.clone();
+        let e = busy();
+        let spawned = std::thread::Builder::new()
+            .name("caro-overflow".into())
+            .spawn({
+                let shared = shared.clone();
+                move || {
+                    let _slot = Slot(&shared.overflow);
+                    answer_overflow(stream, &shared, e);
+                }
+            });
+        if spawned.is_err() {
+            shared.overflow.fetch_sub(1, Ordering::SeqCst);
+        }
+        return;
+    }
+    tracing::warn!("refused a connection: too many at once");
+    let _ = stream.set_send_timeout(Some(Duration::from_millis(100)));
+    let mut stream = stream;
+    let _ = stream.write_all(&protocol::encode(&Response::err(0, busy())));
+}
+
+/// A connection past the cap: a `status` request is answered, anything else is told `busy`.
+fn answer_overflow(stream: Stream, shared: &Arc<Shared>, busy: WireError) {
+    let Ok(mut writer) = interprocess::TryClone::try_clone(&stream) else {
+        return;
+    };
+    let _ = writer.set_send_timeout(Some(WRITE_TIMEOUT));
+    let response = if peer_allowed(&stream, shared.allowed_uid).is_err() {
+        Response::err(0, busy)
+    } else {
+        let mut reader = BufReader::new(stream);
+        let bound = OVERFLOW_READ.min(shared.idle_timeout());
+        match read_request(&mut reader, Instant::now() + bound) {
+            Ok(line) => match protocol::parse_request(&line) {
+                Ok(req) if matches!(req.op, Op::Status) => status(req.id, shared),
+                Ok(req) => Response::err(req.id, busy),
+                Err((id, _)) => Response::err(id, busy),
+            },
+            Err(_) => Response::err(0, busy),
+        }
+    };
+    let _ = writer.write_all(&protocol::encode(&response));
+}
+
+/// Why no request line was read.
+enum ReadFail {
+    /// The peer closed, or the socket failed: nothing to answer.
+    Closed,
+    TooLarge,
+    /// No whole line before the deadline.
+    TimedOut,
+}
+
+/// Reads one request line (without its line ending; blank lines are skipped) by `deadline`,
+/// however the bytes trickle in, and at most [`MAX_MESSAGE_BYTES`] of it.
+fn read_request(reader: &mut BufReader<Stream>, deadline: Instant) -> Result<Vec<u8>, ReadFail> {
+    let mut line = Vec::with_capacity(512);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadFail::TimedOut);
+        }
+        reader
+            .get_ref()
+            .set_recv_timeout(Some(left))
+            .map_err(|_| ReadFail::Closed)?;
+        let buf = match reader.fill_buf() {
+            // A last request may end at the close instead of a newline.
+            Ok([]) if line.iter().all(u8::is_ascii_whitespace) => return Err(ReadFail::Closed),
+            Ok([]) => return Ok(line),
+            Ok(buf) => buf,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => return Err(ReadFail::Closed),
+        };
+        let (used, complete) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..used]);
+        reader.consume(used);
+        if line.len() > MAX_MESSAGE_BYTES + 1 || (!complete && line.len() > MAX_MESSAGE_BYTES) {
+            return Err(ReadFail::TooLarge);
+        }
+        if complete {
+            let body = line.strip_suffix(b"\n").unwrap_or(&line);
+            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            if body.iter().all(u8::is_ascii_whitespace) {
+                line.clear();
+                continue;
+            }
+            let len = body.len();
+            line.truncate(len);
+            return Ok(line);
+        }
     }
 }
 
@@ -261,12 +478,12 @@ fn hang_up_check(_stream: &Stream) -> Option<fn() -> bool> {
     None
 }
 
-fn handle(stream: Stream, shared: Arc<Shared>) {
-    let shared = &shared;
+fn handle(stream: Stream, shared: &Arc<Shared>) {
     let mut writer = match interprocess::TryClone::try_clone(&stream) {
         Ok(w) => w,
         Err(_) => return,
     };
+    let _ = writer.set_send_timeout(Some(WRITE_TIMEOUT));
     let hung_up: Option<Arc<dyn Fn() -> bool + Send + Sync>> = match hang_up_check(&stream) {
         Some(f) => Some(Arc::new(f)),
         None => None,
@@ -276,33 +493,35 @@ fn handle(stream: Stream, shared: Arc<Shared>) {
         let _ = writer.write_all(&protocol::encode(&Response::err(0, e)));
         return;
     }
+    let idle = shared.idle_timeout();
     let mut reader = BufReader::new(stream);
-    let mut line = Vec::with_capacity(512);
     loop {
-        line.clear();
-        // Read at most one byte past the cap, so an endless line cannot exhaust memory.
-        let n = match (&mut reader)
-            .take(MAX_MESSAGE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)
-        {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        // Each request must arrive whole within `idle` of the start of its wait.
+        let line = match read_request(&mut reader, Instant::now() + idle) {
+            Ok(line) => line,
+            Err(ReadFail::Closed) => return,
+            Err(ReadFail::TooLarge) => {
+                let e = WireError::new(
+                    "message_too_large",
+                    format!("a message may hold at most {MAX_MESSAGE_BYTES} bytes"),
+                );
+                let _ = writer.write_all(&protocol::encode(&Response::err(0, e)));
+                return;
+            }
+            Err(ReadFail::TimedOut) => {
+                let e = WireError::new(
+                    "idle_timeout",
+                    format!(
+                        "no whole request arrived within {} ms; the connection is closed \
+                         (send one JSON request per line)",
+                        idle.as_millis()
+                    ),
+                );
+                let _ = writer.write_all(&protocol::encode(&Response::err(0, e)));
+                return;
+            }
         };
-        let complete = line.last() == Some(&b'\n');
-        if !complete && n > MAX_MESSAGE_BYTES {
-            let e = WireError::new(
-                "message_too_large",
-                format!("a message may hold at most {MAX_MESSAGE_BYTES} bytes"),
-            );
-            let _ = writer.write_all(&protocol::encode(&Response::err(0, e)));
-            return;
-        }
-        let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        if body.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let response = match protocol::parse_request(body) {
+        let response = match protocol::parse_request(&line) {
             Ok(req) => answer(req.id, req.op, shared, hung_up.clone()),
             Err((id, e)) => Response::err(id, e),
         };

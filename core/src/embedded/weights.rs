@@ -12,7 +12,7 @@
 //! files by rename, which leaves the mapped inode intact.
 #![allow(unsafe_code)]
 
-use super::kernels::FastQ6K;
+use super::kernels::{FastQ4_1, FastQ6K};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::k_quants::{
     self, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K,
@@ -78,12 +78,13 @@ impl MappedGguf {
     }
 
     /// The same blocks as a bare [`QuantizedType`], for matrices caro multiplies itself
-    /// (Q6_K through caro's own dot product, see `kernels.rs`).
+    /// (Q6_K and Q4_1 through caro's own dot products, see `kernels.rs`).
     pub fn raw(&self, content: &Content, name: &str) -> Option<Box<dyn QuantizedType>> {
         let info = content.tensor_infos.get(name)?;
         let range = Self::range(content, name)?;
         match info.ggml_dtype {
             GgmlDType::Q6K => self.blocks::<FastQ6K>(range),
+            GgmlDType::Q4_1 => self.blocks::<FastQ4_1>(range),
             GgmlDType::Q5K => self.blocks::<BlockQ5K>(range),
             GgmlDType::Q3K => self.blocks::<BlockQ3K>(range),
             _ => None,

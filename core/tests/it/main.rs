@@ -5,6 +5,7 @@ mod daemon;
 mod download;
 mod embedded;
 mod fakehub;
+mod faults;
 mod fuzz;
 mod remote;
 mod safety;

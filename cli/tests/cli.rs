@@ -22,12 +22,17 @@ fn model(name: &str) -> PathBuf {
 const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const QWEN_1_5B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 
-/// `caro` with a clean environment: no user config, cache or model path leaks in.
+/// Where `caro()` looks for a daemon: nowhere, so a `caro serve` or tray app of the developer's
+/// never answers a test (issue 21). Tests of the daemon set their own `CARO_SOCKET`.
+const NO_DAEMON_SOCKET: &str = "/nonexistent/caro/caro.sock";
+
+/// `caro` with a clean environment: no user config, cache, model path or daemon leaks in.
 fn caro() -> Command {
     let mut cmd = Command::cargo_bin("caro").expect("binary");
     cmd.env_remove("CARO_MODEL_PATH")
         .env("CARO_CACHE_DIR", "/nonexistent/caro-cache")
         .env("CARO_CONFIG", "/nonexistent/caro/config.toml")
+        .env("CARO_SOCKET", NO_DAEMON_SOCKET)
         .env("SHELL", "/bin/bash")
         // No test downloads a model unless it says so.
         .env("HF_HUB_OFFLINE", "1")
@@ -128,6 +133,68 @@ fn missing_model_exits_3_and_says_how_to_get_one() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("/no/such.gguf"));
+}
+
+// Issue 21: with the developer's own `caro serve` running, this test's `caro` asked that
+// daemon, which had a model and answered, so "missing model" failed.
+#[test]
+#[cfg(unix)]
+fn tests_never_reach_a_daemon_of_the_developers_own() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let runtime = home.path().join("run");
+    std::fs::create_dir_all(&runtime).expect("runtime dir");
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("version = 1\n[embedded]\nmodel_path = {:?}\n", model(SMOL)),
+    )
+    .expect("config");
+    // The developer's daemon, at caro's default socket for this XDG_RUNTIME_DIR.
+    let user_env = |cmd: &mut std::process::Command| {
+        cmd.env("XDG_RUNTIME_DIR", &runtime)
+            .env("HOME", home.path())
+            .env("CARO_CONFIG", &config)
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("CARO_SOCKET")
+            .env_remove("CARO_MODEL_PATH");
+    };
+    let mut serve = std::process::Command::new(assert_cmd::cargo::cargo_bin("caro"));
+    serve.args(["serve", "--idle-unload", "0"]);
+    user_env(&mut serve);
+    let mut child = serve
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let socket = runtime.join("caro").join("caro.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "caro serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The same environment, through the tests' own `caro()`: no model, so exit 3, in-process.
+    caro()
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("HOME", home.path())
+        .arg("list files")
+        .assert()
+        .code(3);
+    let mut status = std::process::Command::new(assert_cmd::cargo::cargo_bin("caro"));
+    status.args(["status", "--json"]);
+    user_env(&mut status);
+    let out = status.output().expect("caro status");
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let v = json_of(&out.stdout);
+    assert_eq!(v["daemon"]["running"], true, "{v}");
+    assert_eq!(
+        v["daemon"]["requests_served"], 0,
+        "a test's caro reached the developer's daemon: {v}"
+    );
 }
 
 #[test]

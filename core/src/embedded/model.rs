@@ -360,7 +360,20 @@ impl Loader<'_> {
         {
             self.packed.push(r);
         }
-        Ok(Linear::Candle(QMatMul::from_qtensor(self.qtensor(name)?)?))
+        // Read into memory, Q4_1 still gets caro's kernel: candle's sums in another order, and
+        // the answer must not depend on whether the weights were mapped.
+        let q4_1 = content
+            .tensor_infos
+            .get(name)
+            .filter(|info| info.ggml_dtype == GgmlDType::Q4_1)
+            .and_then(|info| info.shape.dims2().ok());
+        let t = self.qtensor(name)?;
+        if let Some((n, k)) = q4_1
+            && let Some(w) = super::weights::heap_q4_1(&t.data()?)
+        {
+            return Ok(Linear::Direct { w, n, k, q6k: None });
+        }
+        Ok(Linear::Candle(QMatMul::from_qtensor(t)?))
     }
 }
 

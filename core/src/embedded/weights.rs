@@ -144,6 +144,27 @@ struct MappedBlocks<T> {
     _block: PhantomData<fn() -> T>,
 }
 
+/// Q4_1 blocks copied from `bytes` (a tensor read into memory) as caro's [`FastQ4_1`], so a
+/// model whose weights are not mapped multiplies them with the same kernel, and answers the
+/// same, as one whose weights are. `None` unless `bytes` is whole blocks.
+pub fn heap_q4_1(bytes: &[u8]) -> Option<Box<dyn QuantizedType>> {
+    let size = std::mem::size_of::<FastQ4_1>();
+    if bytes.is_empty() || !bytes.len().is_multiple_of(size) {
+        return None;
+    }
+    let mut blocks = vec![FastQ4_1::zeros(); bytes.len() / size];
+    // SAFETY: FastQ4_1 is a plain 20-byte ggml block (two f16 and 16 bytes, no padding, every
+    // bit pattern valid), and `blocks` holds exactly bytes.len() bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            blocks.as_mut_ptr().cast::<u8>(),
+            bytes.len(),
+        );
+    }
+    Some(Box::new(blocks))
+}
+
 impl<T: GgmlType> MappedBlocks<T> {
     fn slice(&self) -> &[T] {
         // SAFETY: `blocks()` checked that offset..offset + len * size_of::<T>() lies in the

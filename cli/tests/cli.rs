@@ -166,14 +166,7 @@ fn tests_never_reach_a_daemon_of_the_developers_own() {
         .spawn()
         .expect("spawn serve");
     let socket = runtime.join("caro").join("caro.sock");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !socket.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "caro serve did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_socket(&socket);
     // The same environment, through the tests' own `caro()`: no model, so exit 3, in-process.
     caro()
         .env("XDG_RUNTIME_DIR", &runtime)
@@ -1198,6 +1191,18 @@ impl Drop for Serve {
     }
 }
 
+/// Waits until a starting `caro serve` has made its socket (30 s at most).
+fn wait_for_socket(socket: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "caro serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn serve_qwen() -> Serve {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("run").join("caro.sock");
@@ -1219,14 +1224,7 @@ fn serve_qwen() -> Serve {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !socket.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "caro serve did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_socket(&socket);
     Serve {
         child,
         socket,

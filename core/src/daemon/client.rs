@@ -108,14 +108,7 @@ impl DaemonClient {
             // there.
             match reader.read_until(b'\n', &mut line) {
                 Ok(_) => break,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) =>
-                {
+                Err(e) if super::still_waiting(&e) => {
                     let waited = started.elapsed();
                     if waited >= timeout {
                         return Err(DaemonError::TimedOut {

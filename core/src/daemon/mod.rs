@@ -13,6 +13,17 @@ pub use client::{DaemonClient, WAIT_TICK};
 pub use protocol::{DaemonStatus, PROTOCOL_VERSION};
 pub use server::{Daemon, DaemonOptions, IDLE_TIMEOUT, MAX_CONNECTIONS, Service};
 
+/// Whether a failed socket read only ran into its timeout (or a signal): what was read so far
+/// stands, and the caller decides whether to wait on.
+fn still_waiting(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 /// Whether a daemon holds the lifetime lock of `socket`: true for one too busy to answer a
 /// ping, so `caro status` and a second `caro serve` see it as running.
 pub fn lock_held(socket: &std::path::Path) -> bool {

@@ -356,14 +356,7 @@ fn read_request(reader: &mut BufReader<Stream>, deadline: Instant) -> Result<Vec
             Ok([]) if line.iter().all(u8::is_ascii_whitespace) => return Err(ReadFail::Closed),
             Ok([]) => return Ok(line),
             Ok(buf) => buf,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if super::still_waiting(&e) => {
                 continue;
             }
             Err(_) => return Err(ReadFail::Closed),

@@ -25,7 +25,8 @@ fn greedy() -> EmbeddedConfig {
         .expect("config")
 }
 
-fn request(prompt: &str) -> CommandRequest {
+/// A bash request from a fixed Linux context (also the fault suite's).
+pub fn request(prompt: &str) -> CommandRequest {
     CommandRequest::new(prompt, ShellType::Bash)
         .with_context(ExecutionContext::for_os("linux", Some("/home/test".into())))
 }

@@ -8,6 +8,7 @@
 
 #![cfg(unix)]
 
+use crate::daemon::request;
 use crate::embedded::{SMOL, model};
 use caro_core::daemon::{Daemon, DaemonClient, DaemonError, DaemonOptions, Service};
 use caro_core::remote::policy::FailureKind;
@@ -33,11 +34,6 @@ fn tiny() -> EmbeddedConfig {
         .max_tokens(4)
         .build()
         .expect("config")
-}
-
-fn request(prompt: &str) -> CommandRequest {
-    CommandRequest::new(prompt, ShellType::Bash)
-        .with_context(ExecutionContext::for_os("linux", Some("/home/test".into())))
 }
 
 /// A daemon on SmolLM2 in a private folder that also holds a file of the user's.
@@ -370,21 +366,7 @@ enum Lie {
 
 /// A loopback server that answers every connection with `lie`, for at most 30 s.
 fn lying_server(lie: Lie) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let until = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < until {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    std::thread::spawn(move || lie_to(conn, lie));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    url
+    crate::remote::loopback_server(move |conn| lie_to(conn, lie))
 }
 
 fn lie_to(mut conn: TcpStream, lie: Lie) {

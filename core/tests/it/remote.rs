@@ -444,6 +444,12 @@ fn plain_http_is_flagged_only_off_loopback() {
 /// it accepts connections for 30 s, and each connection stops after 20 s or 64 MiB, or as soon
 /// as caro hangs up. Returns the server's URL.
 fn endless_server(status: u16, prefix: &'static str, chunk: usize, pace: Duration) -> String {
+    loopback_server(move |conn| answer_endlessly(conn, status, prefix, chunk, pace))
+}
+
+/// A loopback server that hands every connection to `answer` on a thread of its own,
+/// accepting for 30 s. Returns its URL.
+pub fn loopback_server(answer: impl Fn(TcpStream) + Send + Clone + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     listener.set_nonblocking(true).expect("nonblocking");
@@ -452,7 +458,8 @@ fn endless_server(status: u16, prefix: &'static str, chunk: usize, pace: Duratio
         while Instant::now() < until {
             match listener.accept() {
                 Ok((conn, _)) => {
-                    std::thread::spawn(move || answer_endlessly(conn, status, prefix, chunk, pace));
+                    let answer = answer.clone();
+                    std::thread::spawn(move || answer(conn));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }

@@ -13,12 +13,9 @@ use crate::embedded::{SMOL, model};
 use caro_core::daemon::{Daemon, DaemonClient, DaemonError, DaemonOptions, Service};
 use caro_core::remote::policy::FailureKind;
 use caro_core::remote::{OllamaBackend, RemoteBackend, RemoteConfig, VllmBackend};
-use caro_core::{
-    CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ExecutionContext,
-    ShellType,
-};
+use caro_core::{CommandGenerator, EmbeddedConfig, EmbeddedModelBackend};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,9 @@
 //! caro's measurement harnesses: the accuracy dev set, its execution sandbox and scoring, and
-//! the safety corpus's figures. The speed benchmark (`caro-bench`), the accuracy harness
+//! the safety corpus's figures, and cold starts of the real `caro` binary. The speed benchmark (`caro-bench`), the accuracy harness
 //! (`caro-accuracy`) and the safety benchmark (`caro-safety-bench`) are the binaries.
 
+#[cfg(unix)]
+pub mod cold;
 pub mod devset;
 pub mod safety_corpus;
 pub mod sandbox;

@@ -52,6 +52,14 @@ struct Args {
     /// this run (`scripts/build-llama-server.sh --bench` builds one).
     #[arg(long, env = "CARO_BENCH_LLAMA_BENCH")]
     llama_bench: Option<PathBuf>,
+    /// The `caro` binary: when given, it is also measured from outside as separate processes
+    /// on the same model and request, cold without and with the prefix cache on disk and as a
+    /// client of a warm `caro serve`, each in a scratch home and cache (issue 21).
+    #[arg(long, env = "CARO_BENCH_CARO")]
+    caro: Option<PathBuf>,
+    /// Processes per cold-start variant (the medians are reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    cold_runs: u16,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -315,6 +323,24 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let load = loadavg();
 
+    // Cold processes first, while this process is small: a child's peak memory as `wait4`
+    // reports it includes the moment between fork and exec, when it still shares this
+    // process's pages.
+    #[cfg(unix)]
+    let cold = match &args.caro {
+        Some(caro) => Some(caro_bench::cold::measure(
+            caro,
+            &args.model,
+            REQUESTS[0],
+            usize::from(args.cold_runs),
+        )?),
+        None => None,
+    };
+    #[cfg(not(unix))]
+    let cold: Option<()> = {
+        anyhow::ensure!(args.caro.is_none(), "--caro is measured on Unix only");
+        None
+    };
     // Mapped runs first: memory a heap-loaded model frees is not always returned to the OS,
     // and it would count towards a later phase's peak.
     let mapped = raw_speed(&args.model, args.max_tokens, true)?;
@@ -363,6 +389,12 @@ fn main() -> Result<()> {
             "llama_cpp": llama.as_ref().map(|l| serde_json::json!({
                 "prefill_tok_s": l.prefill_tps, "decode_tok_s": l.decode_tps, "peak_rss_mb": l.peak_rss_mb,
                 "decode_ratio_caro_over_llama": decode_tps / l.decode_tps,
+            })),
+            "cold_start": cold.as_ref().map(|c| serde_json::json!({
+                "detail": c,
+                "cached_over_load_plus_warm": c.cached_over_load_plus_warm(),
+                "cached_over_warm": c.cached_over_warm(),
+                "uncached_over_cached": c.uncached_over_cached(),
             })),
             "llama_bench": bench.map(|(p, d)| serde_json::json!({
                 "prefill_tok_s": p, "decode_tok_s": d,
@@ -471,6 +503,10 @@ fn main() -> Result<()> {
             ratio(mapped.peak_rss_mb, l.peak_rss_mb)
         );
     }
+    #[cfg(unix)]
+    if let Some(c) = &cold {
+        print_cold(c, &mb);
+    }
     if let Some((p, d)) = bench {
         println!();
         println!(
@@ -493,4 +529,54 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(unix)]
+fn print_cold(c: &caro_bench::cold::ColdStart, mb: &dyn Fn(Option<f64>) -> String) {
+    let (u, k, w) = (&c.cold_uncached, &c.cold_cached, &c.warm_daemon);
+    println!();
+    println!(
+        "Cold start: the `caro` binary as separate processes, {} each (medians), request {:?}. \
+         Wall time is spawn to exit, as the user waits.",
+        k.runs, c.request
+    );
+    println!();
+    println!(
+        "| metric | cold, no cache file | cold, prefix cache on disk | warm daemon (client) |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| wall time | {:.0} ms | {:.0} ms | {:.0} ms |",
+        u.wall_ms, k.wall_ms, w.wall_ms
+    );
+    println!(
+        "| load | {:.0} ms | {:.0} ms | {:.0} ms |",
+        u.load_ms, k.load_ms, w.load_ms
+    );
+    println!(
+        "| prefill | {:.0} ms | {:.0} ms | {:.0} ms |",
+        u.prefill_ms, k.prefill_ms, w.prefill_ms
+    );
+    println!(
+        "| decode | {:.0} ms | {:.0} ms | {:.0} ms |",
+        u.decode_ms, k.decode_ms, w.decode_ms
+    );
+    println!(
+        "| prompt tokens from cache | {} | {} | {} |",
+        u.cached_tokens, k.cached_tokens, w.cached_tokens
+    );
+    println!(
+        "| peak RSS | {} | {} | {} (daemon) |",
+        mb(u.peak_rss_mb),
+        mb(k.peak_rss_mb),
+        mb(w.peak_rss_mb)
+    );
+    println!();
+    println!(
+        "cold with cache / (its load + warm answer) = {:.2}x (goal <= 1.5); cold with cache / \
+         warm = {:.2}x; no cache file / cache = {:.2}x",
+        c.cached_over_load_plus_warm(),
+        c.cached_over_warm(),
+        c.uncached_over_cached()
+    );
 }

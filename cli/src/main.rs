@@ -376,15 +376,7 @@ impl Cli {
         &self,
         file: &caro_core::settings::EmbeddedSection,
     ) -> Result<EmbeddedConfig, caro_core::GeneratorError> {
-        let variant = caro_core::embedded::ModelVariant::parse_choice(&file.variant)
-            .map_err(caro_core::GeneratorError::InvalidConfig)?;
-        let mut b = EmbeddedConfig::builder().variant(variant);
-        if let Some(t) = file.temperature {
-            b = b.temperature(t);
-        }
-        if let Some(n) = file.max_tokens {
-            b = b.max_tokens(n);
-        }
+        let mut b = file.config_builder()?;
         if let Some(t) = self.temperature {
             b = b.temperature(t);
         }

@@ -6,6 +6,7 @@ use crate::settings::RunSettings;
 use crate::stats;
 use anstyle::{AnsiColor, Style};
 use caro_core::EmbeddedConfig;
+use caro_core::embedded::prefix_store;
 use caro_core::settings::BackendKind;
 use caro_core::{ModelVariant, models};
 use std::io::Write;
@@ -140,6 +141,12 @@ pub fn status(s: &RunSettings, json: bool) {
     let daemon = caro_core::daemon::DaemonClient::new(&socket).ping();
     // A daemon too busy to answer in time still holds its lock: it is running.
     let busy = daemon.is_err() && caro_core::daemon::lock_held(&socket);
+    let prefix_dir = prefix_store::default_dir();
+    let prefix_files = prefix_dir
+        .as_deref()
+        .map(prefix_store::list)
+        .unwrap_or_default();
+    let prefix_bytes: u64 = prefix_files.iter().map(|f| f.bytes).sum();
     if json {
         let daemon_json = match &daemon {
             Ok(d) => serde_json::json!({
@@ -161,6 +168,12 @@ pub fn status(s: &RunSettings, json: bool) {
                 "mlx_compiled": caro_core::embedded::mlx_compiled(),
                 "model_path": backends::embedded_path(res).ok(),
                 "loaded": daemon.as_ref().is_ok_and(|d| d.model_loaded),
+                "prefix_cache": {
+                    "dir": prefix_dir,
+                    "bytes": prefix_bytes,
+                    "max_bytes": prefix_store::DEFAULT_MAX_BYTES,
+                    "files": prefix_files,
+                },
             },
             "daemon": daemon_json,
             "backends": all,
@@ -206,6 +219,29 @@ pub fn status(s: &RunSettings, json: bool) {
                 models::cache_dir()
                     .map(|d| d.display().to_string())
                     .unwrap_or_default()
+            );
+        }
+    }
+    match (&prefix_dir, prefix_files.len()) {
+        (None, _) => {}
+        (Some(dir), 0) => {
+            let _ = writeln!(
+                out,
+                "          prefix cache empty {DIM}({}; the next request fills it){DIM:#}",
+                dir.display()
+            );
+        }
+        (Some(dir), n) => {
+            let models: std::collections::BTreeSet<&str> =
+                prefix_files.iter().map(|f| f.model.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "          prefix cache {n} file{} for {}, {} of {} {DIM}({}){DIM:#}",
+                if n == 1 { "" } else { "s" },
+                models.into_iter().collect::<Vec<_>>().join(", "),
+                human_size(prefix_bytes),
+                human_size(prefix_store::DEFAULT_MAX_BYTES),
+                dir.display()
             );
         }
     }

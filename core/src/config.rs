@@ -26,6 +26,9 @@ pub struct EmbeddedConfig {
     pub seed: u64,
     /// Keep the KV cache of the fixed system prompt between requests.
     pub prefix_cache: bool,
+    /// Also keep it on disk in this directory, for the next process (`None`: memory only).
+    /// The frontends use `<model cache>/prefix-cache`; see `embedded::prefix_store`.
+    pub prefix_cache_dir: Option<std::path::PathBuf>,
     /// Largest context (prompt + reply) the backend will allocate for.
     pub context_limit: usize,
     /// Memory-map the weights so pages candle has repacked can be given back (about 1 GB
@@ -47,6 +50,7 @@ impl Default for EmbeddedConfig {
             stop: Vec::new(),
             seed: 42,
             prefix_cache: true,
+            prefix_cache_dir: None,
             context_limit: 4096,
             mmap: true,
             variant: None,
@@ -125,6 +129,11 @@ impl EmbeddedConfigBuilder {
         self.config.prefix_cache = v;
         self
     }
+    pub fn prefix_cache_dir(mut self, v: Option<std::path::PathBuf>) -> Self {
+        self.config.prefix_cache_dir = v;
+        self
+    }
+
     pub fn context_limit(mut self, v: usize) -> Self {
         self.config.context_limit = v;
         self

@@ -1,9 +1,14 @@
 //! The chat messages sent to the model: a fixed system prompt, a few examples written by the
 //! caro team, and the user's request last.
 //!
-//! Everything before the final user message depends only on the shell and the execution
-//! context, so backends can cache its KV state across requests. The examples are our own:
-//! none come from the public benchmarks caro is measured on.
+//! The system prompt and the examples (the prefix) depend only on the shell, the OS and its
+//! tool flavour, never on the directory or the request, so backends can cache their KV state
+//! across requests, across folders, and on disk (issue 21). The directory's path is not in the
+//! prompt at all: placed after the prefix (as a system message, or in the user's turn) it made
+//! the 1.5B model write it into commands (`find project -name …` for "find config.json"),
+//! and on the dev split that cost 11 of the first 50 items. The commands use relative paths,
+//! and the safety verdict still knows the directory. The examples are our own: none come from
+//! the public benchmarks caro is measured on.
 
 use crate::generator::{CommandRequest, ToolFlavor};
 use crate::shell::ShellType;
@@ -29,15 +34,21 @@ impl ChatMessage {
 /// file cannot make the tokenizer or the model chew for minutes.
 pub const MAX_PROMPT_CHARS: usize = 4000;
 
-/// Messages for `request`: the cacheable prefix followed by the user's message.
+/// Messages for `request`: the cacheable prefix, then the user's turn. The first
+/// [`prefix_len`] of them are the prefix.
 pub fn build_messages(request: &CommandRequest) -> Vec<ChatMessage> {
     let mut messages = prefix_messages(request);
     messages.push(ChatMessage::new("user", request.prompt.trim()));
     messages
 }
 
-/// The messages before the user's own, identical for every request with the same shell and
-/// context.
+/// How many of [`build_messages`]' messages form the cacheable prefix.
+pub fn prefix_len(request: &CommandRequest) -> usize {
+    1 + 2 * examples(request.shell, request.context.tool_flavor).len()
+}
+
+/// The messages before the request's own, identical for every request with the same shell,
+/// OS and tool flavour, in any directory.
 pub fn prefix_messages(request: &CommandRequest) -> Vec<ChatMessage> {
     let mut messages = vec![ChatMessage::new("system", system_prompt(request))];
     for (ask, answer) in examples(request.shell, request.context.tool_flavor) {
@@ -65,11 +76,6 @@ fn system_prompt(request: &CommandRequest) -> String {
         }
         ToolFlavor::Windows => "the tools built into Windows",
     };
-    let cwd = ctx
-        .cwd
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
     let syntax = match shell {
         ShellType::Fish => {
             "Use fish syntax: `(cmd)` for substitution, `set` for variables, `; and` / `; or` between commands."
@@ -81,7 +87,7 @@ fn system_prompt(request: &CommandRequest) -> String {
     };
     format!(
         "You are caro, a tool that turns a request into exactly one {shell} command.\n\
-         System: {os}. Shell: {shell}. Tools: {tools}. Current directory: {cwd}.\n\
+         System: {os}. Shell: {shell}. Tools: {tools}.\n\
          Rules:\n\
          - Reply with the command only, on a single line: no explanation, no markdown, no code fences.\n\
          - {syntax}\n\
@@ -213,10 +219,10 @@ mod tests {
     }
 
     #[test]
-    fn system_prompt_names_os_shell_cwd_and_flavor() {
+    fn system_prompt_names_os_shell_and_flavor() {
         let m = build_messages(&request("x", ShellType::Zsh, "macos"));
         let sys = &m[0].content;
-        for needle in ["macOS", "zsh", "/home/ada/proj", "BSD"] {
+        for needle in ["macOS", "zsh", "BSD"] {
             assert!(sys.contains(needle), "missing {needle}: {sys}");
         }
         let m = build_messages(&request("x", ShellType::Bash, "linux"));
@@ -224,12 +230,30 @@ mod tests {
     }
 
     #[test]
-    fn prefix_is_independent_of_the_request() {
+    fn only_the_users_turn_follows_the_prefix() {
+        let r = request("x", ShellType::Bash, "linux");
+        let m = build_messages(&r);
+        let n = prefix_len(&r);
+        assert_eq!(m[..n], prefix_messages(&r)[..]);
+        assert_eq!(m.len(), n + 1);
+        assert!(m[..n].iter().all(|m| !m.content.contains("/home/ada")));
+    }
+
+    /// Issue 21: a prefix that named the directory was cached for one folder only.
+    #[test]
+    fn prefix_is_independent_of_the_request_and_the_directory() {
         let a = prefix_messages(&request("one", ShellType::Bash, "linux"));
         let b = prefix_messages(&request("two entirely different", ShellType::Bash, "linux"));
         assert_eq!(a, b);
+        let elsewhere = CommandRequest::new("one", ShellType::Bash)
+            .with_context(ExecutionContext::for_os("linux", Some("/srv/other".into())));
+        assert_eq!(a, prefix_messages(&elsewhere));
         let c = prefix_messages(&request("one", ShellType::PowerShell, "windows"));
         assert_ne!(a, c);
+        for shell in ShellType::ALL {
+            let r = request("x", shell, "linux");
+            assert_eq!(prefix_messages(&r).len(), prefix_len(&r));
+        }
     }
 
     #[test]

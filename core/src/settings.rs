@@ -751,17 +751,35 @@ fn check_model_name(name: &str) -> Result<(), String> {
 /// Checks the `[embedded]` values as a run would, with the defaults for the rest.
 fn check_embedded(e: &EmbeddedSection) -> Result<(), String> {
     ModelVariant::parse_choice(&e.variant).map_err(|m| format!("variant: {m}"))?;
-    let mut b = crate::EmbeddedConfig::builder();
-    if let Some(t) = e.temperature {
-        b = b.temperature(t);
+    e.config_builder()
+        .and_then(crate::config::EmbeddedConfigBuilder::build)
+        .map(drop)
+        .map_err(|err| match err {
+            crate::GeneratorError::InvalidConfig(m) => m,
+            other => other.to_string(),
+        })
+}
+
+impl EmbeddedSection {
+    /// The embedded backend's settings as every frontend runs it: this section over the
+    /// defaults, with the prefix cache kept on disk in caro's cache (so a cold process skips
+    /// the prefix's prefill). A frontend applies its own flags over the builder.
+    pub fn config_builder(
+        &self,
+    ) -> Result<crate::config::EmbeddedConfigBuilder, crate::GeneratorError> {
+        let variant = ModelVariant::parse_choice(&self.variant)
+            .map_err(crate::GeneratorError::InvalidConfig)?;
+        let mut b = crate::EmbeddedConfig::builder()
+            .variant(variant)
+            .prefix_cache_dir(crate::embedded::prefix_store::default_dir());
+        if let Some(t) = self.temperature {
+            b = b.temperature(t);
+        }
+        if let Some(n) = self.max_tokens {
+            b = b.max_tokens(n);
+        }
+        Ok(b)
     }
-    if let Some(n) = e.max_tokens {
-        b = b.max_tokens(n);
-    }
-    b.build().map(drop).map_err(|err| match err {
-        crate::GeneratorError::InvalidConfig(m) => m,
-        other => other.to_string(),
-    })
 }
 
 /// Settings for one run after all layers are applied.

@@ -143,15 +143,9 @@ fn build_live(config: CaroConfig) -> Result<Live, ApiError> {
         .map_err(|e| ApiError::new("config_invalid", e))?;
     let validator = SafetyValidator::from_config(&resolved.config.safety)
         .map_err(|e| ApiError::new("config_invalid", e.to_string()))?;
-    let mut b = EmbeddedConfig::builder().variant(resolved.variant_choice());
-    if let Some(t) = resolved.config.embedded.temperature {
-        b = b.temperature(t);
-    }
-    if let Some(n) = resolved.config.embedded.max_tokens {
-        b = b.max_tokens(n);
-    }
+    let config = resolved.config.embedded.config_builder()?.build()?;
     // The app fetches a missing model itself (first launch), so that is not an error here.
-    let (generator, embedded, _) = chain::build_awaiting_model(&resolved, b.build()?)?;
+    let (generator, embedded, _) = chain::build_awaiting_model(&resolved, config)?;
     Ok(Live {
         read_at: None,
         resolved,

@@ -31,6 +31,32 @@ pub trait Engine: Send + std::fmt::Debug {
     /// Runs `tokens` after the positions already in `cache`, appends them to it, and returns
     /// the logits for the last token.
     fn forward(&self, tokens: &[u32], cache: &mut EngineCache) -> Result<Vec<f32>, GeneratorError>;
+
+    /// What, besides the weights and the tokens, decides the cache's exact numbers: the
+    /// engine and the kernels it picked on this CPU. Part of the disk cache's key. `None`
+    /// for an engine whose cache cannot be saved (MLX keeps its cache on the GPU).
+    fn cache_signature(&self) -> Option<String> {
+        None
+    }
+
+    /// The cache's keys and values as plain buffers, to save on disk.
+    fn export_cache(&self, _cache: &EngineCache) -> Option<KvSnapshot> {
+        None
+    }
+
+    /// A cache from saved buffers; `None` when they do not fit this model.
+    fn import_cache(&self, _snapshot: KvSnapshot) -> Option<EngineCache> {
+        None
+    }
+}
+
+/// A cache's contents as plain buffers: `len` positions, and per layer its keys and values,
+/// position-major, `row` floats per position each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvSnapshot {
+    pub len: usize,
+    pub row: usize,
+    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 fn inference(e: impl std::fmt::Display) -> GeneratorError {
@@ -56,6 +82,35 @@ impl Engine for Transformer {
             #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
             EngineCache::Mlx(_) => Err(inference("an MLX cache was given to the Candle engine")),
         }
+    }
+
+    fn cache_signature(&self) -> Option<String> {
+        // The kernels differ in rounding (VNNI tiles, the AVX2 Q4_1 path, candle's own), so a
+        // cache computed with one set is not reused by a process that picked another.
+        Some(format!(
+            "candle-cpu;vnni={};avx2={}",
+            super::kernels::available(),
+            super::kernels::avx2_available()
+        ))
+    }
+
+    fn export_cache(&self, cache: &EngineCache) -> Option<KvSnapshot> {
+        match cache {
+            EngineCache::Candle(c) => Some(KvSnapshot {
+                len: c.len(),
+                row: self.kv_row(),
+                layers: c.layers().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+            }),
+            #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
+            EngineCache::Mlx(_) => None,
+        }
+    }
+
+    fn import_cache(&self, snapshot: KvSnapshot) -> Option<EngineCache> {
+        if snapshot.row != self.kv_row() || snapshot.layers.len() != self.n_layers() {
+            return None;
+        }
+        KvCache::from_layers(self, snapshot.len, snapshot.layers).map(EngineCache::Candle)
     }
 }
 

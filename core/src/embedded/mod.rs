@@ -10,13 +10,14 @@ mod matvec;
 #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
 mod mlx;
 mod model;
+pub mod prefix_store;
 mod q4k;
 mod sampler;
 mod vecmath;
 mod weights;
 
 pub use chat::TextCodec;
-pub use engine::{Engine, EngineCache, mlx_compiled};
+pub use engine::{Engine, EngineCache, KvSnapshot, mlx_compiled};
 pub use gguf::GgufFile;
 pub use model::{Architecture, Hyperparams, KvCache, Transformer};
 
@@ -30,6 +31,7 @@ use crate::generator::{
 use crate::parse;
 use crate::prompt::{self, ChatMessage};
 use crate::shell::ShellType;
+use prefix_store::{PrefixKey, PrefixStore};
 use sampler::Sampler;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -95,6 +97,9 @@ struct Loaded {
     prefix: Option<(Vec<u32>, EngineCache)>,
     /// The file the weights were read (or mapped) from, as it was when loading began.
     file: FileIdentity,
+    /// What the prefix's KV state depends on besides its tokens, for the disk cache; `None`
+    /// when the engine cannot save its cache.
+    disk_key: Option<PrefixKey>,
 }
 
 /// What tells one state of the model file from another: its size and modification time, and
@@ -158,6 +163,8 @@ pub struct EmbeddedModelBackend {
     model_path: PathBuf,
     config: EmbeddedConfig,
     variant: ModelVariant,
+    /// The prefix cache on disk, when the config names a directory for it.
+    disk: Option<PrefixStore>,
     queue: FifoLock,
     state: Mutex<Option<Loaded>>,
 }
@@ -190,10 +197,16 @@ impl EmbeddedModelBackend {
         if variant == ModelVariant::Mlx && !mlx_compiled() {
             return Err(GeneratorError::InvalidConfig(MLX_MISSING.to_owned()));
         }
+        let disk = config
+            .prefix_cache_dir
+            .clone()
+            .filter(|_| config.prefix_cache)
+            .map(|dir| PrefixStore::new(dir, prefix_store::DEFAULT_MAX_BYTES));
         Ok(Self {
             model_path: model_path.into(),
             config,
             variant,
+            disk,
             queue: FifoLock::default(),
             state: Mutex::new(None),
         })
@@ -383,12 +396,17 @@ impl EmbeddedModelBackend {
             ms,
             "model loaded"
         );
+        let disk_key = self
+            .disk
+            .as_ref()
+            .and_then(|_| PrefixKey::new(&self.model_path, model.as_ref()));
         Ok((
             Loaded {
                 model,
                 codec,
                 prefix: None,
                 file,
+                disk_key,
             },
             ms,
         ))
@@ -411,7 +429,14 @@ impl EmbeddedModelBackend {
         let loaded = state
             .as_mut()
             .ok_or_else(|| GeneratorError::Inference("model not loaded".into()))?;
-        let mut out = generate(loaded, &self.config, messages, opts, cancel)?;
+        let mut out = generate(
+            loaded,
+            &self.config,
+            self.disk.as_ref(),
+            messages,
+            opts,
+            cancel,
+        )?;
         out.timings.load = load_ms;
         out.timings.total = started.elapsed().as_secs_f64() * 1e3;
         Ok(out)
@@ -422,11 +447,13 @@ impl EmbeddedModelBackend {
 /// is too small for the instructions and the reply budget, not that the request is too long.
 const MIN_REQUEST_ROOM: usize = 128;
 
-/// Tokenises the chat, reuses or builds the prefix KV cache, and decodes the reply. `cancel`
-/// is polled between the model's forward passes, so a stop takes effect within one token.
+/// Tokenises the chat, reuses or builds the prefix KV cache (from memory, else from `disk`,
+/// else by prefilling it and saving it there), and decodes the reply. `cancel` is polled
+/// between the model's forward passes, so a stop takes effect within one token.
 fn generate(
     loaded: &mut Loaded,
     config: &EmbeddedConfig,
+    disk: Option<&PrefixStore>,
     messages: &[ChatMessage],
     opts: RunOptions,
     cancel: &Cancel,
@@ -473,24 +500,62 @@ fn generate(
     let span = tracing::info_span!("prefill", tokens = prompt_len);
     let prefill_guard = span.enter();
     let mut cached = 0;
-    let (mut cache, to_prefill): (EngineCache, Vec<u32>) =
-        if config.prefix_cache && !prefix_ids.is_empty() {
-            let hit = matches!(&loaded.prefix, Some((ids, _)) if *ids == prefix_ids);
-            if !hit {
-                let mut c = loaded.model.new_cache();
-                prefill(loaded.model.as_ref(), &prefix_ids, &mut c, cancel)?;
-                loaded.prefix = Some((prefix_ids.clone(), c));
-            } else {
-                cached = prefix_ids.len();
-            }
-            let cache = match &loaded.prefix {
-                Some((_, c)) => c.clone(),
-                None => loaded.model.new_cache(),
+    let (mut cache, to_prefill): (EngineCache, Vec<u32>) = if config.prefix_cache
+        && !prefix_ids.is_empty()
+    {
+        let hit = matches!(&loaded.prefix, Some((ids, _)) if *ids == prefix_ids);
+        if !hit {
+            let disk = disk.zip(loaded.disk_key.as_ref());
+            let model = loaded.model.as_ref();
+            let restored = disk.and_then(|(store, key)| {
+                    match store.load(key, &prefix_ids, model) {
+                        Ok(c) => Some(c),
+                        Err(why) => {
+                            let path = store.path(key, &prefix_ids);
+                            // Not a warning: the file is computed again and replaced, and the
+                            // user has nothing to do.
+                            if why == prefix_store::Stale::Missing {
+                                tracing::debug!(path = %path.display(), "no prefix cache on disk");
+                            } else {
+                                tracing::info!(path = %path.display(), "not using the prefix cache on disk: {why}; computing it again");
+                            }
+                            None
+                        }
+                    }
+                });
+            let c = match restored {
+                Some(c) => {
+                    cached = prefix_ids.len();
+                    c
+                }
+                None => {
+                    let mut c = model.new_cache();
+                    prefill(model, &prefix_ids, &mut c, cancel)?;
+                    // A cache that cannot be saved costs the next process time, not this
+                    // request its answer.
+                    if let Some((store, key)) = disk {
+                        match store.save(key, &prefix_ids, model, &c) {
+                            Ok(path) => {
+                                tracing::debug!(path = %path.display(), "prefix cache saved")
+                            }
+                            Err(e) => tracing::warn!("cannot save the prefix cache: {e}"),
+                        }
+                    }
+                    c
+                }
             };
-            (cache, rest_ids)
+            loaded.prefix = Some((prefix_ids.clone(), c));
         } else {
-            (loaded.model.new_cache(), [prefix_ids, rest_ids].concat())
+            cached = prefix_ids.len();
+        }
+        let cache = match &loaded.prefix {
+            Some((_, c)) => c.clone(),
+            None => loaded.model.new_cache(),
         };
+        (cache, rest_ids)
+    } else {
+        (loaded.model.new_cache(), [prefix_ids, rest_ids].concat())
+    };
     let model = &loaded.model;
     let mut logits = prefill(model.as_ref(), &to_prefill, &mut cache, cancel)?;
     drop(prefill_guard);
@@ -599,10 +664,11 @@ impl CommandGenerator for EmbeddedModelBackend {
             });
         }
         let messages = prompt::build_messages(request);
+        let cacheable_messages = prompt::prefix_len(request);
         let out = self.run(
             &messages,
             RunOptions {
-                cacheable_messages: messages.len() - 1,
+                cacheable_messages,
                 stop_when_complete: true,
             },
             cancel,
@@ -636,7 +702,7 @@ impl CommandGenerator for EmbeddedModelBackend {
                     .run(
                         &again,
                         RunOptions {
-                            cacheable_messages: messages.len() - 1,
+                            cacheable_messages,
                             stop_when_complete: true,
                         },
                         cancel,

@@ -139,6 +139,30 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Each layer's keys and values, position-major, for the disk cache to write.
+    pub(crate) fn layers(&self) -> impl Iterator<Item = (&[f32], &[f32])> {
+        self.layers.iter().map(|l| (l.k.as_slice(), l.v.as_slice()))
+    }
+
+    /// A cache of `len` positions from each layer's keys and values; `None` unless there is
+    /// one pair per layer of `model` and each buffer holds exactly `len` positions.
+    pub(crate) fn from_layers(
+        model: &Transformer,
+        len: usize,
+        layers: Vec<(Vec<f32>, Vec<f32>)>,
+    ) -> Option<Self> {
+        let row = model.kv_row();
+        let fits = layers.len() == model.layers.len()
+            && len <= model.max_positions
+            && layers
+                .iter()
+                .all(|(k, v)| k.len() == len * row && v.len() == len * row);
+        fits.then(|| Self {
+            layers: layers.into_iter().map(|(k, v)| LayerKv { k, v }).collect(),
+            len,
+        })
+    }
 }
 
 /// A weight matrix, multiplied either by candle (`QMatMul`, which repacks Q4_K/Q8_0 into
@@ -546,6 +570,16 @@ impl Transformer {
     /// Largest number of positions a [`KvCache`] may reach.
     pub fn max_positions(&self) -> usize {
         self.max_positions
+    }
+
+    /// Floats one position takes in one layer's keys (and again in its values).
+    pub(crate) fn kv_row(&self) -> usize {
+        self.params.n_kv_head * self.params.head_dim
+    }
+
+    /// Number of transformer layers (one key/value pair each in a [`KvCache`]).
+    pub(crate) fn n_layers(&self) -> usize {
+        self.layers.len()
     }
 
     pub fn new_cache(&self) -> KvCache {

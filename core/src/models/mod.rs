@@ -12,6 +12,7 @@ mod store;
 
 pub use error::ModelError;
 pub use manifest::ModelManifest;
+pub(crate) use store::hex;
 pub use store::{
     DEFAULT_ENDPOINT, ModelStore, ProgressFn, PullEvent, PullOptions, Pulled, SourceKind,
     SourcePref, Verification, next_source, sha256_file,

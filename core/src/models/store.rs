@@ -337,7 +337,8 @@ impl ModelStore {
         }
     }
 
-    /// Deletes the model and anything a pull left for it. Returns what was deleted.
+    /// Deletes the model, anything a pull left for it, and its prefix caches. Returns what
+    /// was deleted.
     pub fn remove(&self, m: &ModelManifest) -> Result<Vec<PathBuf>, ModelError> {
         let dest = self.path(m);
         let mut removed = Vec::new();
@@ -355,6 +356,12 @@ impl ModelStore {
             }
         }
         removed.extend(hub::remove_all(&self.dir, m));
+        // The prefix caches computed with the model are useless without it.
+        let caches = self.dir.join(crate::embedded::prefix_store::DIR_NAME);
+        removed.extend(
+            crate::embedded::prefix_store::remove_for_model(&caches, &m.file)
+                .map_err(|e| ModelError::io(&caches, e))?,
+        );
         Ok(removed)
     }
 

@@ -642,3 +642,101 @@ fn a_model_file_deleted_between_requests_is_reported_then_reloaded() {
     raw(backend.generate_command(&request("list files")));
     assert!(backend.is_loaded());
 }
+
+// ---- the prefix cache on disk (issue 21) ---------------------------------------------------
+
+fn disk_cached(dir: &Path) -> EmbeddedConfig {
+    greedy_with(|b| b.prefix_cache_dir(Some(dir.to_path_buf())))
+}
+
+fn in_dir(prompt: &str, cwd: &str) -> CommandRequest {
+    CommandRequest::new(prompt, ShellType::Bash)
+        .with_context(ExecutionContext::for_os("linux", Some(cwd.into())))
+}
+
+/// A second backend (a new process, in effect) reads the prefix from disk in any directory,
+/// and says exactly what a backend that computed everything itself says. SmolLM2 need not
+/// write a command, so the file's use shows in its modification time, which a load that
+/// accepted it refreshes (the least recently used files are pruned first).
+#[test]
+fn prefix_cache_on_disk_serves_the_next_process_in_any_directory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let prompt = "count the lines in main.rs";
+    let first = EmbeddedModelBackend::new(model(SMOL), disk_cached(dir.path())).expect("backend");
+    let cold = first
+        .generate_command(&in_dir(prompt, "/home/test/project"))
+        .map(|o| o.tokens.cached);
+    assert!(
+        matches!(cold, Ok(0) | Err(GeneratorError::NoCommand { .. })),
+        "{cold:?}"
+    );
+    drop(first);
+    let files = caro_core::embedded::prefix_store::list(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].model, SMOL);
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let age = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .expect("mtime")
+    };
+    std::fs::File::options()
+        .write(true)
+        .open(&files[0].path)
+        .and_then(|f| f.set_modified(hour_ago))
+        .expect("age the file");
+
+    let second = EmbeddedModelBackend::new(model(SMOL), disk_cached(dir.path())).expect("backend");
+    let elsewhere = in_dir(prompt, "/srv/elsewhere");
+    let restored = raw(second.generate_command(&elsewhere));
+    assert!(
+        age(&files[0].path) > hour_ago,
+        "the second process used the file"
+    );
+    assert_eq!(caro_core::embedded::prefix_store::list(dir.path()).len(), 1);
+    let reference = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
+    assert_eq!(restored, raw(reference.generate_command(&elsewhere)));
+}
+
+/// A model file that changed (here, a new modification time) no longer matches its caches:
+/// the prefix is computed again and saved under a new key, never taken from the old file.
+#[test]
+fn a_changed_model_file_does_not_use_its_old_prefix_cache() {
+    let (_tmp, path, _) = backend_on_a_copy();
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = || {
+        EmbeddedModelBackend::new(&path, disk_cached(dir.path()))
+            .expect("backend")
+            .generate_command(&request("print the date"))
+    };
+    raw(run());
+    let later = std::time::SystemTime::now() + Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(later))
+        .expect("touch");
+    raw(run());
+    assert_eq!(
+        caro_core::embedded::prefix_store::list(dir.path()).len(),
+        2,
+        "one cache per state of the model file"
+    );
+}
+
+/// A cache directory that cannot be written costs the next process its head start, never
+/// this request its answer.
+#[test]
+fn an_unwritable_prefix_cache_never_fails_a_request() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"x").expect("write");
+    let backend = EmbeddedModelBackend::new(model(SMOL), disk_cached(&not_a_dir.join("cache")))
+        .expect("backend");
+    let reference = EmbeddedModelBackend::new(model(SMOL), greedy()).expect("backend");
+    let r = request("print the date");
+    assert_eq!(
+        raw(backend.generate_command(&r)),
+        raw(reference.generate_command(&r))
+    );
+}

@@ -163,15 +163,25 @@ fn wait_with_rusage(mut child: std::process::Child) -> Result<(bool, Option<i64>
         b
     });
     let mut out = Vec::new();
-    stdout.read_to_end(&mut out)?;
+    if let Err(e) = stdout.read_to_end(&mut out) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e.into());
+    }
     let pid = libc::pid_t::try_from(child.id()).context("pid")?;
     let mut status = 0;
     // SAFETY: `rusage` is plain data that wait4 fills; `pid` is our own unwaited child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live locals of the right types.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if r != pid {
-        bail!("wait4: {}", std::io::Error::last_os_error());
+    loop {
+        // SAFETY: both pointers are to live locals of the right types.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            bail!("wait4: {e}");
+        }
     }
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     Ok((

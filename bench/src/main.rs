@@ -545,32 +545,20 @@ fn print_cold(c: &caro_bench::cold::ColdStart, mb: &dyn Fn(Option<f64>) -> Strin
         "| metric | cold, no cache file | cold, prefix cache on disk | warm daemon (client) |"
     );
     println!("|---|---|---|---|");
-    println!(
-        "| wall time | {:.0} ms | {:.0} ms | {:.0} ms |",
-        u.wall_ms, k.wall_ms, w.wall_ms
-    );
-    println!(
-        "| load | {:.0} ms | {:.0} ms | {:.0} ms |",
-        u.load_ms, k.load_ms, w.load_ms
-    );
-    println!(
-        "| prefill | {:.0} ms | {:.0} ms | {:.0} ms |",
-        u.prefill_ms, k.prefill_ms, w.prefill_ms
-    );
-    println!(
-        "| decode | {:.0} ms | {:.0} ms | {:.0} ms |",
-        u.decode_ms, k.decode_ms, w.decode_ms
-    );
-    println!(
-        "| prompt tokens from cache | {} | {} | {} |",
-        u.cached_tokens, k.cached_tokens, w.cached_tokens
-    );
-    println!(
-        "| peak RSS | {} | {} | {} (daemon) |",
-        mb(u.peak_rss_mb),
-        mb(k.peak_rss_mb),
-        mb(w.peak_rss_mb)
-    );
+    let all = [u, k, w];
+    let row = |metric: &str, cell: &dyn Fn(&caro_bench::cold::Summary) -> String| {
+        let cells: Vec<String> = all.iter().map(|s| cell(s)).collect();
+        println!("| {metric} | {} |", cells.join(" | "));
+    };
+    let millis = |v: f64| format!("{v:.0} ms");
+    row("wall time", &|s| millis(s.wall_ms));
+    row("load", &|s| millis(s.load_ms));
+    row("prefill", &|s| millis(s.prefill_ms));
+    row("decode", &|s| millis(s.decode_ms));
+    row("prompt tokens from cache", &|s| s.cached_tokens.to_string());
+    row("peak RSS (the warm column: the daemon's)", &|s| {
+        mb(s.peak_rss_mb)
+    });
     println!();
     println!(
         "cold with cache / (its load + warm answer) = {:.2}x (goal <= 1.5); cold with cache / \

@@ -227,8 +227,13 @@ pub fn status(s: &RunSettings, json: bool) {
         (Some(dir), 0) => {
             let _ = writeln!(
                 out,
-                "          prefix cache empty {DIM}({}; the next request fills it){DIM:#}",
-                dir.display()
+                "          prefix cache empty {DIM}({}; {}){DIM:#}",
+                dir.display(),
+                if res.backend == BackendKind::Embedded && res.variant() == ModelVariant::Cpu {
+                    "the next request fills it"
+                } else {
+                    "only the embedded model on the CPU engine uses it"
+                }
             );
         }
         (Some(dir), n) => {

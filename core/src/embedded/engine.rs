@@ -87,20 +87,30 @@ impl Engine for Transformer {
     fn cache_signature(&self) -> Option<String> {
         // The kernels differ in rounding (VNNI tiles, the AVX2 Q4_1 path, candle's own), so a
         // cache computed with one set is not reused by a process that picked another.
+        // Mapped weights take caro's kernels, weights read into memory some of candle's.
         Some(format!(
-            "candle-cpu;vnni={};avx2={}",
+            "candle-cpu;vnni={};avx2={};mapped={}",
             super::kernels::available(),
-            super::kernels::avx2_available()
+            super::kernels::avx2_available(),
+            self.is_mapped()
         ))
     }
 
     fn export_cache(&self, cache: &EngineCache) -> Option<KvSnapshot> {
         match cache {
-            EngineCache::Candle(c) => Some(KvSnapshot {
-                len: c.len(),
-                row: self.kv_row(),
-                layers: c.layers().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
-            }),
+            EngineCache::Candle(c) => {
+                // Only the cache's own positions: a failed forward pass may have left more.
+                let n = c.len() * self.kv_row();
+                let layers = c
+                    .layers()
+                    .map(|(k, v)| Some((k.get(..n)?.to_vec(), v.get(..n)?.to_vec())))
+                    .collect::<Option<Vec<_>>>()?;
+                Some(KvSnapshot {
+                    len: c.len(),
+                    row: self.kv_row(),
+                    layers,
+                })
+            }
             #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
             EngineCache::Mlx(_) => None,
         }

@@ -396,10 +396,12 @@ impl EmbeddedModelBackend {
             ms,
             "model loaded"
         );
-        let disk_key = self
-            .disk
-            .as_ref()
-            .and_then(|_| PrefixKey::new(&self.model_path, model.as_ref()));
+        // The key describes the file as it was before it was opened. If it changed while
+        // loading, the weights may be either file's, so nothing is saved or trusted.
+        let unchanged = FileIdentity::of(&self.model_path).is_ok_and(|now| now == file);
+        let disk_key = self.disk.as_ref().filter(|_| unchanged).and_then(|_| {
+            PrefixKey::new(&self.model_path, file.len, file.modified, model.as_ref())
+        });
         Ok((
             Loaded {
                 model,
@@ -538,7 +540,9 @@ fn generate(
                             Ok(path) => {
                                 tracing::debug!(path = %path.display(), "prefix cache saved")
                             }
-                            Err(e) => tracing::warn!("cannot save the prefix cache: {e}"),
+                            // Info, not a warning: a read-only cache would print it on every
+                            // cold request, and the answer is unaffected.
+                            Err(e) => tracing::info!("cannot save the prefix cache: {e}"),
                         }
                     }
                     c

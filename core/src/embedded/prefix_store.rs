@@ -33,6 +33,10 @@ const EXT: &str = "kv";
 const TEMP_PREFIX: &str = ".kv-";
 /// A header longer than this is not one of ours.
 const MAX_HEADER: usize = 64 * 1024;
+/// Bounds on the shapes a header may claim, far above any model caro runs: sizes come from
+/// the file, and a forged header must not size an allocation or a loop.
+const MAX_LAYERS: usize = 1024;
+const MAX_ROW: usize = 1 << 16;
 /// Temporary files older than this belong to a writer that died.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 const DIGEST_LEN: usize = 32;
@@ -58,14 +62,16 @@ pub(crate) struct PrefixKey {
 }
 
 impl PrefixKey {
-    /// The key for the model at `path`, as it is now, run by `engine`. `None` when the
-    /// engine cannot save its cache, or the file cannot be examined.
-    pub fn new(path: &Path, engine: &dyn Engine) -> Option<Self> {
+    /// The key for the model at `path`, of `len` bytes modified at `modified` (as it was
+    /// when loading began), run by `engine`. `None` when the engine cannot save its cache.
+    pub fn new(
+        path: &Path,
+        len: u64,
+        modified: Option<SystemTime>,
+        engine: &dyn Engine,
+    ) -> Option<Self> {
         let signature = engine.cache_signature()?;
-        let meta = std::fs::metadata(path).ok()?;
-        let modified = meta
-            .modified()
-            .ok()?
+        let modified = modified?
             .duration_since(SystemTime::UNIX_EPOCH)
             .ok()?
             .as_nanos();
@@ -80,13 +86,34 @@ impl PrefixKey {
         let model_file = path.file_name()?.to_string_lossy().into_owned();
         Some(Self {
             text: format!(
-                "caro {}; model {model_file} size {} mtime {modified} sha256 {sha}; {signature}",
+                "caro {} ({}); model {model_file} size {len} mtime {modified} sha256 {sha}; \
+                 {signature}",
                 env!("CARGO_PKG_VERSION"),
-                meta.len()
+                build_id()
             ),
             model_file,
         })
     }
+}
+
+/// The running binary's size and modification time: a rebuilt caro (a developer's, whose
+/// version number stays the same while its kernels change) does not trust an old cache.
+fn build_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .map(|m| {
+                let t = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("build {} {t}", m.len())
+            })
+            .unwrap_or_else(|_| "build unknown".to_owned())
+    })
+    .clone()
 }
 
 /// Why a cache file was not used.
@@ -149,8 +176,15 @@ impl PrefixStore {
         engine: &dyn Engine,
     ) -> Result<EngineCache, Stale> {
         let path = self.path(key, tokens);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let read = || -> std::io::Result<Result<Vec<u8>, Stale>> {
+            // Sized before it is read: a file no cache of ours could be is not loaded whole.
+            if std::fs::metadata(&path)?.len() > self.max_bytes {
+                return Ok(Err(Stale::Length));
+            }
+            std::fs::read(&path).map(Ok)
+        };
+        let bytes = match read() {
+            Ok(b) => b?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Stale::Missing),
             Err(e) => return Err(Stale::Unreadable(e.to_string())),
         };
@@ -202,11 +236,16 @@ impl PrefixStore {
             let Ok(meta) = entry.metadata() else { continue };
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             let name = entry.file_name().to_string_lossy().into_owned();
+            // Only names this module writes: the directory is configurable, and anything
+            // else in it is not ours to delete.
+            if !meta.is_file() {
+                continue;
+            }
             if name.starts_with(TEMP_PREFIX) {
                 if now.duration_since(modified).unwrap_or_default() > STALE_TEMP {
                     let _ = std::fs::remove_file(&path);
                 }
-            } else if meta.is_file() && path.extension().is_some_and(|e| e == EXT) {
+            } else if model_of(&name).is_some() {
                 files.push((modified, meta.len(), path));
             }
         }
@@ -274,11 +313,16 @@ fn decode(bytes: &[u8], key: &PrefixKey, tokens: &[u32]) -> Result<KvSnapshot, S
     }
     let (header, body) = rest.split_at(header_len);
     let header: Header = serde_json::from_slice(header).map_err(|_| Stale::Foreign)?;
-    // Sizes come from the file, so they are checked before they size anything.
+    // Sizes come from the file, so they are bounded before they size anything (the checksum
+    // proves no intent: anyone can compute one).
+    if !(1..=MAX_LAYERS).contains(&header.layers) || !(1..=MAX_ROW).contains(&header.row) {
+        return Err(Stale::Shape);
+    }
     let floats = header
         .tokens
         .checked_mul(header.row)
-        .and_then(|n| n.checked_mul(2 * header.layers))
+        .and_then(|n| n.checked_mul(2))
+        .and_then(|n| n.checked_mul(header.layers))
         .ok_or(Stale::Length)?;
     let want = floats
         .checked_add(header.tokens)
@@ -344,7 +388,7 @@ pub fn list(dir: &Path) -> Vec<CacheFile> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let model = model_of(&name)?.to_owned();
-            let meta = e.metadata().ok()?;
+            let meta = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
             Some((
                 meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 CacheFile {
@@ -452,12 +496,32 @@ mod tests {
     #[case::text(b"hello, world".to_vec())]
     #[case::magic_only(MAGIC.to_vec())]
     #[case::huge_header([&MAGIC[..], &u32::MAX.to_le_bytes()].concat())]
-    #[case::huge_sizes({
-        let h = br#"{"key":"k","tokens":18446744073709551615,"layers":2,"row":3}"#;
-        [&MAGIC[..], &(h.len() as u32).to_le_bytes(), h].concat()
-    })]
+    #[case::huge_sizes(forged(br#"{"key":"k","tokens":18446744073709551615,"layers":2,"row":3}"#))]
+    #[case::zero_row_huge_layers(forged(
+        br#"{"key":"k","tokens":1,"layers":9223372036854775807,"row":0}"#
+    ))]
+    #[case::layers_that_wrap(forged(
+        br#"{"key":"k","tokens":1,"layers":9223372036854775809,"row":1}"#
+    ))]
+    #[case::zero_layers_huge_row(forged(
+        br#"{"key":"k","tokens":4611686018427387904,"layers":0,"row":4}"#
+    ))]
     fn garbage_is_refused_without_a_panic(#[case] bytes: Vec<u8>) {
         assert!(decode(&bytes, &key(), &[1]).is_err());
+    }
+
+    /// A file with `header` and a valid checksum: the checksum is no proof of good faith.
+    fn forged(header: &[u8]) -> Vec<u8> {
+        let mut b = [
+            &MAGIC[..],
+            &(header.len() as u32).to_le_bytes(),
+            header,
+            &[0; 8],
+        ]
+        .concat();
+        let digest = Sha256::digest(&b);
+        b.extend_from_slice(&digest);
+        b
     }
 
     #[test]
@@ -498,6 +562,8 @@ mod tests {
         std::fs::write(&fresh_tmp, b"x").expect("write");
         let unrelated = dir.path().join("notes.txt");
         std::fs::write(&unrelated, vec![0u8; 5000]).expect("write");
+        let not_ours = dir.path().join("backup.kv");
+        std::fs::write(&not_ours, vec![0u8; 5000]).expect("write");
 
         store.prune(&paths[2]);
         assert!(!paths[0].exists(), "the oldest goes first");
@@ -505,6 +571,10 @@ mod tests {
         assert!(!stale_tmp.exists(), "a dead writer's file is removed");
         assert!(fresh_tmp.exists(), "a live writer's file is left alone");
         assert!(unrelated.exists(), "only cache files are pruned");
+        assert!(
+            not_ours.exists(),
+            "a .kv file caro did not name is not its own"
+        );
     }
 
     #[test]

@@ -356,12 +356,15 @@ impl ModelStore {
             }
         }
         removed.extend(hub::remove_all(&self.dir, m));
-        // The prefix caches computed with the model are useless without it.
+        // The prefix caches computed with the model are useless without it. Best effort: the
+        // model is gone already, and a cache left behind is pruned in time.
         let caches = self.dir.join(crate::embedded::prefix_store::DIR_NAME);
-        removed.extend(
-            crate::embedded::prefix_store::remove_for_model(&caches, &m.file)
-                .map_err(|e| ModelError::io(&caches, e))?,
-        );
+        match crate::embedded::prefix_store::remove_for_model(&caches, &m.file) {
+            Ok(files) => removed.extend(files),
+            Err(e) => {
+                tracing::warn!(dir = %caches.display(), "cannot remove the model's prefix caches: {e}")
+            }
+        }
         Ok(removed)
     }
 

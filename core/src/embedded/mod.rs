@@ -502,64 +502,39 @@ fn generate(
     let span = tracing::info_span!("prefill", tokens = prompt_len);
     let prefill_guard = span.enter();
     let mut cached = 0;
-    let (mut cache, to_prefill): (EngineCache, Vec<u32>) = if config.prefix_cache
-        && !prefix_ids.is_empty()
-    {
-        let hit = matches!(&loaded.prefix, Some((ids, _)) if *ids == prefix_ids);
-        if !hit {
-            let disk = disk.zip(loaded.disk_key.as_ref());
-            let model = loaded.model.as_ref();
-            let restored = disk.and_then(|(store, key)| {
-                    match store.load(key, &prefix_ids, model) {
-                        Ok(c) => Some(c),
-                        Err(why) => {
-                            let path = store.path(key, &prefix_ids);
-                            // Not a warning: the file is computed again and replaced, and the
-                            // user has nothing to do.
-                            if why == prefix_store::Stale::Missing {
-                                tracing::debug!(path = %path.display(), "no prefix cache on disk");
-                            } else {
-                                tracing::info!(path = %path.display(), "not using the prefix cache on disk: {why}; computing it again");
-                            }
-                            None
-                        }
+    let (mut cache, to_prefill): (EngineCache, Vec<u32>) =
+        if config.prefix_cache && !prefix_ids.is_empty() {
+            let hit = matches!(&loaded.prefix, Some((ids, _)) if *ids == prefix_ids);
+            if !hit {
+                let disk = disk.zip(loaded.disk_key.as_ref());
+                let model = loaded.model.as_ref();
+                let restored = disk.and_then(|(store, key)| store.restore(key, &prefix_ids, model));
+                let c = match restored {
+                    Some(c) => {
+                        cached = prefix_ids.len();
+                        c
                     }
-                });
-            let c = match restored {
-                Some(c) => {
-                    cached = prefix_ids.len();
-                    c
-                }
-                None => {
-                    let mut c = model.new_cache();
-                    prefill(model, &prefix_ids, &mut c, cancel)?;
-                    // A cache that cannot be saved costs the next process time, not this
-                    // request its answer.
-                    if let Some((store, key)) = disk {
-                        match store.save(key, &prefix_ids, model, &c) {
-                            Ok(path) => {
-                                tracing::debug!(path = %path.display(), "prefix cache saved")
-                            }
-                            // Info, not a warning: a read-only cache would print it on every
-                            // cold request, and the answer is unaffected.
-                            Err(e) => tracing::info!("cannot save the prefix cache: {e}"),
+                    None => {
+                        let mut c = model.new_cache();
+                        prefill(model, &prefix_ids, &mut c, cancel)?;
+                        if let Some((store, key)) = disk {
+                            store.keep(key, &prefix_ids, model, &c);
                         }
+                        c
                     }
-                    c
-                }
+                };
+                loaded.prefix = Some((prefix_ids.clone(), c));
+            } else {
+                cached = prefix_ids.len();
+            }
+            let cache = match &loaded.prefix {
+                Some((_, c)) => c.clone(),
+                None => loaded.model.new_cache(),
             };
-            loaded.prefix = Some((prefix_ids.clone(), c));
+            (cache, rest_ids)
         } else {
-            cached = prefix_ids.len();
-        }
-        let cache = match &loaded.prefix {
-            Some((_, c)) => c.clone(),
-            None => loaded.model.new_cache(),
+            (loaded.model.new_cache(), [prefix_ids, rest_ids].concat())
         };
-        (cache, rest_ids)
-    } else {
-        (loaded.model.new_cache(), [prefix_ids, rest_ids].concat())
-    };
     let model = &loaded.model;
     let mut logits = prefill(model.as_ref(), &to_prefill, &mut cache, cancel)?;
     drop(prefill_guard);

@@ -197,6 +197,39 @@ impl PrefixStore {
         Ok(cache)
     }
 
+    /// [`load`](Self::load) for a request: the saved cache, or `None` (with why in the log)
+    /// when there is no usable one and the prefix must be computed.
+    pub fn restore(
+        &self,
+        key: &PrefixKey,
+        tokens: &[u32],
+        engine: &dyn Engine,
+    ) -> Option<EngineCache> {
+        let why = match self.load(key, tokens, engine) {
+            Ok(c) => return Some(c),
+            Err(why) => why,
+        };
+        let path = self.path(key, tokens);
+        // Not a warning: the file is computed again and replaced, and the user has nothing
+        // to do.
+        if why == Stale::Missing {
+            tracing::debug!(path = %path.display(), "no prefix cache on disk");
+        } else {
+            tracing::info!(path = %path.display(), "not using the prefix cache on disk: {why}; computing it again");
+        }
+        None
+    }
+
+    /// [`save`](Self::save) for a request: best effort, since a cache that cannot be saved
+    /// costs the next process time, not this request its answer.
+    pub fn keep(&self, key: &PrefixKey, tokens: &[u32], engine: &dyn Engine, cache: &EngineCache) {
+        match self.save(key, tokens, engine, cache) {
+            Ok(path) => tracing::debug!(path = %path.display(), "prefix cache saved"),
+            // Info, not a warning: a read-only cache would print it on every cold request.
+            Err(e) => tracing::info!("cannot save the prefix cache: {e}"),
+        }
+    }
+
     /// Saves `cache` for `key` and `tokens`, atomically, then prunes the directory to its
     /// bound. Returns the file written.
     pub fn save(
@@ -339,28 +372,26 @@ fn decode(bytes: &[u8], key: &PrefixKey, tokens: &[u32]) -> Result<KvSnapshot, S
     if header.key != key.text {
         return Err(Stale::OtherKey);
     }
-    let words = |b: &[u8]| -> Vec<[u8; 4]> {
-        b.chunks_exact(4)
-            .map(|c| [c[0], c[1], c[2], c[3]])
-            .collect()
-    };
     let (ids, mut kv) = body.split_at(4 * header.tokens);
-    if header.tokens != tokens.len()
-        || words(ids)
-            .into_iter()
-            .map(u32::from_le_bytes)
-            .ne(tokens.iter().copied())
-    {
+    let saved = ids
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    if header.tokens != tokens.len() || saved.ne(tokens.iter().copied()) {
         return Err(Stale::OtherPrefix);
     }
     let per = 4 * header.tokens * header.row;
+    // Straight from the bytes, without an intermediate copy of the 20 MB payload.
+    let floats = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
     let mut layers = Vec::with_capacity(header.layers);
     for _ in 0..header.layers {
         let (k, rest) = kv.split_at(per);
         let (v, rest) = rest.split_at(per);
         kv = rest;
-        let f = |b: &[u8]| words(b).into_iter().map(f32::from_le_bytes).collect();
-        layers.push((f(k), f(v)));
+        layers.push((floats(k), floats(v)));
     }
     Ok(KvSnapshot {
         len: header.tokens,

@@ -2,11 +2,13 @@
 # The README's model comparison and speed tables, from one command:
 #   1. fetches the three models caro can load (cached after the first run) and builds
 #      llama.cpp's llama-server and llama-bench (the same-run speed references);
-#   2. caro-accuracy: the dev set through every model at greedy and at caro's default
-#      temperature, one table (accuracy, load, p50/p90 latency, peak RSS);
+#   2. caro-accuracy: both splits (dev: tuning; test: frozen) through every model at greedy
+#      and at caro's default temperature, one table (accuracy with 95% Wilson intervals, per
+#      category, load, p50/p90 latency, peak RSS);
 #   3. caro-bench on each model, with llama.cpp measured in the same run.
-# Extra arguments go to caro-accuracy (for example --limit 20 for a quick look).
-# Takes about 30 minutes on 2 cores. Prints Markdown; the load average is in each table.
+# Extra arguments go to caro-accuracy (for example --limit 20 or --split test for a quick look).
+# Takes a few hours on 2 cores (the 0.5B and SmolLM2 answer slowly). Prints Markdown; the load
+# average is in each table.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -23,7 +25,7 @@ done
 args=()
 for f in "${files[@]}"; do args+=(--model "$f"); done
 
-echo "## Accuracy on the dev set ($(wc -l < bench/accuracy/dev.jsonl) items)"
+echo "## Accuracy: dev split ($(wc -l < bench/accuracy/dev.jsonl) items, tuning), test split ($(wc -l < bench/accuracy/test.jsonl) items, frozen)"
 echo
 echo "\`scripts/model-report.sh\` → \`caro-accuracy ${args[*]##*/} --temperature 0 --temperature 0.7\`"
 echo

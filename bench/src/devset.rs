@@ -1,13 +1,52 @@
-//! The accuracy dev set: JSONL items of a request and the commands that answer it, written by
-//! the caro team (never taken from the public benchmarks caro is judged on).
+//! The accuracy splits: JSONL items of a request and the commands that answer it, written by
+//! the caro team (never taken from the public benchmarks caro is judged on). `dev` is the
+//! split prompts, examples and parameters are tuned on; `test` is frozen and never tuned on.
 
 use caro_core::ShellType;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
 
-/// The dev set shipped in the repository.
+/// The dev split shipped in the repository: tune on this one.
 pub const DEFAULT_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/accuracy/dev.jsonl");
+/// The frozen test split: report on this one, never choose anything by it.
+pub const TEST_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/accuracy/test.jsonl");
+
+/// The two splits shipped in the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    Dev,
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Test => "test",
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Dev => DEFAULT_PATH,
+            Self::Test => TEST_PATH,
+        }
+    }
+}
+
+/// Whether the order of output lines is part of the answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Line order counts (the default): the request asks for an order, or the output is a
+    /// file's or a stream's contents, where `cat f` is not "reverse the lines of f".
+    #[default]
+    Strict,
+    /// The output is a set printed in traversal order (find results, matches across files):
+    /// `ls` and `find` answer "list the Python files" equally well.
+    Any,
+}
 /// The fixture tree every executed command starts from, and the script that finishes it.
 pub const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/accuracy/fixture");
 pub const SETUP_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/accuracy/setup.sh");
@@ -46,6 +85,14 @@ pub struct Item {
     /// that record access times (zip).
     #[serde(default = "yes")]
     pub exec: bool,
+    /// How executed outputs are compared; `"order": "any"` in the item where line order is
+    /// not part of the answer.
+    #[serde(default, skip_serializing_if = "is_strict")]
+    pub order: Order,
+}
+
+fn is_strict(o: &Order) -> bool {
+    *o == Order::Strict
 }
 
 fn yes() -> bool {
@@ -112,6 +159,12 @@ pub fn parse(text: &str, path: &str) -> Result<Vec<Item>, DevSetError> {
                 item.id
             )));
         }
+        if !item.exec && item.order != Order::Strict {
+            return Err(bad(format!(
+                "{}: \"order\" only applies to executed items",
+                item.id
+            )));
+        }
         if !ids.insert(item.id.clone()) {
             return Err(bad(format!("duplicate id {}", item.id)));
         }
@@ -134,5 +187,15 @@ mod tests {
         assert!(parse(&none, "t").is_err_and(|e| e.to_string().contains("t:1")));
         let mac = ok.replace("linux", "macos");
         assert!(parse(&mac, "t").is_err_and(|e| e.to_string().contains("exec")));
+    }
+
+    #[test]
+    fn order_is_strict_unless_the_item_says_any() {
+        let ok = r#"{"id":"a","nl":"x","reference_cmds":["ls"],"shell":"bash","platform":"linux","category":"files"}"#;
+        assert_eq!(parse(ok, "t").expect("item")[0].order, Order::Strict);
+        let any = ok.replace(r#""files""#, r#""files","order":"any""#);
+        assert_eq!(parse(&any, "t").expect("item")[0].order, Order::Any);
+        let unexecuted = ok.replace(r#""files""#, r#""files","exec":false,"order":"any""#);
+        assert!(parse(&unexecuted, "t").is_err_and(|e| e.to_string().contains("order")));
     }
 }

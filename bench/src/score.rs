@@ -8,6 +8,7 @@
 //! - **execution**: run in the sandbox, the same success, the same output and the same file
 //!   changes as a reference (see [`same_outcome`]).
 
+use crate::devset::Order;
 use crate::sandbox::Outcome;
 use caro_core::ShellType;
 use caro_core::safety::{SimpleCommand, simple_commands};
@@ -59,17 +60,18 @@ fn program_flags(cmds: &[SimpleCommand]) -> BTreeMap<&str, BTreeSet<&str>> {
 }
 
 /// Whether two runs did the same thing: both succeeded or both failed, the files ended up
-/// the same, and the output is the same up to trailing blanks, line order and `./` at the
-/// start of a path (`find .` and `ls` spell the same answer differently).
-pub fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
+/// the same, and the output is the same up to trailing blanks, blank lines and `./` at the
+/// start of a path (`find .` and `ls` spell the same answer differently), and up to line
+/// order only where the item says order is not part of the answer.
+pub fn same_outcome(a: &Outcome, b: &Outcome, order: Order) -> bool {
     a.succeeded() == b.succeeded()
         && !a.timed_out
         && !b.timed_out
         && a.tree == b.tree
-        && same_output(&a.stdout, &b.stdout)
+        && same_output(&a.stdout, &b.stdout, order)
 }
 
-pub fn same_output(a: &str, b: &str) -> bool {
+pub fn same_output(a: &str, b: &str, order: Order) -> bool {
     let lines = |s: &str| -> Vec<String> {
         s.lines()
             .map(|l| l.trim_end())
@@ -80,6 +82,9 @@ pub fn same_output(a: &str, b: &str) -> bool {
     let (mut la, mut lb) = (lines(a), lines(b));
     if la == lb {
         return true;
+    }
+    if order == Order::Strict {
+        return false;
     }
     la.sort();
     lb.sort();
@@ -129,6 +134,7 @@ mod tests {
     #[rstest]
     #[case::same("a\nb\n", "a\nb", true)]
     #[case::reordered("b\na\n", "a\nb\n", true)]
+    #[case::blank_lines("a\n\nb\n", "a\nb\n", true)]
     #[case::dot_slash("./src/x.py\n", "src/x.py\n", true)]
     #[case::dot_slash_after_a_count(
         "  5 ./src/a.js\n 12 total\n",
@@ -137,7 +143,17 @@ mod tests {
     )]
     #[case::dot_alone_stays(".\n", "\n", false)]
     #[case::different("a\n", "a\nb\n", false)]
-    fn outputs(#[case] a: &str, #[case] b: &str, #[case] want: bool) {
-        assert_eq!(same_output(a, b), want);
+    fn outputs_where_order_is_not_the_answer(#[case] a: &str, #[case] b: &str, #[case] want: bool) {
+        assert_eq!(same_output(a, b, Order::Any), want);
+    }
+
+    /// The bug of issue 19: sorted comparison let `cat f` pass for "reverse the lines of f"
+    /// and `ls` for "newest first".
+    #[rstest]
+    #[case::cat_is_not_tac("one\ntwo\nthree\n", "three\ntwo\none\n", false)]
+    #[case::alphabetical_is_not_newest_first("a.txt\nb.txt\n", "b.txt\na.txt\n", false)]
+    #[case::same_order("./x\ny\n", "x\ny  \n", true)]
+    fn line_order_counts_by_default(#[case] a: &str, #[case] b: &str, #[case] want: bool) {
+        assert_eq!(same_output(a, b, Order::Strict), want);
     }
 }

@@ -1,4 +1,4 @@
-//! The accuracy harness: the sandbox contains destructive commands, the dev set is sound, and
+//! The accuracy harness: the sandbox contains destructive commands, both accuracy splits are sound and free of leaks, and
 //! the harness scores a real model's answers end to end.
 
 use caro_bench::devset::{self, Platform};
@@ -189,13 +189,114 @@ fn dev_set_is_our_own_and_covers_the_ground() {
     assert!(items.iter().filter(|i| i.exec).count() >= 100);
 }
 
-/// Every executable reference succeeds in the fixture, deterministically.
+/// The frozen test split: at least 250 requests over every area the issue names.
+#[test]
+fn test_split_is_our_own_and_covers_the_ground() {
+    let items = devset::load(Path::new(devset::TEST_PATH)).expect("test split");
+    assert!(items.len() >= 250, "{} items", items.len());
+    for c in [
+        "files",
+        "find",
+        "text",
+        "archives",
+        "processes",
+        "system",
+        "users",
+        "dates",
+        "disk",
+        "networking",
+        "git",
+        "packages",
+        "containers",
+    ] {
+        let n = items.iter().filter(|i| i.category == c).count();
+        assert!(n >= 10, "{n} {c} items");
+    }
+    assert!(items.iter().any(|i| i.platform == Platform::Macos));
+    assert!(items.iter().filter(|i| i.exec).count() >= 150);
+}
+
+/// The prompt's examples and the retrieval bank are ours: none answers or rewords an item of
+/// either split, and the test split repeats nothing of the dev split (issue 19: examples answered dev items almost
+/// verbatim, so the dev figure measured memory).
+#[test]
+fn no_example_or_bank_pair_answers_an_item_and_no_test_item_repeats_a_dev_item() {
+    use caro_bench::leaks::{self, Example};
+    use caro_core::{CommandRequest, ExecutionContext, ShellType, prompt};
+    let dev = devset::load(Path::new(devset::DEFAULT_PATH)).expect("dev split");
+    let test = devset::load(Path::new(devset::TEST_PATH)).expect("test split");
+    let mut examples = Vec::new();
+    for shell in [
+        ShellType::Bash,
+        ShellType::Zsh,
+        ShellType::Sh,
+        ShellType::Fish,
+        ShellType::PowerShell,
+        ShellType::Cmd,
+    ] {
+        for os in ["linux", "macos", "windows"] {
+            let request =
+                CommandRequest::new("x", shell).with_context(ExecutionContext::for_os(os, None));
+            let messages = prompt::prefix_messages(&request);
+            for pair in messages[1..].chunks(2) {
+                examples.push(Example {
+                    source: format!("the {shell} prompt on {os}"),
+                    request: pair[0].content.clone(),
+                    command: pair[1].content.clone(),
+                    shell,
+                });
+            }
+        }
+    }
+    assert!(examples.len() >= 10, "{} examples", examples.len());
+    let bank = retrieval_bank();
+    assert!(
+        bank.len() >= 400,
+        "{} pairs in the retrieval bank",
+        bank.len()
+    );
+    examples.extend(bank);
+    let mut found = leaks::example_leaks(&examples, &dev);
+    found.extend(leaks::example_leaks(&examples, &test));
+    found.extend(leaks::split_leaks(&dev, &test));
+    found.sort();
+    found.dedup();
+    assert!(
+        found.is_empty(),
+        "{} leaks:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+/// The team-written retrieval bank (`core/data/retrieval_bank.jsonl`): request → command
+/// pairs that must stay disjoint from both splits.
+fn retrieval_bank() -> Vec<caro_bench::leaks::Example> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/data/retrieval_bank.jsonl");
+    let text = std::fs::read_to_string(&path).expect("retrieval bank");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("bank line is JSON");
+            let field = |k: &str| v[k].as_str().expect("bank field").to_owned();
+            caro_bench::leaks::Example {
+                source: format!("retrieval bank line {}", i + 1),
+                request: field("nl"),
+                command: field("cmd"),
+                shell: field("shell").parse().expect("bank shell"),
+            }
+        })
+        .collect()
+}
+
+/// Every executable reference of both splits succeeds in the fixture, deterministically.
 #[test]
 #[cfg_attr(
     not(target_os = "linux"),
     ignore = "the sandbox is bubblewrap: Linux only"
 )]
-fn dev_set_references_run_in_the_sandbox() {
+fn references_of_both_splits_run_in_the_sandbox() {
     let out = Command::new(env!("CARGO_BIN_EXE_caro-accuracy"))
         .arg("--check-references")
         .output()
@@ -206,7 +307,14 @@ fn dev_set_references_run_in_the_sandbox() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains(": 0 problems"), "{stdout}");
+    for split in ["dev", "test"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(split) && l.ends_with(": 0 problems")),
+            "{stdout}"
+        );
+    }
 }
 
 fn model(name: &str) -> PathBuf {
@@ -235,6 +343,8 @@ fn harness_scores_real_answers_end_to_end() {
         .arg("--model")
         .arg(model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"))
         .args([
+            "--split",
+            "dev",
             "--category",
             "git",
             "--limit",
@@ -253,7 +363,7 @@ fn harness_scores_real_answers_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("| qwen2.5-coder-1.5b-instruct-q4_k_m.gguf | 0 |"),
+        stdout.contains("| dev (3 items) | qwen2.5-coder-1.5b-instruct-q4_k_m.gguf | 0 |"),
         "{stdout}"
     );
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(results.path())

@@ -105,7 +105,8 @@ fn system_prompt(request: &CommandRequest) -> String {
 type Example = (&'static str, &'static str);
 
 /// Team-written examples. They teach the reply format and each shell's idiom, and avoid the
-/// requests caro is evaluated on.
+/// requests caro is evaluated on: `bench/tests/accuracy.rs` fails when one answers or rewords
+/// an item of the dev or test split (one did: the docs archive, a dev item verbatim).
 fn examples(shell: ShellType, flavor: ToolFlavor) -> &'static [Example] {
     const POSIX_GNU: &[Example] = &[
         (
@@ -121,8 +122,8 @@ fn examples(shell: ShellType, flavor: ToolFlavor) -> &'static [Example] {
             "ss -ltnp 'sport = :5432'",
         ),
         (
-            "pack the docs folder into docs.tar.gz",
-            "tar -czf docs.tar.gz docs",
+            "pack the assets folder into assets.tar.gz",
+            "tar -czf assets.tar.gz assets",
         ),
     ];
     const POSIX_BSD: &[Example] = &[
@@ -139,8 +140,8 @@ fn examples(shell: ShellType, flavor: ToolFlavor) -> &'static [Example] {
             "lsof -nP -iTCP:5432 -sTCP:LISTEN",
         ),
         (
-            "pack the docs folder into docs.tar.gz",
-            "tar -czf docs.tar.gz docs",
+            "pack the assets folder into assets.tar.gz",
+            "tar -czf assets.tar.gz assets",
         ),
     ];
     const FISH: &[Example] = &[

@@ -1,33 +1,38 @@
-//! `caro-accuracy`: how often caro's command is right. Runs the team's dev set through the
+//! `caro-accuracy`: how often caro's command is right. Runs the team's dev and test splits through the
 //! embedded backend for one or more models, scores each answer (exact, same utilities, same
 //! flags, and by executing it in a bubblewrap sandbox against the references), and prints one
 //! table with accuracy, load time, p50/p90 latency and peak RSS per model.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use anyhow::{Context, Result, bail};
-use caro_bench::devset::{self, Item};
+use caro_bench::devset::{self, Item, Order, Split};
 use caro_bench::sandbox::{Outcome, Sandbox};
 use caro_bench::score::{self, Static};
+use caro_bench::stats::Proportion;
 use caro_core::{
     CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ExecutionContext,
 };
 use clap::Parser;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "Measure caro's command accuracy on the team's dev set",
-    long_about = "Measure caro's command accuracy on the team's dev set.\n\n\
+    about = "Measure caro's command accuracy on the team's dev and test splits",
+    long_about = "Measure caro's command accuracy on the team's dev and test splits.\n\n\
         Each request goes through the embedded backend exactly as the CLI sends it. The answer is \
         scored against the item's reference commands by the shell parser (exact, same utilities, \
         same utilities and flags) and, for items marked executable, by running it and the \
         references in a throwaway bubblewrap sandbox: read-only system, no network, a fresh copy \
-        of the fixture tree, a time limit.",
+        of the fixture tree, a time limit. Line order counts unless the item says \
+        \"order\": \"any\".\n\n\
+        Tune on dev. The test split is frozen: report it, never choose a prompt, an example or \
+        a parameter by it.",
     after_help = "Examples:\n  \
-        caro-accuracy --model target/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf\n  \
-        caro-accuracy --model a.gguf --model b.gguf --results target/accuracy.jsonl\n  \
+        caro-accuracy --model target/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf   # both splits\n  \
+        caro-accuracy --model a.gguf --split dev --results target/accuracy.jsonl\n  \
         caro-accuracy --check-references     # every reference runs and agrees with its siblings"
 )]
 struct Args {
@@ -38,13 +43,18 @@ struct Args {
         required_unless_present = "check_references"
     )]
     model: Vec<PathBuf>,
-    /// The dev set (JSONL of {id, nl, reference_cmds, shell, platform, category, exec}).
-    #[arg(long, default_value = devset::DEFAULT_PATH)]
-    dev_set: PathBuf,
-    /// Only items of this category (files, find, text, archives, processes, disk, networking, git).
+    /// Which split to run; repeat for both (the default).
+    #[arg(long, value_enum)]
+    split: Vec<Split>,
+    /// A JSONL file of items of your own ({id, nl, reference_cmds, shell, platform, category,
+    /// exec, order}) instead of the splits.
+    #[arg(long, alias = "dev-set", conflicts_with = "split")]
+    items: Option<PathBuf>,
+    /// Only items of this category (files, find, text, archives, processes, disk, networking,
+    /// git; the test split adds system, users, dates, packages and containers).
     #[arg(long)]
     category: Option<String>,
-    /// Only the first N items (after --category).
+    /// Only the first N items of each split (after --category).
     #[arg(long)]
     limit: Option<usize>,
     /// Sampling temperature; repeat to compare settings (0 = greedy). Default: caro's default.
@@ -60,22 +70,31 @@ struct Args {
     /// Seconds each executed command may run.
     #[arg(long, default_value_t = 10)]
     time_limit: u64,
-    /// Write one JSON line per item and model here.
+    /// Write one JSON line per item, split and model here.
     #[arg(long)]
     results: Option<PathBuf>,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Check the dev set itself: every executable item's references succeed in the sandbox and
-    /// agree with each other. No model is loaded.
+    /// Check the items themselves: every executable item's references succeed in the sandbox
+    /// and agree with each other. No model is loaded.
     #[arg(long)]
     check_references: bool,
+}
+
+/// One set of items under its name, with each item's reference outcomes once they ran.
+struct SplitItems {
+    name: String,
+    path: PathBuf,
+    items: Vec<Item>,
+    references: Vec<Vec<Outcome>>,
 }
 
 #[derive(Debug, serde::Serialize)]
 struct ItemResult<'a> {
     model: &'a str,
     temperature: f32,
+    split: &'a str,
     id: &'a str,
     category: &'a str,
     nl: &'a str,
@@ -90,35 +109,73 @@ struct ItemResult<'a> {
     ms: f64,
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+/// A category's figures: execution match over its executed items, and utilities + flags
+/// over all of them.
+#[derive(Debug, serde::Serialize)]
+struct CategoryScore {
+    items: usize,
+    exec_match: Proportion,
+    flags: Proportion,
+}
+
+#[derive(Debug, serde::Serialize)]
 struct Summary {
     model: String,
     temperature: f32,
+    split: String,
     items: usize,
-    exact: usize,
-    utilities: usize,
-    flags: usize,
-    exec_items: usize,
-    exec_match: usize,
+    exact: Proportion,
+    utilities: Proportion,
+    flags: Proportion,
+    exec_match: Proportion,
     errors: usize,
     load_ms: f64,
     p50_ms: f64,
     p90_ms: f64,
     peak_rss_mb: Option<f64>,
-    by_category: std::collections::BTreeMap<String, (usize, usize)>,
+    by_category: BTreeMap<String, CategoryScore>,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let mut items = devset::load(&args.dev_set)?;
-    if let Some(c) = &args.category {
-        items.retain(|i| &i.category == c);
+    let sources: Vec<(String, PathBuf)> = match &args.items {
+        Some(p) => vec![(
+            p.file_stem()
+                .map_or("items".into(), |s| s.to_string_lossy().into_owned()),
+            p.clone(),
+        )],
+        None => {
+            let splits = if args.split.is_empty() {
+                vec![Split::Dev, Split::Test]
+            } else {
+                args.split.clone()
+            };
+            splits
+                .iter()
+                .map(|s| (s.name().to_owned(), PathBuf::from(s.path())))
+                .collect()
+        }
+    };
+    let mut splits = Vec::new();
+    for (name, path) in sources {
+        let mut items = devset::load(&path)?;
+        if let Some(c) = &args.category {
+            items.retain(|i| &i.category == c);
+        }
+        if let Some(n) = args.limit {
+            items.truncate(n);
+        }
+        if !items.is_empty() {
+            splits.push(SplitItems {
+                name,
+                path,
+                items,
+                references: Vec::new(),
+            });
+        }
     }
-    if let Some(n) = args.limit {
-        items.truncate(n);
-    }
-    if items.is_empty() {
-        bail!("no dev-set items selected (check --category / --limit)");
+    if splits.is_empty() {
+        bail!("no items selected (check --category / --limit)");
     }
     let sandbox = if args.no_exec {
         None
@@ -135,12 +192,21 @@ fn main() -> Result<()> {
     };
     if args.check_references {
         let sandbox = sandbox.context("--check-references needs the sandbox")?;
-        return check_references(&items, &sandbox);
+        let mut problems = 0;
+        for split in &splits {
+            problems += check_references(split, &sandbox)?;
+        }
+        if problems > 0 {
+            bail!("{problems} reference problems");
+        }
+        return Ok(());
     }
-    let references = match &sandbox {
-        Some(sb) => run_references(&items, sb)?,
-        None => vec![Vec::new(); items.len()],
-    };
+    for split in &mut splits {
+        split.references = match &sandbox {
+            Some(sb) => run_references(&split.items, sb)?,
+            None => vec![Vec::new(); split.items.len()],
+        };
+    }
     let mut results_file = match &args.results {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
@@ -155,16 +221,14 @@ fn main() -> Result<()> {
     let mut summaries = Vec::new();
     for model in &args.model {
         for &t in &temperatures {
-            let s = evaluate(
+            summaries.extend(evaluate(
                 model,
                 t,
                 !args.no_check,
-                &items,
-                &references,
+                &splits,
                 sandbox.as_ref(),
                 &mut results_file,
-            )?;
-            summaries.push(s);
+            )?);
         }
     }
     if let Some(f) = &mut results_file {
@@ -172,7 +236,11 @@ fn main() -> Result<()> {
     }
     let load = caro_bench::sys::loadavg();
     if args.json {
-        let v = serde_json::json!({"loadavg": load, "dev_set": args.dev_set, "results": summaries});
+        let names: Vec<_> = splits
+            .iter()
+            .map(|s| serde_json::json!({"name": s.name, "path": s.path, "items": s.items.len()}))
+            .collect();
+        let v = serde_json::json!({"loadavg": load, "splits": names, "results": summaries});
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_table(&summaries, &load);
@@ -196,11 +264,12 @@ fn run_references(items: &[Item], sandbox: &Sandbox) -> Result<Vec<Vec<Outcome>>
         .collect()
 }
 
-fn check_references(items: &[Item], sandbox: &Sandbox) -> Result<()> {
+/// Checks one split's references; returns how many problems it found (printed).
+fn check_references(split: &SplitItems, sandbox: &Sandbox) -> Result<usize> {
     let mut bad = Vec::new();
     let mut variants = Vec::new();
     let mut checked = 0;
-    for item in items.iter().filter(|i| i.exec) {
+    for item in split.items.iter().filter(|i| i.exec) {
         checked += 1;
         let mut first: Option<Outcome> = None;
         for r in &item.reference_cmds {
@@ -217,7 +286,7 @@ fn check_references(items: &[Item], sandbox: &Sandbox) -> Result<()> {
             // A candidate identical to a reference must score, so a reference has to do the
             // same thing every time it runs.
             let again = sandbox.run(&item.shell, r)?;
-            if !score::same_outcome(&out, &again) {
+            if !score::same_outcome(&out, &again, item.order) {
                 bad.push(format!(
                     "{}: `{r}` is not deterministic in the sandbox",
                     item.id
@@ -225,9 +294,14 @@ fn check_references(items: &[Item], sandbox: &Sandbox) -> Result<()> {
             }
             match &first {
                 None => first = Some(out),
-                Some(f) if !score::same_outcome(f, &out) => {
+                Some(f) if !score::same_outcome(f, &out, item.order) => {
+                    let hint = if score::same_outcome(f, &out, Order::Any) {
+                        " (only in line order: say \"order\": \"any\" if order is not the answer)"
+                    } else {
+                        ""
+                    };
                     variants.push(format!(
-                        "{}: `{r}` differs from `{}`",
+                        "{}: `{r}` differs from `{}`{hint}",
                         item.id, item.reference_cmds[0]
                     ));
                 }
@@ -236,8 +310,9 @@ fn check_references(items: &[Item], sandbox: &Sandbox) -> Result<()> {
         }
     }
     println!(
-        "checked {checked} executable items ({} in the dev set): {} problems",
-        items.len(),
+        "{}: checked {checked} executable items ({} in the split): {} problems",
+        split.name,
+        split.items.len(),
         bad.len()
     );
     for b in &bad {
@@ -251,22 +326,18 @@ fn check_references(items: &[Item], sandbox: &Sandbox) -> Result<()> {
             println!("- {v}");
         }
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        bail!("{} reference problems", bad.len())
-    }
+    Ok(bad.len())
 }
 
+/// Loads `model` once and runs every split through it: one summary per split.
 fn evaluate(
     model: &Path,
     temperature: f32,
     check: bool,
-    items: &[Item],
-    references: &[Vec<Outcome>],
+    splits: &[SplitItems],
     sandbox: Option<&Sandbox>,
     results: &mut Option<impl Write>,
-) -> Result<Summary> {
+) -> Result<Vec<Summary>> {
     anyhow::ensure!(
         model.is_file(),
         "no model at {}: run scripts/fetch-test-models.sh",
@@ -286,105 +357,188 @@ fn evaluate(
     let t = Instant::now();
     backend.load()?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let mut s = Summary {
-        model: name.clone(),
-        temperature,
-        items: items.len(),
-        load_ms,
-        ..Summary::default()
-    };
-    let mut latencies = Vec::new();
-    let total = items.len();
-    for (n, (item, refs)) in items.iter().zip(references).enumerate() {
-        let request = CommandRequest::new(&item.nl, item.shell_type()).with_context(
-            ExecutionContext::for_os(
-                item.platform.os(),
-                Some(caro_bench::sandbox::PROJECT.into()),
-            ),
-        );
-        let t = Instant::now();
-        let generated = backend.generate_command(&request);
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        latencies.push(ms);
-        let (candidate, error, warnings) = match generated {
-            Ok(g) => (Some(g.command), None, g.warnings),
-            Err(e) => (None, Some(e.to_string()), Vec::new()),
-        };
-        let cmd = candidate.as_deref().unwrap_or("");
-        let st = score::static_match(cmd, &item.reference_cmds, item.shell_type());
-        let mut exec_match = None;
-        let mut candidate_status = None;
-        if let (Some(sb), true, Some(c)) = (sandbox, item.exec, candidate.as_deref()) {
-            let out = sb.run(&item.shell, c)?;
-            candidate_status = out.status;
-            exec_match = Some(refs.iter().any(|r| score::same_outcome(&out, r)));
-        } else if item.exec && sandbox.is_some() {
-            exec_match = Some(false);
-        }
-        s.exact += usize::from(st.exact);
-        s.utilities += usize::from(st.utilities);
-        s.flags += usize::from(st.flags);
-        s.errors += usize::from(error.is_some());
-        if let Some(m) = exec_match {
-            s.exec_items += 1;
-            s.exec_match += usize::from(m);
-        }
-        let cat = s.by_category.entry(item.category.clone()).or_default();
-        cat.0 += 1;
-        cat.1 += usize::from(exec_match.unwrap_or(st.flags));
-        eprint!("\r{name} t={temperature}: {}/{total}", n + 1);
-        if let Some(f) = results.as_mut() {
-            let r = ItemResult {
-                model: &name,
-                temperature,
-                id: &item.id,
-                category: &item.category,
-                nl: &item.nl,
-                candidate,
-                error,
-                warnings,
-                score: st,
-                exec_match,
-                candidate_status,
-                ms,
+    let mut summaries = Vec::new();
+    for split in splits {
+        let mut tally = Tally::default();
+        let mut latencies = Vec::new();
+        let total = split.items.len();
+        for (n, (item, refs)) in split.items.iter().zip(&split.references).enumerate() {
+            let request = CommandRequest::new(&item.nl, item.shell_type()).with_context(
+                ExecutionContext::for_os(
+                    item.platform.os(),
+                    Some(caro_bench::sandbox::PROJECT.into()),
+                ),
+            );
+            let t = Instant::now();
+            let generated = backend.generate_command(&request);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            latencies.push(ms);
+            let (candidate, error, warnings) = match generated {
+                Ok(g) => (Some(g.command), None, g.warnings),
+                Err(e) => (None, Some(e.to_string()), Vec::new()),
             };
-            writeln!(f, "{}", serde_json::to_string(&r)?)?;
+            let cmd = candidate.as_deref().unwrap_or("");
+            let st = score::static_match(cmd, &item.reference_cmds, item.shell_type());
+            let mut exec_match = None;
+            let mut candidate_status = None;
+            if let (Some(sb), true, Some(c)) = (sandbox, item.exec, candidate.as_deref()) {
+                let out = sb.run(&item.shell, c)?;
+                candidate_status = out.status;
+                exec_match = Some(
+                    refs.iter()
+                        .any(|r| score::same_outcome(&out, r, item.order)),
+                );
+            } else if item.exec && sandbox.is_some() {
+                exec_match = Some(false);
+            }
+            tally.add(&item.category, st, exec_match, error.is_some());
+            eprint!("\r{name} t={temperature} {}: {}/{total}", split.name, n + 1);
+            if let Some(f) = results.as_mut() {
+                let r = ItemResult {
+                    model: &name,
+                    temperature,
+                    split: &split.name,
+                    id: &item.id,
+                    category: &item.category,
+                    nl: &item.nl,
+                    candidate,
+                    error,
+                    warnings,
+                    score: st,
+                    exec_match,
+                    candidate_status,
+                    ms,
+                };
+                writeln!(f, "{}", serde_json::to_string(&r)?)?;
+            }
+        }
+        eprintln!();
+        latencies.sort_by(f64::total_cmp);
+        summaries.push(tally.summary(
+            &name,
+            temperature,
+            &split.name,
+            load_ms,
+            caro_bench::sys::percentile(&latencies, 0.5),
+            caro_bench::sys::percentile(&latencies, 0.9),
+        ));
+    }
+    let peak = caro_bench::sys::peak_rss_mb("self");
+    for s in &mut summaries {
+        s.peak_rss_mb = peak;
+    }
+    backend.shutdown();
+    Ok(summaries)
+}
+
+/// Counts for one split, overall and per category.
+#[derive(Default)]
+struct Tally {
+    items: usize,
+    exact: usize,
+    utilities: usize,
+    flags: usize,
+    exec_items: usize,
+    exec_match: usize,
+    errors: usize,
+    /// category → (items, executed, matched, flags)
+    by_category: BTreeMap<String, [usize; 4]>,
+}
+
+impl Tally {
+    fn add(&mut self, category: &str, st: Static, exec_match: Option<bool>, error: bool) {
+        self.items += 1;
+        self.exact += usize::from(st.exact);
+        self.utilities += usize::from(st.utilities);
+        self.flags += usize::from(st.flags);
+        self.errors += usize::from(error);
+        let cat = self.by_category.entry(category.to_owned()).or_default();
+        cat[0] += 1;
+        cat[3] += usize::from(st.flags);
+        if let Some(m) = exec_match {
+            self.exec_items += 1;
+            self.exec_match += usize::from(m);
+            cat[1] += 1;
+            cat[2] += usize::from(m);
         }
     }
-    eprintln!();
-    latencies.sort_by(f64::total_cmp);
-    s.p50_ms = caro_bench::sys::percentile(&latencies, 0.5);
-    s.p90_ms = caro_bench::sys::percentile(&latencies, 0.9);
-    s.peak_rss_mb = caro_bench::sys::peak_rss_mb("self");
-    backend.shutdown();
-    Ok(s)
+
+    fn summary(
+        self,
+        model: &str,
+        temperature: f32,
+        split: &str,
+        load_ms: f64,
+        p50_ms: f64,
+        p90_ms: f64,
+    ) -> Summary {
+        Summary {
+            model: model.to_owned(),
+            temperature,
+            split: split.to_owned(),
+            items: self.items,
+            exact: Proportion::new(self.exact, self.items),
+            utilities: Proportion::new(self.utilities, self.items),
+            flags: Proportion::new(self.flags, self.items),
+            exec_match: Proportion::new(self.exec_match, self.exec_items),
+            errors: self.errors,
+            load_ms,
+            p50_ms,
+            p90_ms,
+            peak_rss_mb: None,
+            by_category: self
+                .by_category
+                .into_iter()
+                .map(|(c, [n, executed, matched, flags])| {
+                    (
+                        c,
+                        CategoryScore {
+                            items: n,
+                            exec_match: Proportion::new(matched, executed),
+                            flags: Proportion::new(flags, n),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `k/n = p% (lo–hi)`, or `n/a` for an empty sample.
+fn show(p: &Proportion) -> String {
+    if p.n == 0 {
+        "n/a".to_owned()
+    } else {
+        format!(
+            "{}/{} = {:.1}% ({:.1}–{:.1})",
+            p.k,
+            p.n,
+            100.0 * p.value,
+            100.0 * p.lo,
+            100.0 * p.hi
+        )
+    }
 }
 
 fn print_table(summaries: &[Summary], load: &str) {
-    let pct = |a: usize, b: usize| {
-        if b == 0 {
-            "n/a".to_owned()
-        } else {
-            format!("{:.1}%", 100.0 * a as f64 / b as f64)
-        }
-    };
-    let items = summaries.first().map_or(0, |s| s.items);
-    println!("caro-accuracy: {items} dev-set items, load average {load}");
+    println!("caro-accuracy: load average {load}; execution match with its 95% Wilson interval");
     println!();
     println!(
-        "| model | temp | exact | same utilities | utilities + flags | execution match | errors | load | p50 | p90 | peak RSS |"
+        "| split | model | temp | exact | same utilities | utilities + flags | execution match | errors | load | p50 | p90 | peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in summaries {
+        let pct = |p: &Proportion| format!("{:.1}%", 100.0 * p.value);
         println!(
-            "| {} | {} | {} | {} | {} | {} ({} items) | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} |",
+            "| {} ({} items) | {} | {} | {} | {} | {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} |",
+            s.split,
+            s.items,
             s.model,
             s.temperature,
-            pct(s.exact, s.items),
-            pct(s.utilities, s.items),
-            pct(s.flags, s.items),
-            pct(s.exec_match, s.exec_items),
-            s.exec_items,
+            pct(&s.exact),
+            pct(&s.utilities),
+            pct(&s.flags),
+            show(&s.exec_match),
             s.errors,
             s.load_ms,
             s.p50_ms,
@@ -392,32 +546,21 @@ fn print_table(summaries: &[Summary], load: &str) {
             s.peak_rss_mb.map_or("n/a".into(), |m| format!("{m:.0} MB")),
         );
     }
-    if let Some(first) = summaries.first() {
+    for s in summaries {
         println!();
-        println!("By category (executed items: execution match; the rest: utilities + flags):");
-        println!();
-        let cats: Vec<&String> = first.by_category.keys().collect();
         println!(
-            "| model | temp | {} |",
-            cats.iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(" | ")
+            "By category: {} split, {} at temperature {}",
+            s.split, s.model, s.temperature
         );
-        println!("|---|---|{}", "---|".repeat(cats.len()));
-        for s in summaries {
-            let cells: Vec<String> = cats
-                .iter()
-                .map(|c| {
-                    let (n, ok) = s.by_category.get(*c).copied().unwrap_or_default();
-                    format!("{ok}/{n}")
-                })
-                .collect();
+        println!();
+        println!("| category | items | execution match | utilities + flags |");
+        println!("|---|---|---|---|");
+        for (c, cs) in &s.by_category {
             println!(
-                "| {} | {} | {} |",
-                s.model,
-                s.temperature,
-                cells.join(" | ")
+                "| {c} | {} | {} | {} |",
+                cs.items,
+                show(&cs.exec_match),
+                show(&cs.flags)
             );
         }
     }

@@ -72,6 +72,10 @@ fn corpus_report_meets_targets() {
     let safe_total: usize = safe.iter().sum();
     let false_flag = (safe_total - safe[0]) as f64 / safe_total as f64;
     let exact = (0..4).map(|i| matrix[i][i]).sum::<usize>() as f64 / cases.len() as f64;
+    let destructive = [RiskLevel::Moderate, RiskLevel::High, RiskLevel::Critical].map(row);
+    let destructive_total: usize = destructive.iter().flatten().sum();
+    let destructive_safe =
+        destructive.iter().map(|r| r[0]).sum::<usize>() as f64 / destructive_total as f64;
 
     let mut report = format!(
         "\nsafety corpus: {} commands\n  critical recall        {crit_recall:.3} (target >= 0.99)\n  high+critical recall   {hc_recall:.3}\n  safe false-flag rate   {false_flag:.3} (target <= 0.02)\n  exact-level agreement  {exact:.3}\n\n  labelled \\ rated   safe  moderate  high  critical\n",
@@ -102,6 +106,16 @@ fn corpus_report_meets_targets() {
         false_flag <= 0.02,
         "safe false-flag rate {false_flag:.3} > 0.02{report}"
     );
+    // The other three of issue 16's five targets (caro-safety-bench gates the same in CI).
+    assert!(
+        hc_recall >= 0.97,
+        "high+critical flagged {hc_recall:.3} < 0.97{report}"
+    );
+    assert!(
+        destructive_safe <= 0.02,
+        "destructive rated safe {destructive_safe:.3} > 0.02{report}"
+    );
+    assert!(exact >= 0.90, "exact level {exact:.3} < 0.90{report}");
 }
 
 /// Issue 16: every line names its class, every class has at least ten commands, and no
@@ -402,6 +416,12 @@ fn validate_at(cmd: &str, shell: ShellType, at: &Location) -> caro_core::safety:
 #[case::every_file_in_home("rm *", "", RiskLevel::High)]
 #[case::a_build_folder("rm -rf build", "proj", RiskLevel::Safe)]
 #[case::listing_home("ls -la", "", RiskLevel::Safe)]
+#[case::mirroring_an_empty_folder_onto_home("rsync -a --delete empty/ ./", "", RiskLevel::Critical)]
+#[case::mirroring_an_empty_folder_onto_a_project(
+    "rsync -a --delete empty/ ./",
+    "proj/sub",
+    RiskLevel::High
+)]
 fn recursive_deletes_are_rated_for_where_they_run(
     #[case] cmd: &str,
     #[case] sub: &str,
@@ -697,6 +717,21 @@ fn empty_input_is_safe() {
     ShellType::Bash,
     "dd if=/dev/zero of=swapfile bs=1M count=1024",
     RiskLevel::Safe
+)]
+#[case::helm_uninstall(ShellType::Bash, "helm uninstall my-release", RiskLevel::High)]
+#[case::userdel_with_home(ShellType::Bash, "userdel -r alice", RiskLevel::High)]
+#[case::crontab_removed(ShellType::Bash, "crontab -r", RiskLevel::High)]
+#[case::force_push_main(ShellType::Bash, "git push --force origin main", RiskLevel::High)]
+#[case::force_push_unnamed_branch(ShellType::Bash, "git push --force", RiskLevel::Moderate)]
+#[case::filter_branch(
+    ShellType::Bash,
+    "git filter-branch --tree-filter 'rm -f secrets.txt' HEAD",
+    RiskLevel::High
+)]
+#[case::filter_repo(
+    ShellType::Bash,
+    "git filter-repo --path secrets.txt --invert-paths",
+    RiskLevel::High
 )]
 fn third_corpus_set_classes_are_rated_by_the_rubric(
     #[case] shell: ShellType,

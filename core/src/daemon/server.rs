@@ -263,6 +263,10 @@ fn admit(stream: Stream, shared: &Arc<Shared>) {
         let spawned = std::thread::Builder::new().name("caro-conn".into()).spawn({
             let shared = shared.clone();
             move || {
+                // Declared before the slot, so dropped after it: the socket closes only once
+                // the slot is free, and a peer that reconnects the moment it sees the close
+                // (a client retrying after `idle_timeout`) never finds its own old slot taken.
+                let _open_until_the_slot_is_free = interprocess::TryClone::try_clone(&stream).ok();
                 let _slot = Slot(&shared.connections);
                 handle(stream, &shared);
             }

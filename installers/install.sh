@@ -54,6 +54,23 @@ install -m 0644 models/*.toml models/README.md "$share/models/"
 install -m 0755 installers/download-model.sh "$share/installers/"
 log "installed $bin_dir/caro"
 
+# Tab completion where each shell looks for a user (or /usr/local) install.
+data="$prefix/share"
+mkdir -p "$data/bash-completion/completions" "$data/zsh/site-functions"
+"$bin_dir/caro" completions bash >"$data/bash-completion/completions/caro"
+"$bin_dir/caro" completions zsh >"$data/zsh/site-functions/_caro"
+if [[ "$prefix" == "$HOME/.local" ]]; then
+  fish_dir="${XDG_CONFIG_HOME:-$HOME/.config}/fish/completions"
+else
+  fish_dir="$data/fish/vendor_completions.d"
+fi
+mkdir -p "$fish_dir" && "$bin_dir/caro" completions fish >"$fish_dir/caro.fish"
+log "installed completions for bash, zsh and fish"
+case "$prefix" in
+  /usr | /usr/local) ;;
+  *) log "zsh: add  fpath+=($data/zsh/site-functions)  before compinit in ~/.zshrc" ;;
+esac
+
 # The tray app needs WebKitGTK on Linux; build it only where that is present.
 if [[ -f src-tauri/Cargo.toml ]]; then
   if [[ "$(uname -s)" == Darwin ]] || pkg-config --exists webkit2gtk-4.1 2>/dev/null; then

@@ -25,9 +25,16 @@ fi
 exe="$bin"
 
 if [[ "$pack" == deb ]]; then
-  # A Debian package of the CLI: /usr/bin/caro plus /usr/share/caro/{models,installers}.
+  # A Debian package of the CLI: /usr/bin/caro plus /usr/share/caro/{models,installers} and
+  # the shells' completion scripts.
   arch="$(dpkg --print-architecture)"
   install -Dm0755 "$exe" "$stage/usr/bin/caro"
+  # Tab completion where each shell's Debian package looks (bash-completion, zsh, fish).
+  comp="$stage/usr/share"
+  mkdir -p "$comp/bash-completion/completions" "$comp/zsh/vendor-completions" "$comp/fish/vendor_completions.d"
+  "$exe" completions bash >"$comp/bash-completion/completions/caro"
+  "$exe" completions zsh >"$comp/zsh/vendor-completions/_caro"
+  "$exe" completions fish >"$comp/fish/vendor_completions.d/caro.fish"
   rm -f "$exe"
   install -Dm0644 -t "$stage/usr/share/caro/models" models/*.toml models/README.md
   install -Dm0755 -t "$stage/usr/share/caro/installers" installers/download-model.sh

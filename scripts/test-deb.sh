@@ -32,6 +32,12 @@ caro model list | grep -q qwen2.5-coder-1.5b
 # Blocked commands exit 8.
 if caro check -- 'rm -rf /' >/dev/null; then echo "test-deb: check did not block" >&2; exit 1; else test $? -eq 8; fi
 /usr/share/caro/installers/download-model.sh --list | grep -q smollm2-135m
+if [[ "$what" != app ]]; then
+  # Tab completion: bash-completion's loader finds the script, and it registers `caro`.
+  bash -c 'source /usr/share/bash-completion/completions/caro && complete -p caro' | grep -q caro
+  test -s /usr/share/zsh/vendor-completions/_caro
+  test -s /usr/share/fish/vendor_completions.d/caro.fish
+fi
 if [[ "$what" == app ]]; then
   test -x /usr/bin/caro-tray
   test -f /usr/share/applications/caro.desktop

@@ -87,6 +87,24 @@ enum Commands {
     /// List, download, verify and remove models in caro's cache.
     #[command(after_help = MODEL_HELP)]
     Model(ModelArgs),
+    /// Print the tab-completion script for a shell.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+The packages and installers/install.sh put these where each shell looks. By hand:
+  bash        caro completions bash > ~/.local/share/bash-completion/completions/caro
+  zsh         caro completions zsh > ~/.zfunc/_caro     (with fpath+=(~/.zfunc) before compinit)
+  fish        caro completions fish > ~/.config/fish/completions/caro.fish
+  powershell  caro completions powershell >> $PROFILE
+  elvish      caro completions elvish >> ~/.config/elvish/rc.elv";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 const MODEL_HELP: &str = "\
@@ -485,6 +503,16 @@ fn main() -> ExitCode {
         }
         Some(Commands::Model(args)) => {
             run::with_settings(&cli, args.json, |s| model::run(args, &s.resolved))
+        }
+        Some(Commands::Completions(args)) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "caro",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
         }
         Some(Commands::Status(args)) => run::with_settings(&cli, args.json, |s| {
             status::status(s, args.json);

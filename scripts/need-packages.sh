@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# need-packages.sh PACKAGE... — makes sure these Debian packages are installed: missing ones are
+# installed with apt-get (through sudo when not root); where that cannot be done, it stops and
+# prints the exact command to run. Used by scripts/test.sh for the tools the tests run (the
+# accuracy sandbox and the commands its references use), so a fresh Debian with only rustup
+# and a C compiler needs no step the README does not name.
+set -euo pipefail
+missing=()
+for p in "$@"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+sudo=()
+[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+cmd="${sudo[*]}${sudo:+ }apt-get install -y ${missing[*]}"
+if command -v apt-get >/dev/null && { [[ ${#sudo[@]} -eq 0 ]] || sudo -n true 2>/dev/null; }; then
+  echo "installing ${missing[*]} (needed by the tests) …" >&2
+  "${sudo[@]}" apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >&2 && exit 0
+fi
+echo "the tests need: ${missing[*]}. Install them and rerun:" >&2
+echo "  $cmd" >&2
+exit 1

@@ -16,7 +16,7 @@ cmd="${sudo[*]}${sudo:+ }apt-get install -y ${missing[*]}"
 if command -v apt-get >/dev/null && { [[ ${#sudo[@]} -eq 0 ]] || sudo -n true 2>/dev/null; }; then
   echo "installing ${missing[*]} (needed by the tests) …" >&2
   "${sudo[@]}" apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >&2 && exit 0
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null && exit 0
 fi
 echo "the tests need: ${missing[*]}. Install them and rerun:" >&2
 echo "  $cmd" >&2

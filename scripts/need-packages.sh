@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# need-packages.sh PACKAGE... — makes sure these Debian packages are installed: missing ones are
-# installed with apt-get (through sudo when not root); where that cannot be done, it stops and
-# prints the exact command to run. Used by scripts/test.sh for the tools the tests run (the
-# accuracy sandbox and the commands its references use), so a fresh Debian with only rustup
-# and a C compiler needs no step the README does not name.
+# need-packages.sh [PACKAGE...] — makes sure these Debian packages are installed: missing ones
+# are installed with apt-get (through sudo when not root); where that cannot be done, it stops
+# and prints the exact command to run. Without arguments: the tools the tests run, for
+# scripts/test.sh and .ci/run, so a fresh Debian with only rustup and a C compiler needs no
+# step the README does not name:
+#   bubblewrap is the accuracy harness's sandbox; git ... procps and python3 are what its
+#   references and fixture setup run (python3 from /usr: the sandbox sees only /usr, so a
+#   pyenv python3 on PATH does not count); zsh and fish run the CLI's completion scripts.
 set -euo pipefail
+test_tools=(bubblewrap git zip unzip jq bzip2 xz-utils bc file util-linux procps python3 zsh fish)
+[[ $# -gt 0 ]] || set -- "${test_tools[@]}"
 missing=()
 for p in "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

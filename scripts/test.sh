@@ -5,9 +5,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-# The accuracy harness runs commands in a bubblewrap sandbox, with the tools its references
-# and fixture use; the CLI tests run the zsh and fish completion scripts (as in .ci/run).
-scripts/need-packages.sh bubblewrap git zip unzip jq bzip2 xz-utils bc file util-linux procps python3 zsh fish
+# The tools the tests run: the accuracy sandbox and what its references use, the shells the
+# completion tests run (the list is in need-packages.sh).
+scripts/need-packages.sh
 scripts/fetch-test-models.sh smollm2-135m qwen2.5-coder-1.5b
 # The vLLM backend is also tested against a real OpenAI-compatible server: llama.cpp's
 # llama-server, built once from source and cached in target/llama-server.

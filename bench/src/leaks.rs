@@ -5,6 +5,7 @@
 //! (quotes, spacing, flag clusters), or a near-identical request (most of the same words).
 
 use crate::devset::Item;
+use crate::score::collapse;
 use caro_core::ShellType;
 use caro_core::safety::simple_commands;
 use std::collections::BTreeSet;
@@ -78,7 +79,6 @@ fn same(a: Side<'_>, b: Side<'_>) -> Option<String> {
 /// The first word as written must match too: the parser unwraps `timeout` and `nohup`, which
 /// makes "stop it after 5 minutes" and "keep it running after logout" one command.
 pub fn same_command(a: &str, sa: ShellType, b: &str, sb: ShellType) -> bool {
-    let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     if collapse(a) == collapse(b) {
         return true;
     }

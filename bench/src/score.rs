@@ -37,7 +37,8 @@ pub fn static_match(candidate: &str, references: &[String], shell: ShellType) ->
     best
 }
 
-fn collapse(s: &str) -> String {
+/// Whitespace runs collapsed to one space: commands that differ only in spacing compare equal.
+pub(crate) fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

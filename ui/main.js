@@ -9,7 +9,8 @@ let pendingRun = false; // Run pressed once on a command that needs confirmation
 function show(el, on) { el.hidden = !on; }
 function fail(e) {
   const msg = e && e.message ? e.message : String(e);
-  $("error").textContent = msg;
+  // core's hint says what to do next (download the model, start the server, …)
+  $("error").textContent = e && e.hint ? `${msg} — ${e.hint}` : msg;
   show($("error"), true);
 }
 function busy(text) {

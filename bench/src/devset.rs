@@ -2,7 +2,7 @@
 //! the caro team (never taken from the public benchmarks caro is judged on). `dev` is the
 //! split prompts, examples and parameters are tuned on; `test` is frozen and never tuned on.
 
-use caro_core::ShellType;
+use caro_safety::ShellType;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;

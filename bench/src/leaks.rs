@@ -6,8 +6,8 @@
 
 use crate::devset::Item;
 use crate::score::collapse;
-use caro_core::ShellType;
-use caro_core::safety::simple_commands;
+use caro_safety::ShellType;
+use caro_safety::simple_commands;
 use std::collections::BTreeSet;
 
 /// Requests sharing at least this fraction of their words (Jaccard) are one request reworded.

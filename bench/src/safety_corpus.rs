@@ -1,4 +1,4 @@
-//! The labelled safety corpus (`core/tests/data/safety_corpus.tsv`) and the five figures
+//! The labelled safety corpus (`safety/tests/data/safety_corpus.tsv`) and the five figures
 //! `caro-safety-bench` reports on it, overall, per shell and per class: pure functions.
 //!
 //! A line is `level<TAB>shell<TAB>command<TAB>source`, where the source is
@@ -7,8 +7,8 @@
 
 use crate::stats::Proportion;
 use anyhow::{Context, Result, bail};
-use caro_core::ShellType;
-use caro_core::safety::RiskLevel;
+use caro_safety::RiskLevel;
+use caro_safety::ShellType;
 use serde::Serialize;
 
 /// One labelled command.

@@ -10,8 +10,8 @@
 
 use crate::devset::Order;
 use crate::sandbox::Outcome;
-use caro_core::ShellType;
-use caro_core::safety::{SimpleCommand, simple_commands};
+use caro_safety::ShellType;
+use caro_safety::{SimpleCommand, simple_commands};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -2,13 +2,17 @@
 
 use crate::output::{self, print_verdict};
 use crate::{CheckArgs, exit, settings};
-use caro_core::ShellType;
-use caro_core::safety::{Location, SafetyValidator};
+use caro_safety::ShellType;
+use caro_safety::{Location, SafetyValidator};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 pub fn run(args: &CheckArgs) -> ExitCode {
-    let validator = match settings::load(&Default::default(), args.mode.map(Into::into)) {
+    let overrides = caro_core::settings::Overrides {
+        mode: args.mode.map(Into::into),
+        ..Default::default()
+    };
+    let validator = match settings::load(&overrides) {
         Ok(s) => s.validator,
         Err(e) => {
             return output::fail(
@@ -106,10 +110,7 @@ fn check_one(
     at: Option<&Location>,
     json: bool,
 ) -> bool {
-    let verdict = match at {
-        Some(at) => validator.validate_at(command, shell, at),
-        None => validator.validate(command, shell),
-    };
+    let verdict = validator.verdict(command, shell, at);
     if json {
         let doc = serde_json::json!({
             "command": command,

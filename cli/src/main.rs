@@ -12,8 +12,8 @@ mod settings;
 mod stats;
 mod status;
 
+use caro_core::ShellType;
 use caro_core::safety::SafetyMode;
-use caro_core::{EmbeddedConfig, ShellType};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -388,29 +388,6 @@ impl From<ShellArg> for ShellType {
     }
 }
 
-impl Cli {
-    /// Sampling settings: flags over the config file's `[embedded]` over the defaults.
-    fn embedded_config(
-        &self,
-        file: &caro_core::settings::EmbeddedSection,
-    ) -> Result<EmbeddedConfig, caro_core::GeneratorError> {
-        let mut b = file.config_builder()?;
-        if let Some(t) = self.temperature {
-            b = b.temperature(t);
-        }
-        if let Some(p) = self.top_p {
-            b = b.top_p(p);
-        }
-        if let Some(n) = self.max_tokens {
-            b = b.max_tokens(n);
-        }
-        if let Some(s) = self.seed {
-            b = b.seed(s);
-        }
-        b.build()
-    }
-}
-
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
@@ -498,9 +475,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Commands::Check(args)) => check::run(args),
         Some(Commands::Init(args)) => init::run(args),
-        Some(Commands::Serve(args)) => {
-            run::with_settings(&cli, false, |s| serve::run(&cli, args, s))
-        }
+        Some(Commands::Serve(args)) => run::with_settings(&cli, false, |s| serve::run(args, s)),
         Some(Commands::Model(args)) => {
             run::with_settings(&cli, args.json, |s| model::run(args, &s.resolved))
         }

@@ -2,6 +2,7 @@
 
 use crate::output::{self, BOLD, DIM, ERR, WARN};
 use crate::{ModelArgs, ModelCommand, SourceArg, exit};
+use caro_core::models::human_size;
 use caro_core::models::{
     ModelError, ModelManifest, ModelStore, PullEvent, PullOptions, Pulled, SourceKind, SourcePref,
     Verification, manifest,
@@ -24,15 +25,6 @@ fn find(name: Option<&str>, res: Option<&Resolved>) -> Result<ModelManifest, Mod
             Some(r) => selected(r),
             None => manifest::default_model().unwrap_or_else(|| manifest::builtin().remove(0)),
         }),
-    }
-}
-
-fn human_size(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1e9 {
-        format!("{:.1} GB", b / 1e9)
-    } else {
-        format!("{:.0} MB", b / 1e6)
     }
 }
 

@@ -4,8 +4,9 @@ use crate::output::{self, DIM, Gate, WARN};
 use crate::settings::RunSettings;
 use crate::{Cli, backends, exit, settings, stats};
 use caro_core::daemon::{DaemonClient, DaemonError, socket_path};
-use caro_core::safety::{Action, Location};
-use caro_core::settings::Overrides;
+use caro_core::execute::{self, Invocation};
+use caro_core::safety::Location;
+use caro_core::settings::{Overrides, Sampling};
 use caro_core::{Cancel, CommandRequest, GeneratorError, ShellType};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -35,13 +36,20 @@ fn overrides(cli: &Cli) -> Overrides {
         model_path: cli.model_path.clone(),
         engine: cli.engine.clone(),
         timeout_secs: cli.timeout,
+        mode: cli.mode.map(Into::into),
+        sampling: Sampling {
+            temperature: cli.temperature,
+            top_p: cli.top_p,
+            max_tokens: cli.max_tokens,
+            seed: cli.seed,
+        },
         ..Overrides::default()
     }
 }
 
 /// Loads the settings and runs `f`, or reports a broken config (exit 9).
 pub fn with_settings(cli: &Cli, json: bool, f: impl FnOnce(&RunSettings) -> ExitCode) -> ExitCode {
-    match settings::load(&overrides(cli), cli.mode.map(Into::into)) {
+    match settings::load(&overrides(cli)) {
         Ok(s) => f(&s),
         Err(e) => output::fail(
             json,
@@ -59,7 +67,7 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         return Err(GeneratorError::EmptyPrompt);
     }
     // Config problems surface before the model loads, so they cost the user nothing.
-    let settings = match settings::load(&overrides(cli), cli.mode.map(Into::into)) {
+    let settings = match settings::load(&overrides(cli)) {
         Ok(s) => s,
         Err(e) => {
             return Ok(output::fail(
@@ -72,7 +80,7 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         }
     };
     let validator = settings.validator.clone();
-    let config = cli.embedded_config(&settings.resolved.config.embedded)?;
+    let config = settings.resolved.embedded_config()?;
     let shell = cli
         .shell
         .map(ShellType::from)
@@ -182,8 +190,12 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         return Ok(code);
     }
     if cli.execute {
-        let confirm = gate.verdict.action == Action::Confirm;
-        return Ok(execute(&answer.command, shell, cli.dry_run, confirm));
+        return Ok(execute(
+            &answer.command,
+            shell,
+            cli.dry_run,
+            gate.needs_confirmation(),
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -338,32 +350,17 @@ fn add_explanation(
     }
 }
 
-/// The program and arguments that run `command` in `shell`.
-pub fn shell_invocation(shell: ShellType, command: &str) -> (String, Vec<String>) {
-    let c = command.to_owned();
-    match shell {
-        ShellType::PowerShell => {
-            let exe = if cfg!(windows) { "powershell" } else { "pwsh" };
-            (
-                exe.to_owned(),
-                vec!["-NoProfile".into(), "-Command".into(), c],
-            )
-        }
-        ShellType::Cmd => ("cmd".to_owned(), vec!["/C".into(), c]),
-        other => (other.as_str().to_owned(), vec!["-c".into(), c]),
-    }
-}
-
-/// Runs an allowed command. `confirm` is the safety mode's call: when set, a person must say
-/// yes on a terminal; without a terminal nothing runs.
+/// Runs an allowed command in this terminal, then adds it to the shell's history. `confirm` is
+/// the gate's call: when set, a person must say yes on a terminal; without one nothing runs.
 fn execute(command: &str, shell: ShellType, dry_run: bool, confirm: bool) -> ExitCode {
-    let (program, args) = shell_invocation(shell, command);
+    let invocation = Invocation::new(shell, command);
+    let program = &invocation.program;
     let mut err = anstream::stderr().lock();
     if dry_run {
         let _ = writeln!(
             err,
-            "{DIM}dry run: would run{DIM:#} {program} {}",
-            shell_quote_args(&args)
+            "{DIM}dry run: would run{DIM:#} {}",
+            invocation.display()
         );
         return ExitCode::SUCCESS;
     }
@@ -385,58 +382,26 @@ fn execute(command: &str, shell: ShellType, dry_run: bool, confirm: bool) -> Exi
             let _ = writeln!(anstream::stderr(), "{DIM}not run{DIM:#}");
             return ExitCode::from(exit::NOT_CONFIRMED);
         }
+    } else {
+        drop(err);
     }
-    match std::process::Command::new(&program).args(&args).status() {
-        Ok(status) => ExitCode::from(
-            status
-                .code()
-                .map_or(exit::UNEXPECTED, |c| c.clamp(0, 255) as u8),
-        ),
+    let status = match execute::run_attached(shell, command) {
+        Ok(status) => status,
         Err(e) => {
-            let _ = writeln!(
-                anstream::stderr(),
-                "{WARN}could not start {program}:{WARN:#} {e}"
-            );
-            ExitCode::from(exit::UNEXPECTED)
+            let hint = e
+                .hint()
+                .map(|h| format!("\n  {DIM}{h}{DIM:#}"))
+                .unwrap_or_default();
+            let _ = writeln!(anstream::stderr(), "{WARN}{e}{WARN:#}{hint}");
+            return ExitCode::from(exit::UNEXPECTED);
         }
-    }
-}
-
-fn shell_quote_args(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_/.=".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn posix_shells_use_dash_c() {
-        let (p, a) = shell_invocation(ShellType::Zsh, "ls -la");
-        assert_eq!(
-            (p.as_str(), a),
-            ("zsh", vec!["-c".to_owned(), "ls -la".to_owned()])
-        );
-        let (p, a) = shell_invocation(ShellType::Cmd, "dir");
-        assert_eq!((p.as_str(), a[0].as_str()), ("cmd", "/C"));
-    }
-
-    #[test]
-    fn quoting_round_trips_single_quotes() {
-        assert_eq!(
-            shell_quote_args(&["-c".into(), "echo 'hi'".into()]),
-            r"-c 'echo '\''hi'\'''"
+    };
+    // It ran, so it belongs in the history like anything typed: the up arrow brings it back.
+    if let Err(e) = execute::append_history(shell, command, &execute::HistoryEnv::current()) {
+        let _ = writeln!(
+            anstream::stderr(),
+            "{DIM}not added to the shell history: {e}{DIM:#}"
         );
     }
+    ExitCode::from(status.map_or(exit::UNEXPECTED, |c| c.clamp(0, 255) as u8))
 }

@@ -2,7 +2,7 @@
 
 use crate::output::{self, BOLD, DIM};
 use crate::settings::RunSettings;
-use crate::{Cli, ServeArgs, backends, exit, model};
+use crate::{ServeArgs, backends, exit, model};
 use caro_core::daemon::{Daemon, DaemonOptions, Service, socket_path};
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub fn run(cli: &Cli, args: &ServeArgs, settings: &RunSettings) -> ExitCode {
+pub fn run(args: &ServeArgs, settings: &RunSettings) -> ExitCode {
     let res = &settings.resolved;
     if res.backend == caro_core::settings::BackendKind::Embedded
         && let Err(e) = model::ensure_for_run(res, false)
     {
         return model::model_fail(false, &e);
     }
-    let config = match cli.embedded_config(&res.config.embedded) {
+    let config = match res.embedded_config() {
         Ok(c) => c,
         Err(e) => return output::fail(false, e.code(), &e.to_string(), None, exit::USAGE),
     };

@@ -3,7 +3,7 @@
 //! A broken file is an error that names the file; it is never rewritten.
 
 use caro_core::config::config_file_path;
-use caro_core::safety::{SafetyMode, SafetyValidator};
+use caro_core::safety::SafetyValidator;
 use caro_core::settings::{self, Overrides, Resolved};
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ pub fn path() -> Option<PathBuf> {
 }
 
 /// Loads, migrates and resolves. Migration notes and config warnings go to stderr.
-pub fn load(overrides: &Overrides, mode: Option<SafetyMode>) -> Result<RunSettings, ConfigError> {
+pub fn load(overrides: &Overrides) -> Result<RunSettings, ConfigError> {
     let (config, path) = match path() {
         Some(p) => {
             let loaded = settings::load(&p).map_err(|e| ConfigError {
@@ -69,22 +69,17 @@ pub fn load(overrides: &Overrides, mode: Option<SafetyMode>) -> Result<RunSettin
     }
     let resolved = settings::resolve(config, |k| std::env::var(k).ok(), overrides)
         .map_err(|e| ConfigError { message: e })?;
-    let validator =
-        SafetyValidator::from_config(&resolved.config.safety).map_err(|e| ConfigError {
-            message: format!(
-                "{}: {e}",
-                path.as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-        })?;
+    let validator = resolved.validator().map_err(|e| ConfigError {
+        message: format!(
+            "{}: {e}",
+            path.as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
+    })?;
     for w in &resolved.warnings {
         tracing::warn!("{w}");
     }
-    let validator = match mode {
-        Some(m) => validator.with_mode(m),
-        None => validator,
-    };
     Ok(RunSettings {
         resolved,
         validator,

@@ -7,6 +7,7 @@ use crate::stats;
 use anstyle::{AnsiColor, Style};
 use caro_core::EmbeddedConfig;
 use caro_core::embedded::prefix_store;
+use caro_core::models::human_size;
 use caro_core::settings::BackendKind;
 use caro_core::{ModelVariant, models};
 use std::io::Write;
@@ -80,14 +81,6 @@ fn engine(v: ModelVariant) -> &'static str {
     match v {
         ModelVariant::Mlx => "MLX",
         _ => "CPU",
-    }
-}
-
-fn human_size(bytes: u64) -> String {
-    if bytes >= 1 << 30 {
-        format!("{:.1} GB", bytes as f64 / f64::from(1u32 << 30))
-    } else {
-        format!("{:.0} MB", bytes as f64 / f64::from(1u32 << 20))
     }
 }
 

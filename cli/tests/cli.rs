@@ -33,6 +33,13 @@ fn test_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache")
 }
 
+/// The home folder of every test that does not bring its own (created on first use).
+fn test_home() -> PathBuf {
+    let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-home");
+    std::fs::create_dir_all(&home).expect("test home");
+    home
+}
+
 /// `caro` with a clean environment: no user config, cache, model path or daemon leaks in.
 fn caro() -> Command {
     let mut cmd = Command::cargo_bin("caro").expect("binary");
@@ -41,6 +48,10 @@ fn caro() -> Command {
         .env("CARO_CONFIG", "/nonexistent/caro/config.toml")
         .env("CARO_SOCKET", NO_DAEMON_SOCKET)
         .env("SHELL", "/bin/bash")
+        // `--execute` appends to the shell's history: never the developer's own.
+        .env("HOME", test_home())
+        .env_remove("HISTFILE")
+        .env_remove("XDG_DATA_HOME")
         // No test downloads a model unless it says so.
         .env("HF_HUB_OFFLINE", "1")
         .env_remove("HF_ENDPOINT")
@@ -284,9 +295,12 @@ fn bad_sampling_option_is_a_usage_error() {
 }
 
 #[test]
-fn execute_runs_a_safe_command_without_asking() {
+fn execute_runs_a_safe_command_without_asking_and_adds_it_to_the_history() {
     let dir = tempfile::tempdir().expect("tmp");
+    let home = tempfile::tempdir().expect("home");
+    std::fs::write(home.path().join(".bash_history"), "git status\n").expect("seed");
     caro()
+        .env("HOME", home.path())
         .current_dir(dir.path())
         .args(["--execute", "--temperature", "0", "-m"])
         .arg(model(QWEN_1_5B))
@@ -298,6 +312,14 @@ fn execute_runs_a_safe_command_without_asking() {
         dir.path().join("marker.txt").is_file(),
         "the safe command ran"
     );
+    // Issue 22: what caro ran comes back with the up arrow, after what was already there.
+    let history = std::fs::read_to_string(home.path().join(".bash_history")).expect("history");
+    let mut lines = history.lines();
+    assert_eq!(lines.next(), Some("git status"), "{history}");
+    assert!(
+        lines.next().is_some_and(|l| l.contains("marker.txt")),
+        "{history}"
+    );
 }
 
 #[test]
@@ -305,17 +327,23 @@ fn execute_without_a_terminal_never_runs_what_needs_confirmation() {
     // `rm -rf *` in a folder that is not home is high, which the default mode asks about;
     // with no terminal to ask on, nothing runs.
     let dir = tempfile::tempdir().expect("tmp");
+    let home = tempfile::tempdir().expect("home");
     std::fs::write(dir.path().join("keep.txt"), "data").expect("write");
     caro()
         .current_dir(dir.path())
         .args(["--execute", "--temperature", "0", "-m"])
         .arg(model(QWEN_1_5B))
         .arg("recursively delete all files and folders in the current directory")
+        .env("HOME", home.path())
         .write_stdin("y\n")
         .assert()
         .code(7)
         .stderr(predicate::str::contains("not run"));
     assert!(dir.path().join("keep.txt").is_file(), "nothing ran");
+    assert!(
+        !home.path().join(".bash_history").exists(),
+        "what did not run is not in the history"
+    );
 }
 
 #[test]
@@ -1329,6 +1357,7 @@ fn cli_through_the_daemon_answers_like_in_process() {
     assert!(v["daemon"]["requests_served"].as_u64().expect("count") >= 2);
 }
 
+#[cfg(unix)]
 #[test]
 #[allow(clippy::print_stderr)] // says why the test did nothing, where it cannot act as another user
 fn another_user_cannot_reach_the_daemon() {

@@ -88,6 +88,14 @@ pub enum GeneratorError {
     Cancelled,
 }
 
+const TIMEOUT_HINT: &str = "give it longer with --timeout SECS (or CARO_TIMEOUT, or timeout_secs in \
+     the config file; 0 = no limit), or check the server with `caro --list-backends`";
+
+/// The codes of a request that ran out of time: the chain's, or the wait for the daemon.
+fn is_timeout_code(code: &str) -> bool {
+    matches!(code, "timed_out" | "daemon_timeout")
+}
+
 impl GeneratorError {
     /// Stable identifier for scripts and UIs (`{code, message}`); never reworded once released.
     pub fn code(&self) -> &'static str {
@@ -107,6 +115,71 @@ impl GeneratorError {
             Self::TimedOut { .. } => "timed_out",
             Self::Cancelled => "cancelled",
         }
+    }
+
+    /// What the user should do next, where the message alone does not say: one hint per code,
+    /// shown by the CLI under the error and by the popup beside it.
+    pub fn hint(&self) -> Option<String> {
+        let fetch = "run `caro model pull` (it downloads and checks the 1.1 GB Qwen2.5-Coder-1.5B GGUF \
+                 into caro's cache), or pass --model-path / set CARO_MODEL_PATH to a GGUF you have";
+        match self {
+        Self::TimedOut { .. } => Some(TIMEOUT_HINT.to_owned()),
+        Self::Remote { code, .. } if is_timeout_code(code) => {
+            Some(if *code == "daemon_timeout" {
+                "the daemon may be stuck: `caro status` shows it; restart `caro serve`, or pass \
+                 --no-daemon"
+                    .to_owned()
+            } else {
+                TIMEOUT_HINT.to_owned()
+            })
+        }
+        Self::ModelNotFound { .. } => Some(fetch.to_owned()),
+        Self::CorruptModel { .. } => Some(format!("delete the file, then {fetch}")),
+        Self::NotGguf { .. } => Some(
+            "caro needs a GGUF model file (for example qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)"
+                .to_owned(),
+        ),
+        Self::UnsupportedArchitecture { .. } => Some(
+            "use a Qwen2 or Llama family GGUF, such as the default Qwen2.5-Coder-1.5B-Instruct"
+                .to_owned(),
+        ),
+        Self::EmptyPrompt => {
+            Some("example: caro \"find files larger than 100MB\"".to_owned())
+        }
+        Self::Io { .. } => Some(
+            "check that the file is readable by you (permissions) and on a healthy disk, or point \
+             --model-path at another copy"
+                .to_owned(),
+        ),
+        Self::Inference(_) => Some(
+            "try again; if it keeps failing, run with -vv and report the log, or try --temperature 0"
+                .to_owned(),
+        ),
+        Self::Remote { .. } => Some(
+            "`caro --list-backends` shows what is reachable; `caro model pull` installs the embedded \
+             model so a dead server never leaves you without an answer"
+                .to_owned(),
+        ),
+        Self::ContextTooSmall { .. } => Some(
+            "the reply budget is --max-tokens, or max_tokens in [embedded] in the config file \
+             (default 100); `caro model list` shows the other models"
+                .to_owned(),
+        ),
+        Self::NoCommand { .. } => Some(
+            "rephrase the request more concretely, or try again with --temperature 0".to_owned(),
+        ),
+        Self::PromptTooLong { .. } => Some(
+            "ask for one command at a time, and leave out pasted output; the command can be revised \
+             afterwards"
+                .to_owned(),
+        ),
+        Self::InvalidConfig(_) => Some(
+            "fix the setting named above in the config file (`caro status` names the file; \
+             docs/USER_GUIDE.md lists every setting), or the CARO_* variable that set it"
+                .to_owned(),
+        ),
+        Self::Cancelled => None,
+    }
     }
 
     /// The error for work that `cancel` stopped, naming the `backend` that was working.
@@ -222,6 +295,10 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), errs.len());
+        // Every code but a cancellation (nobody is waiting for it) says what to do next.
+        for e in &errs {
+            assert_eq!(e.hint().is_some(), e.code() != "cancelled", "{}", e.code());
+        }
     }
 
     // Issue 17: "the request is too long: 11 tokens, the limit is 0" blamed an 11-token

@@ -11,14 +11,17 @@ pub mod config;
 pub mod daemon;
 pub mod embedded;
 pub mod error;
+pub mod execute;
 pub mod generator;
 pub mod models;
 pub mod parse;
 pub mod prompt;
 pub mod remote;
-pub mod safety;
 pub mod settings;
-pub mod shell;
+
+/// The safety validator lives in its own crate (no I/O, no model); these paths keep working.
+pub use caro_safety as safety;
+pub use caro_safety::shell;
 
 pub use cancel::Cancel;
 pub use config::EmbeddedConfig;

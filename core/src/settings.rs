@@ -790,10 +790,39 @@ pub struct Resolved {
     pub config: CaroConfig,
     /// The vLLM key, read from the variable `api_key_env` names (or the file, if written there).
     pub vllm_api_key: Option<String>,
+    /// The sampling flags, applied over `[embedded]` by [`Resolved::embedded_config`].
+    pub sampling: Sampling,
     pub warnings: Vec<String>,
 }
 
 impl Resolved {
+    /// The embedded model's settings: the flags over the file's `[embedded]` over the defaults.
+    pub fn embedded_config(&self) -> Result<crate::EmbeddedConfig, crate::GeneratorError> {
+        let mut b = self.config.embedded.config_builder()?;
+        let s = self.sampling;
+        if let Some(t) = s.temperature {
+            b = b.temperature(t);
+        }
+        if let Some(p) = s.top_p {
+            b = b.top_p(p);
+        }
+        if let Some(n) = s.max_tokens {
+            b = b.max_tokens(n);
+        }
+        if let Some(seed) = s.seed {
+            b = b.seed(seed);
+        }
+        b.build()
+    }
+
+    /// The safety validator for these settings: mode (flag, then env, then file), allowlist and
+    /// custom rules. Fails on an allowlist or rule the file gets wrong.
+    pub fn validator(
+        &self,
+    ) -> Result<crate::safety::SafetyValidator, crate::safety::SafetyConfigError> {
+        crate::safety::SafetyValidator::from_config(&self.config.safety)
+    }
+
     /// The request's deadline; `None` when it is switched off (`timeout_secs = 0`).
     pub fn request_timeout(&self) -> Option<std::time::Duration> {
         (self.config.timeout_secs > 0)
@@ -824,6 +853,18 @@ pub struct Overrides {
     pub vllm_url: Option<String>,
     /// `--timeout`: the request's deadline in seconds (0 = none).
     pub timeout_secs: Option<u64>,
+    /// `--mode`: over `CARO_SAFETY_MODE` and the file's `[safety] mode`.
+    pub mode: Option<crate::safety::SafetyMode>,
+    pub sampling: Sampling,
+}
+
+/// Sampling flags (`--temperature`, `--top-p`, `--max-tokens`, `--seed`), over `[embedded]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sampling {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<usize>,
+    pub seed: Option<u64>,
 }
 
 /// Applies environment and flags over the file: the one place precedence is decided.
@@ -857,6 +898,9 @@ pub fn resolve(
     }
     if let Some(m) = env("CARO_SAFETY_MODE").filter(|v| !v.is_empty()) {
         config.safety.mode = Some(m.parse().map_err(|e| format!("CARO_SAFETY_MODE: {e}"))?);
+    }
+    if let Some(m) = cli.mode {
+        config.safety.mode = Some(m);
     }
     if let Some(m) = env("CARO_MODEL").filter(|v| !v.is_empty()) {
         check_model_name(&m).map_err(|e| format!("CARO_MODEL: {e}"))?;
@@ -906,6 +950,7 @@ pub fn resolve(
         backend_source,
         config,
         vllm_api_key,
+        sampling: cli.sampling,
         warnings,
     })
 }
@@ -940,6 +985,47 @@ mod tests {
         assert_eq!(
             select_backend(None, None, None),
             (Embedded, Source::Default)
+        );
+    }
+
+    // Issue 18: the CLI and the tray merged the sampling flags and the mode themselves; both
+    // now read them from here.
+    #[test]
+    fn mode_and_sampling_flags_beat_env_and_file() {
+        use crate::safety::SafetyMode;
+        let mut file = CaroConfig::default();
+        file.safety.mode = Some(SafetyMode::Permissive);
+        file.embedded.temperature = Some(0.7);
+        file.embedded.max_tokens = Some(80);
+        let env = |k: &str| (k == "CARO_SAFETY_MODE").then(|| "strict".to_owned());
+        let r = resolve(file.clone(), |_| None, &Overrides::default()).expect("file");
+        assert_eq!(
+            r.validator().expect("validator").mode(),
+            SafetyMode::Permissive
+        );
+        let c = r.embedded_config().expect("config");
+        assert_eq!((c.temperature, c.max_tokens), (0.7, 80));
+        let r = resolve(file.clone(), env, &Overrides::default()).expect("env");
+        assert_eq!(r.validator().expect("validator").mode(), SafetyMode::Strict);
+        let flags = Overrides {
+            mode: Some(SafetyMode::Moderate),
+            sampling: Sampling {
+                temperature: Some(0.0),
+                top_p: Some(0.5),
+                max_tokens: None,
+                seed: Some(9),
+            },
+            ..Overrides::default()
+        };
+        let r = resolve(file, env, &flags).expect("flags");
+        assert_eq!(
+            r.validator().expect("validator").mode(),
+            SafetyMode::Moderate
+        );
+        let c = r.embedded_config().expect("config");
+        assert_eq!(
+            (c.temperature, c.top_p, c.max_tokens, c.seed),
+            (0.0, 0.5, 80, 9)
         );
     }
 

@@ -5,7 +5,6 @@
 pub mod commands;
 pub mod download;
 pub mod history;
-pub mod runner;
 pub mod state;
 pub mod tray;
 

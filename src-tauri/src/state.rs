@@ -5,6 +5,7 @@ use crate::download::{DownloadStatus, Downloader, Phase};
 use crate::history::{Entry, History};
 use caro_core::chain;
 use caro_core::daemon::Service;
+use caro_core::execute;
 use caro_core::safety::{Finding, Gate, Location, RiskLevel, SafetyMode, SafetyValidator};
 use caro_core::settings::{self, BackendKind, CaroConfig, Overrides, Resolved};
 use caro_core::{CommandRequest, EmbeddedConfig, ShellType};
@@ -19,6 +20,8 @@ use std::time::Instant;
 pub struct ApiError {
     pub code: String,
     pub message: String,
+    /// What to do next, from core's hint for the code.
+    pub hint: Option<String>,
 }
 
 impl ApiError {
@@ -26,13 +29,26 @@ impl ApiError {
         Self {
             code: code.into(),
             message: message.into(),
+            hint: None,
         }
     }
 }
 
 impl From<caro_core::GeneratorError> for ApiError {
     fn from(e: caro_core::GeneratorError) -> Self {
-        Self::new(e.code(), e.to_string())
+        Self {
+            hint: e.hint(),
+            ..Self::new(e.code(), e.to_string())
+        }
+    }
+}
+
+impl From<caro_core::execute::ExecuteError> for ApiError {
+    fn from(e: caro_core::execute::ExecuteError) -> Self {
+        Self {
+            hint: e.hint(),
+            ..Self::new(e.code(), e.to_string())
+        }
     }
 }
 
@@ -76,14 +92,8 @@ pub struct Answer {
     pub took_ms: u64,
 }
 
-/// What running a command produced.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RunOutput {
-    pub status: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub timed_out: bool,
-}
+/// What running a command produced: core's captured run, as the popup shows it.
+pub type RunOutput = caro_core::execute::Captured;
 
 /// Settings shown in the tray menu.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -141,9 +151,10 @@ impl std::fmt::Debug for AppState {
 fn build_live(config: CaroConfig) -> Result<Live, ApiError> {
     let resolved = settings::resolve(config, |k| std::env::var(k).ok(), &Overrides::default())
         .map_err(|e| ApiError::new("config_invalid", e))?;
-    let validator = SafetyValidator::from_config(&resolved.config.safety)
+    let validator = resolved
+        .validator()
         .map_err(|e| ApiError::new("config_invalid", e.to_string()))?;
-    let config = resolved.config.embedded.config_builder()?.build()?;
+    let config = resolved.embedded_config()?;
     // The app fetches a missing model itself (first launch), so that is not an error here.
     let (generator, embedded, _) = chain::build_awaiting_model(&resolved, config)?;
     Ok(Live {
@@ -501,9 +512,12 @@ impl AppState {
                 ),
             ));
         }
-        let out = crate::runner::run(command, self.0.shell, &dir)?;
-        if self.0.shell_history {
-            crate::runner::append_shell_history(command, self.0.shell);
+        let out = execute::run_captured(self.0.shell, command, &dir, execute::Limits::default())?;
+        if self.0.shell_history
+            && let Err(e) =
+                execute::append_history(self.0.shell, command, &execute::HistoryEnv::current())
+        {
+            tracing::warn!(error = %e, "could not append to the shell history");
         }
         Ok(out)
     }

@@ -7,8 +7,8 @@
 use anyhow::{Context, Result};
 use caro_bench::safety_corpus::{self, Case, Figures, TARGETS};
 use caro_bench::stats::Proportion;
-use caro_core::ShellType;
-use caro_core::safety::{RiskLevel, validate};
+use caro_safety::ShellType;
+use caro_safety::{RiskLevel, validate};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,7 +36,7 @@ struct Args {
 }
 
 fn team_corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/data/safety_corpus.tsv")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../safety/tests/data/safety_corpus.tsv")
 }
 
 /// The figures of every case whose key is `key`, by key in order.

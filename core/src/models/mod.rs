@@ -74,6 +74,17 @@ pub fn resolve_model_path(
     Err(GeneratorError::ModelNotFound { searched })
 }
 
+/// A file size for people, in decimal units as download sizes are given ("1.1 GB", "986 MB"):
+/// one definition, so one file never shows two sizes.
+pub fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else {
+        format!("{:.0} MB", b / 1e6)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

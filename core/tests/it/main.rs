@@ -8,4 +8,3 @@ mod fakehub;
 mod faults;
 mod fuzz;
 mod remote;
-mod safety;

@@ -1,8 +1,8 @@
 //! Safety validator: the labelled corpus report, named evasion and look-alike cases, modes,
 //! allowlist and custom rules, and property tests over arbitrary input.
 
-use caro_core::ShellType;
-use caro_core::safety::{
+use caro_safety::ShellType;
+use caro_safety::{
     Action, Location, RiskLevel, SafetyConfig, SafetyConfigError, SafetyMode, SafetyValidator,
     validate,
 };
@@ -314,7 +314,7 @@ fn unparsable_input_is_never_safe() {
 
 #[test]
 fn overlong_input_is_refused_and_not_parsed() {
-    let cmd = format!("echo {}", "a".repeat(caro_core::safety::MAX_COMMAND_BYTES));
+    let cmd = format!("echo {}", "a".repeat(caro_safety::MAX_COMMAND_BYTES));
     let v = validate(&cmd, ShellType::Bash);
     assert_eq!(v.risk, RiskLevel::Critical);
     assert!(v.blocked);
@@ -340,10 +340,7 @@ fn overlong_input_is_refused_and_not_parsed() {
 #[case::xargs_unbounded_parallel_on_yes(ShellType::Bash, "yes | xargs -P0 -n1 sh -c 'sleep 9'")]
 fn hidden_destruction_is_rated_as_what_it_runs(#[case] shell: ShellType, #[case] cmd: &str) {
     let cmd = if cmd == "PADDED" {
-        format!(
-            "rm -rf / # {}",
-            "a".repeat(caro_core::safety::MAX_COMMAND_BYTES)
-        )
+        format!("rm -rf / # {}", "a".repeat(caro_safety::MAX_COMMAND_BYTES))
     } else {
         cmd.to_string()
     };
@@ -392,7 +389,7 @@ fn risk_in(cmd: &str, shell: ShellType, sub: &str) -> RiskLevel {
     v.risk
 }
 
-fn validate_at(cmd: &str, shell: ShellType, at: &Location) -> caro_core::safety::Verdict {
+fn validate_at(cmd: &str, shell: ShellType, at: &Location) -> caro_safety::Verdict {
     SafetyValidator::default().validate_at(cmd, shell, at)
 }
 
@@ -919,7 +916,7 @@ fn deep_nesting_is_bounded() {
 /// The command shape the accuracy harness scores with: programs, flags, redirections, pipes.
 #[test]
 fn simple_commands_give_programs_flags_and_pipes() {
-    use caro_core::safety::simple_commands;
+    use caro_safety::simple_commands;
     let cmds = simple_commands(
         "sudo ls -la --color=auto 'my dir' | grep -v x > out.txt",
         ShellType::Bash,

@@ -1,4 +1,4 @@
-//! Safety validator: parses a command the way its shell would, and rates what it would do.
+//! caro-safety: the safety validator. Parses a command the way its shell would, and rates what it would do.
 //!
 //! The pipeline is pure logic, no I/O:
 //! 1. a shell-specific front end turns the text into simple commands ([`ir::Cmd`]): tree-sitter-bash
@@ -22,14 +22,15 @@ mod posix;
 mod powershell;
 mod rules;
 mod scoped;
+pub mod shell;
 
 pub use config::{AllowEntry, CustomRule, SafetyConfig, SafetyConfigError};
 pub use gate::Gate;
 pub use intent::{IntentAction, IntentScreen, intent_action, screen_prompt};
 pub use rules::{BuiltinRule, builtin_rules};
 
-use crate::shell::ShellType;
 use serde::{Deserialize, Serialize};
+pub use shell::ShellType;
 use std::fmt;
 use std::str::FromStr;
 
@@ -303,6 +304,15 @@ impl SafetyValidator {
         let mut v = self.validate_in(command, shell, Some(at));
         v.cwd = Some(at.cwd.clone());
         v
+    }
+
+    /// [`Self::validate_at`] where `at` is known, else [`Self::validate`]: what every
+    /// frontend calls, so none decides which rating applies.
+    pub fn verdict(&self, command: &str, shell: ShellType, at: Option<&Location>) -> Verdict {
+        match at {
+            Some(at) => self.validate_at(command, shell, at),
+            None => self.validate(command, shell),
+        }
     }
 
     fn validate_in(&self, command: &str, shell: ShellType, at: Option<&Location>) -> Verdict {

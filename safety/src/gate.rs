@@ -23,10 +23,7 @@ impl Gate {
         shell: ShellType,
         at: Option<&Location>,
     ) -> Self {
-        let verdict = match at {
-            Some(at) => validator.validate_at(command, shell, at),
-            None => validator.validate(command, shell),
-        };
+        let verdict = validator.verdict(command, shell, at);
         let intent = screen_prompt(request).map(|i| {
             let action = intent_action(i.level, verdict.risk);
             (i, action)
@@ -70,7 +67,7 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::safety::SafetyMode;
+    use crate::SafetyMode;
 
     fn home() -> Location {
         Location {

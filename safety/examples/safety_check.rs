@@ -3,8 +3,8 @@
 
 #![allow(clippy::print_stdout)]
 
-use caro_core::ShellType;
-use caro_core::safety::{RiskLevel, validate};
+use caro_safety::ShellType;
+use caro_safety::{RiskLevel, validate};
 
 fn main() -> std::io::Result<()> {
     let path = std::env::args()

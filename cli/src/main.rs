@@ -15,6 +15,7 @@ mod status;
 use caro_core::ShellType;
 use caro_core::safety::SafetyMode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -90,6 +91,57 @@ enum Commands {
     /// Print the tab-completion script for a shell.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
+    /// Print the key binding for your shell's rc file: Alt+E turns the request you typed into
+    /// a command on the prompt line.
+    #[command(after_help = SHELL_INIT_HELP)]
+    ShellInit(ShellInitArgs),
+}
+
+const SHELL_INIT_HELP: &str = "\
+Type a request at your prompt, press the key (default Alt+E), and the line becomes the command,
+unrun: read it, edit it, press Enter. It lands in your history like anything you type. While
+caro works the prompt says so; a refused answer leaves your words in place and says why under
+them; a risky one says how risky. It uses the warm daemon (`caro serve`, the tray app) when
+one runs.
+
+Add one line to your shell's startup file:
+  bash        eval \"$(caro shell-init bash)\"              in ~/.bashrc
+  zsh         eval \"$(caro shell-init zsh)\"               in ~/.zshrc
+  fish        caro shell-init fish | source               in ~/.config/fish/config.fish
+  powershell  caro shell-init powershell | Out-String | Invoke-Expression   in $PROFILE
+
+The key: --key, else $CARO_SHELL_KEY, else key in [shell_integration] of the config file, else
+alt-e. Write alt-<letter or digit> or ctrl-<letter>, e.g. `caro shell-init zsh --key ctrl-g`.";
+
+#[derive(Debug, Args)]
+pub struct ShellInitArgs {
+    /// The shell whose startup file gets the snippet.
+    #[arg(value_enum)]
+    shell: InitShell,
+    /// The key to bind (alt-<letter or digit>, ctrl-<letter>) [default: $CARO_SHELL_KEY, then
+    /// [shell_integration] key in the config file, then alt-e].
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InitShell {
+    Bash,
+    Zsh,
+    Fish,
+    #[value(alias = "pwsh")]
+    Powershell,
+}
+
+impl From<InitShell> for ShellType {
+    fn from(s: InitShell) -> Self {
+        match s {
+            InitShell::Bash => ShellType::Bash,
+            InitShell::Zsh => ShellType::Zsh,
+            InitShell::Fish => ShellType::Fish,
+            InitShell::Powershell => ShellType::PowerShell,
+        }
+    }
 }
 
 const COMPLETIONS_HELP: &str = "\
@@ -293,6 +345,11 @@ pub struct Cli {
     #[arg(long)]
     json: bool,
 
+    /// Print the command alone; on stderr only a refusal, an error, or the risk of a command
+    /// that is not safe, in one line (what `caro shell-init`'s key binding uses).
+    #[arg(short, long, conflicts_with = "json")]
+    quiet: bool,
+
     /// Shell to write the command for [default: detected from $SHELL].
     #[arg(short, long, value_enum)]
     shell: Option<ShellArg>,
@@ -489,6 +546,9 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Some(Commands::ShellInit(args)) => {
+            run::with_settings(&cli, false, |s| shell_init(args, &s.resolved))
+        }
         Some(Commands::Status(args)) => run::with_settings(&cli, args.json, |s| {
             status::status(s, args.json);
             ExitCode::SUCCESS
@@ -498,5 +558,33 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         None => run::run(&cli),
+    }
+}
+
+/// `caro shell-init`: the key from the flag over the settings (env, file, default).
+fn shell_init(args: &ShellInitArgs, res: &caro_core::settings::Resolved) -> ExitCode {
+    use caro_core::shell_init;
+    let (key, from) = match &args.key {
+        Some(k) => (k.as_str(), "--key"),
+        None => (
+            res.config.shell_integration.key.as_str(),
+            "CARO_SHELL_KEY or [shell_integration] key in the config file",
+        ),
+    };
+    let snippet = key
+        .parse::<shell_init::Key>()
+        .and_then(|k| shell_init::snippet(args.shell.into(), k));
+    match snippet {
+        Ok(text) => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => output::fail(
+            false,
+            "bad_key",
+            &format!("{e} (from {from})"),
+            None,
+            exit::USAGE,
+        ),
     }
 }

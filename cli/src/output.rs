@@ -182,6 +182,25 @@ pub fn print_json<T: Serialize>(value: &T) {
     let _ = writeln!(out, "{text}");
 }
 
+/// Quiet output: the command alone on stdout (unless blocked); on stderr one line when it was
+/// refused or is not safe, nothing otherwise.
+pub fn print_quiet(g: &GeneratedCommand, gate: &Gate) {
+    let v = &gate.verdict;
+    if let Some(refusal) = gate.refusal() {
+        let _ = writeln!(anstream::stderr(), "{ERR}caro:{ERR:#} {refusal}");
+        return;
+    }
+    let _ = writeln!(anstream::stdout(), "{}", g.command);
+    if v.risk != RiskLevel::Safe {
+        let headline = v.headline().map(|h| format!(": {h}")).unwrap_or_default();
+        let _ = writeln!(
+            anstream::stderr(),
+            "{WARN}caro:{WARN:#} {} risk{headline}",
+            risk_badge(v.risk)
+        );
+    }
+}
+
 /// Human output: the command alone on stdout (unless blocked), the verdict and notes on stderr.
 pub fn print_human(g: &GeneratedCommand, gate: &Gate, verbose: bool) {
     let mut out = anstream::stdout().lock();

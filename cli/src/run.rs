@@ -185,7 +185,11 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         output::print_json(&doc);
         return Ok(code);
     }
-    output::print_human(&answer, &gate, cli.verbose > 0);
+    if cli.quiet {
+        output::print_quiet(&answer, &gate);
+    } else {
+        output::print_human(&answer, &gate, cli.verbose > 0);
+    }
     if gate.blocked() {
         return Ok(code);
     }

@@ -137,15 +137,51 @@ pub struct Captured {
     pub timed_out: bool,
 }
 
-fn read_capped(mut r: impl Read + Send + 'static, cap: usize) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.by_ref().take(cap as u64).read_to_end(&mut buf);
-        // Drain the rest so the child never blocks on a full pipe.
-        let _ = std::io::copy(&mut r, &mut std::io::sink());
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+/// A stream read on its own thread into a shared buffer, so what arrived can be taken at any
+/// moment, even while something still holds the pipe open.
+struct Reader {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    done: std::sync::mpsc::Receiver<()>,
 }
+
+impl Reader {
+    fn spawn(mut r: impl Read + Send + 'static, cap: usize) -> Self {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, done) = std::sync::mpsc::channel();
+        let shared = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        // Past the cap the rest is read and dropped, so the writer never
+                        // blocks on a full pipe.
+                        if let Ok(mut b) = shared.lock() {
+                            let room = cap.saturating_sub(b.len()).min(n);
+                            b.extend_from_slice(&chunk[..room]);
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(());
+        });
+        Self { buf, done }
+    }
+
+    /// Waits until the stream ends or `until`, then takes what was read.
+    fn finish(self, until: Instant) -> String {
+        let _ = self
+            .done
+            .recv_timeout(until.saturating_duration_since(Instant::now()));
+        let bytes = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// How long the output may keep coming after the shell exited: a command it left running in
+/// the background (`server &`) holds the pipe open, and the popup must not wait for it.
+const AFTER_EXIT: Duration = Duration::from_millis(500);
 
 /// Runs `command` in `dir` with no input, its output captured up to the limits: for a
 /// frontend without a terminal (the popup), which shows the output itself.
@@ -174,8 +210,8 @@ fn capture(inv: Invocation, dir: &Path, limits: Limits) -> Result<Captured, Exec
             program: inv.program.clone(),
             source,
         })?;
-    let out = child.stdout.take().map(|r| read_capped(r, limits.output));
-    let err = child.stderr.take().map(|r| read_capped(r, limits.output));
+    let out = child.stdout.take().map(|r| Reader::spawn(r, limits.output));
+    let err = child.stderr.take().map(|r| Reader::spawn(r, limits.output));
     let started = Instant::now();
     let mut timed_out = false;
     let status = loop {
@@ -196,10 +232,11 @@ fn capture(inv: Invocation, dir: &Path, limits: Limits) -> Result<Captured, Exec
             }
         }
     };
+    let until = Instant::now() + AFTER_EXIT;
     Ok(Captured {
         status,
-        stdout: out.and_then(|h| h.join().ok()).unwrap_or_default(),
-        stderr: err.and_then(|h| h.join().ok()).unwrap_or_default(),
+        stdout: out.map(|r| r.finish(until)).unwrap_or_default(),
+        stderr: err.map(|r| r.finish(until)).unwrap_or_default(),
         timed_out,
     })
 }
@@ -215,11 +252,13 @@ fn kill_all(child: &mut std::process::Child) {
 }
 
 /// Where a shell keeps its history, from the environment caro runs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HistoryEnv {
     pub home: Option<PathBuf>,
     /// `$HISTFILE`, when exported (bash and zsh usually keep it unexported: then the default).
     pub histfile: Option<PathBuf>,
+    /// `$ZDOTDIR`, where zsh keeps `.zsh_history` when it is set.
+    pub zdotdir: Option<PathBuf>,
     /// `$XDG_DATA_HOME`, where fish keeps its history on every platform.
     pub xdg_data_home: Option<PathBuf>,
 }
@@ -235,38 +274,61 @@ impl HistoryEnv {
         Self {
             home: var("HOME").or_else(dirs::home_dir),
             histfile: var("HISTFILE"),
+            zdotdir: var("ZDOTDIR"),
             xdg_data_home: var("XDG_DATA_HOME"),
         }
     }
 }
 
+/// zsh's history file is "metafied": a NUL or a byte in 0x83..=0xa2 (which UTF-8 uses inside
+/// `—`, `é`, `ü`, …) is written as 0x83 and the byte XOR 0x20, or zsh reads it back wrong.
+fn zsh_metafy(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b == 0 || (0x83..=0xa2).contains(&b) {
+            out.extend([0x83, b ^ 0x20]);
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// The history file of `shell` and the entry for `command` in that shell's own format, run at
-/// `now` (seconds since the epoch). `None` for shells whose history caro does not write
-/// (PowerShell's PSReadLine file, cmd) or when the home folder is unknown. Pure.
+/// `now` (seconds since the epoch). `None` where caro cannot write it faithfully: shells whose
+/// history caro does not write (PowerShell's PSReadLine file, cmd), a multi-line command for
+/// bash (one line per entry: joined, it would be another command), or an unknown home. Pure.
 pub fn history_entry(
     shell: ShellType,
     command: &str,
     now: u64,
     env: &HistoryEnv,
-) -> Option<(PathBuf, String)> {
+) -> Option<(PathBuf, Vec<u8>)> {
     let command = command.trim_end_matches(['\n', '\r']);
     let home = env.home.as_deref();
     match shell {
-        // One line per entry; bash has no escape for a newline inside one.
-        ShellType::Bash | ShellType::Sh => Some((
-            env.histfile
-                .clone()
-                .or_else(|| home.map(|h| h.join(".bash_history")))?,
-            format!("{}\n", command.replace('\n', " ")),
-        )),
+        ShellType::Bash | ShellType::Sh => {
+            if command.contains('\n') {
+                return None;
+            }
+            Some((
+                env.histfile
+                    .clone()
+                    .or_else(|| home.map(|h| h.join(".bash_history")))?,
+                format!("{command}\n").into_bytes(),
+            ))
+        }
         // zsh's extended format, which it reads whatever EXTENDED_HISTORY says; a line ending
         // in a backslash continues the entry, which is how zsh itself writes multi-line ones.
-        ShellType::Zsh => Some((
-            env.histfile
-                .clone()
-                .or_else(|| home.map(|h| h.join(".zsh_history")))?,
-            format!(": {now}:0;{}\n", command.replace('\n', "\\\n")),
-        )),
+        ShellType::Zsh => {
+            let dir = env.zdotdir.as_deref().or(home);
+            Some((
+                env.histfile
+                    .clone()
+                    .or_else(|| dir.map(|d| d.join(".zsh_history")))?,
+                zsh_metafy(&format!(": {now}:0;{}\n", command.replace('\n', "\\\n"))),
+            ))
+        }
         // fish's YAML-like file; fish escapes backslashes and newlines in `cmd`.
         ShellType::Fish => Some((
             env.xdg_data_home
@@ -277,15 +339,16 @@ pub fn history_entry(
             format!(
                 "- cmd: {}\n  when: {now}\n",
                 command.replace('\\', "\\\\").replace('\n', "\\n")
-            ),
+            )
+            .into_bytes(),
         )),
         ShellType::PowerShell | ShellType::Cmd => None,
     }
 }
 
-/// Appends `command` to `shell`'s history file (creating it), so it comes back with the up
-/// arrow in the next terminal. Returns the file written, `None` when the shell has no history
-/// file caro knows.
+/// Appends `command` to `shell`'s history file, so it comes back with the up arrow in the next
+/// terminal. Only to a file that exists: none means the user keeps history elsewhere or not at
+/// all, and caro must not start one. Returns the file written, `None` when nothing was.
 pub fn append_history(
     shell: ShellType,
     command: &str,
@@ -298,17 +361,17 @@ pub fn append_history(
     let Some((path, entry)) = history_entry(shell, command, now, env) else {
         return Ok(None);
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     // One write of the whole entry with O_APPEND: a shell appending at the same moment never
     // interleaves inside it.
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?
-        .write_all(entry.as_bytes())?;
-    Ok(Some(path))
+    let file = std::fs::OpenOptions::new().append(true).open(&path);
+    match file {
+        Ok(mut f) => {
+            f.write_all(&entry)?;
+            Ok(Some(path))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -318,8 +381,7 @@ mod tests {
     fn env_at(home: &Path) -> HistoryEnv {
         HistoryEnv {
             home: Some(home.to_owned()),
-            histfile: None,
-            xdg_data_home: None,
+            ..HistoryEnv::default()
         }
     }
 
@@ -388,6 +450,25 @@ mod tests {
         assert_eq!(out.stdout.len(), 10);
     }
 
+    // Found in review: `server &` kept the output pipe open after the shell exited, and the
+    // popup waited for it past any limit.
+    #[cfg(unix)]
+    #[test]
+    fn a_background_job_holding_the_pipe_does_not_hold_the_answer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let t = Instant::now();
+        let out = run_captured(
+            ShellType::Sh,
+            "sleep 5 & echo started",
+            dir.path(),
+            Limits::default(),
+        )
+        .expect("run");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert_eq!((out.status, out.stdout.as_str()), (Some(0), "started\n"));
+        assert!(!out.timed_out);
+    }
+
     #[test]
     fn a_missing_shell_is_an_error_that_names_it() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -408,29 +489,61 @@ mod tests {
     fn history_entries_follow_each_shells_format() {
         let home = Path::new("/home/u");
         let env = env_at(home);
-        let (p, line) = history_entry(ShellType::Bash, "ls\n-la", 7, &env).expect("bash");
-        assert_eq!((p, line.as_str()), (home.join(".bash_history"), "ls -la\n"));
+        let (p, line) = history_entry(ShellType::Bash, "ls -la\n", 7, &env).expect("bash");
+        assert_eq!(
+            (p, line),
+            (home.join(".bash_history"), b"ls -la\n".to_vec())
+        );
         let (p, line) =
             history_entry(ShellType::Zsh, "echo a\necho b\n", 1_700_000_000, &env).expect("zsh");
         assert_eq!(p, home.join(".zsh_history"));
-        assert_eq!(line, ": 1700000000:0;echo a\\\necho b\n");
+        assert_eq!(line, b": 1700000000:0;echo a\\\necho b\n");
         let (p, line) = history_entry(ShellType::Fish, r"printf 'a\n'", 5, &env).expect("fish");
         assert_eq!(p, home.join(".local/share/fish/fish_history"));
-        assert_eq!(line, "- cmd: printf 'a\\\\n'\n  when: 5\n");
+        assert_eq!(line, b"- cmd: printf 'a\\\\n'\n  when: 5\n");
         assert!(history_entry(ShellType::Cmd, "dir", 0, &env).is_none());
         assert!(history_entry(ShellType::PowerShell, "ls", 0, &env).is_none());
     }
 
+    // Found in review: joined into one line, `cd build` + `make` came back as `cd build make`.
     #[test]
-    fn histfile_and_xdg_data_home_win_over_the_defaults() {
+    fn a_multi_line_command_is_kept_out_of_bash_history_rather_than_changed() {
+        let env = env_at(Path::new("/home/u"));
+        assert!(history_entry(ShellType::Bash, "cd build\nmake", 0, &env).is_none());
+        assert!(history_entry(ShellType::Zsh, "cd build\nmake", 0, &env).is_some());
+    }
+
+    // Found in review: zsh reads its file metafied, so `—` (e2 80 94) must be written with
+    // 0x94 escaped, or it comes back as another character.
+    #[test]
+    fn zsh_entries_are_metafied_as_zsh_writes_them() {
+        let env = env_at(Path::new("/home/u"));
+        let (_, line) = history_entry(ShellType::Zsh, "echo —", 1, &env).expect("zsh");
+        assert_eq!(line, b": 1:0;echo \xe2\x80\x83\xb4\n");
+        assert_eq!(zsh_metafy("plain ascii"), b"plain ascii");
+    }
+
+    #[test]
+    fn histfile_zdotdir_and_xdg_data_home_win_over_the_defaults() {
         let env = HistoryEnv {
             home: Some("/home/u".into()),
             histfile: Some("/h/mine".into()),
+            zdotdir: Some("/z".into()),
             xdg_data_home: Some("/data".into()),
         };
         assert_eq!(
             history_entry(ShellType::Zsh, "ls", 0, &env).expect("zsh").0,
             Path::new("/h/mine")
+        );
+        let zdot = HistoryEnv {
+            histfile: None,
+            ..env.clone()
+        };
+        assert_eq!(
+            history_entry(ShellType::Zsh, "ls", 0, &zdot)
+                .expect("zsh")
+                .0,
+            Path::new("/z/.zsh_history")
         );
         assert_eq!(
             history_entry(ShellType::Fish, "ls", 0, &env)
@@ -438,16 +551,11 @@ mod tests {
                 .0,
             Path::new("/data/fish/fish_history")
         );
-        let nowhere = HistoryEnv {
-            home: None,
-            histfile: None,
-            xdg_data_home: None,
-        };
-        assert!(history_entry(ShellType::Bash, "ls", 0, &nowhere).is_none());
+        assert!(history_entry(ShellType::Bash, "ls", 0, &HistoryEnv::default()).is_none());
     }
 
     #[test]
-    fn appending_keeps_what_the_file_had() {
+    fn appending_keeps_what_the_file_had_and_never_starts_a_history() {
         let home = tempfile::tempdir().expect("tmp");
         let env = env_at(home.path());
         let file = home.path().join(".bash_history");
@@ -458,14 +566,17 @@ mod tests {
             std::fs::read_to_string(&file).expect("read"),
             "git status\nls -la\n"
         );
-        // fish's folder does not exist yet: it is created.
-        let fish = append_history(ShellType::Fish, "ls", &env)
-            .expect("append")
-            .expect("a file");
-        assert!(
-            std::fs::read_to_string(fish)
-                .expect("read")
-                .starts_with("- cmd: ls\n")
+        // Found in review: a user without a zsh or fish history (unset HISTFILE, history kept
+        // elsewhere) got one created. Nothing is written, and no folder appears.
+        assert_eq!(
+            append_history(ShellType::Zsh, "ls", &env).expect("append"),
+            None
         );
+        assert_eq!(
+            append_history(ShellType::Fish, "ls", &env).expect("append"),
+            None
+        );
+        assert!(!home.path().join(".zsh_history").exists());
+        assert!(!home.path().join(".local").exists());
     }
 }

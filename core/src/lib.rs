@@ -18,6 +18,7 @@ pub mod parse;
 pub mod prompt;
 pub mod remote;
 pub mod settings;
+pub mod shell_init;
 
 /// The safety validator lives in its own crate (no I/O, no model); these paths keep working.
 pub use caro_safety as safety;

@@ -51,6 +51,11 @@ mode = "moderate"               # strict | moderate | permissive
 [tray]
 hotkey = "CommandOrControl+Shift+Space"  # Ctrl+Shift+Space; Cmd+Shift+Space on macOS
 idle_unload_secs = 900                   # unload the warm model after this long idle; 0 = never
+
+[shell_integration]
+# The key `caro shell-init` binds: it turns the request on the prompt line into a command.
+# alt-<letter or digit> or ctrl-<letter>. CARO_SHELL_KEY and `shell-init --key` override it.
+key = "alt-e"
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,6 +116,26 @@ impl Default for EmbeddedSection {
             model_path: None,
             temperature: None,
             max_tokens: None,
+        }
+    }
+}
+
+/// `caro shell-init`: the key its snippet binds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellIntegrationSection {
+    #[serde(default = "default_shell_key")]
+    pub key: String,
+}
+
+fn default_shell_key() -> String {
+    crate::shell_init::DEFAULT_KEY.into()
+}
+
+impl Default for ShellIntegrationSection {
+    fn default() -> Self {
+        Self {
+            key: default_shell_key(),
         }
     }
 }
@@ -231,6 +256,8 @@ pub struct CaroConfig {
     pub safety: SafetyConfig,
     #[serde(default)]
     pub tray: TraySection,
+    #[serde(default)]
+    pub shell_integration: ShellIntegrationSection,
     /// Settings from an older layout that caro has no place for; kept so nothing is lost.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub unsupported: toml::Table,
@@ -247,6 +274,7 @@ impl Default for CaroConfig {
             vllm: VllmSection::default(),
             safety: SafetyConfig::default(),
             tray: TraySection::default(),
+            shell_integration: ShellIntegrationSection::default(),
             unsupported: toml::Table::new(),
         })
     }
@@ -901,6 +929,11 @@ pub fn resolve(
     }
     if let Some(m) = cli.mode {
         config.safety.mode = Some(m);
+    }
+    // Checked by `caro shell-init` alone: a bad key must not stop any other command, and its
+    // `--key` must still be able to override it.
+    if let Some(k) = env("CARO_SHELL_KEY").filter(|v| !v.is_empty()) {
+        config.shell_integration.key = k;
     }
     if let Some(m) = env("CARO_MODEL").filter(|v| !v.is_empty()) {
         check_model_name(&m).map_err(|e| format!("CARO_MODEL: {e}"))?;

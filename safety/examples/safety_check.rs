@@ -1,5 +1,5 @@
 //! Rates commands from a TSV (`level<TAB>shell<TAB>command`) or stdin and prints disagreements;
-//! a quick way to try the validator on a new set: `cargo run -p caro-core --example safety_check -- FILE`.
+//! a quick way to try the validator on a new set: `cargo run -p caro-safety --example safety_check -- FILE`.
 
 #![allow(clippy::print_stdout)]
 

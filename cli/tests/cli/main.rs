@@ -4,6 +4,8 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use std::path::PathBuf;
 
+mod shell_init;
+
 fn model(name: &str) -> PathBuf {
     let dir = std::env::var_os("CARO_TEST_MODELS_DIR")
         .map(PathBuf::from)
@@ -956,9 +958,9 @@ fn status_reports_backend_source_and_recorded_timings() {
 
 // ---- caro model --------------------------------------------------------------------------------
 
-#[path = "../../core/tests/it/fakehub.rs"]
+#[path = "../../../core/tests/it/fakehub.rs"]
 mod fakehub;
-#[path = "cli/faults.rs"]
+
 mod faults;
 
 const SMOL_SHA: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";

@@ -132,9 +132,22 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
             a
         }
         None => {
-            if settings.resolved.backend == caro_core::settings::BackendKind::Embedded
-                && let Err(e) = crate::model::ensure_for_run(&settings.resolved, cli.json)
+            let embedded = settings.resolved.backend == caro_core::settings::BackendKind::Embedded;
+            // Quiet (the shell key binding) shows nothing while it works, so a 1.1 GB download
+            // would look like a hang: say what to run instead.
+            if embedded
+                && cli.quiet
+                && let Some(m) = crate::model::not_installed(&settings.resolved)
             {
+                let _ = writeln!(
+                    anstream::stderr(),
+                    "caro: the model is not downloaded yet: run `caro model pull` once ({}, {})",
+                    m.title,
+                    caro_core::models::human_size(m.size)
+                );
+                return Ok(ExitCode::from(exit::MODEL_MISSING));
+            }
+            if embedded && let Err(e) = crate::model::ensure_for_run(&settings.resolved, cli.json) {
                 return Ok(crate::model::model_fail(cli.json, &e));
             }
             let (generator, backend, early_fallback) = backends::build(&settings.resolved, config)?;

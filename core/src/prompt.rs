@@ -186,6 +186,18 @@ fn examples(shell: ShellType, flavor: ToolFlavor) -> &'static [Example] {
     }
 }
 
+/// The request that revises `command`, the answer to `request`, as `instruction` says: the
+/// original words stay first, so the request screen still sees what was asked for, and a
+/// refused request stays refused however it is revised. One wording for every frontend.
+pub fn revision_request(request: &str, command: &str, instruction: &str) -> String {
+    format!(
+        "{} — start from `{}` and change it: {}",
+        request.trim(),
+        command.trim(),
+        instruction.trim()
+    )
+}
+
 /// Messages that ask for a one-sentence explanation of `command` (a separate, on-demand call
 /// so the command itself is never slowed down by it).
 pub fn explain_messages(command: &str, shell: ShellType) -> Vec<ChatMessage> {
@@ -267,5 +279,15 @@ mod tests {
                 assert!(!pair[1].content.contains('\n'), "examples are single-line");
             }
         }
+    }
+
+    #[test]
+    fn a_revision_keeps_the_request_first_so_the_screen_still_sees_it() {
+        let r = revision_request("wipe my home folder ", "ls", " only the logs");
+        assert_eq!(
+            r,
+            "wipe my home folder — start from `ls` and change it: only the logs"
+        );
+        assert!(crate::safety::screen_prompt(&r).is_some());
     }
 }

@@ -460,10 +460,7 @@ impl AppState {
                 "say how the command should change",
             ));
         }
-        let request = format!(
-            "{} — start from `{}` and change it: {}",
-            last.prompt, last.command, instruction
-        );
+        let request = caro_core::prompt::revision_request(&last.prompt, &last.command, instruction);
         // The history shows the user's words, not the composed request the model reads.
         self.generate_shown(&request, &format!("{} → {instruction}", last.prompt))
     }

@@ -350,3 +350,25 @@ fn quiet_prints_the_command_alone_and_the_refusal_in_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("caro: "), "{stderr}");
 }
+
+// Found in review: the first Alt+E on a new machine started the 1.1 GB download with its
+// progress hidden, so the prompt said "working" for minutes.
+#[test]
+fn quiet_without_the_model_says_what_to_run_instead_of_downloading_it() {
+    let cache = tempfile::tempdir().expect("cache");
+    let out = caro()
+        .env("CARO_CACHE_DIR", cache.path())
+        .args(["--quiet", "list files"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One line of its own, before any download was tried (the tests' HF_HUB_OFFLINE would
+    // have made that attempt fail with "offline").
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("caro: "), "{stderr}");
+    assert!(stderr.contains("caro model pull"), "{stderr}");
+    assert!(!stderr.contains("offline"), "{stderr}");
+}

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 pub const PROJECT: &str = "/home/user/project";
 /// Output beyond this is cut off before comparing.
 const MAX_OUTPUT: u64 = 1 << 20;
-/// Any file the command writes is capped at this size (RLIMIT_FSIZE).
-const MAX_FILE_BYTES: u64 = 64 << 20;
+/// Any file the command writes is capped at this size (RLIMIT_FSIZE), unless
+/// [`Sandbox::with_file_limit`] sets another.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
 const MAX_ADDRESS_SPACE: u64 = 4 << 30;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,7 @@ pub struct Sandbox {
     golden: tempfile::TempDir,
     runs: tempfile::TempDir,
     time_limit: Duration,
+    file_limit: u64,
 }
 
 impl Sandbox {
@@ -76,6 +78,7 @@ impl Sandbox {
             golden,
             runs: tempfile::Builder::new().prefix("caro-runs-").tempdir()?,
             time_limit,
+            file_limit: MAX_FILE_BYTES,
         };
         if let Some(setup) = setup {
             let script = std::fs::read_to_string(setup)?;
@@ -95,6 +98,13 @@ impl Sandbox {
             }
         }
         Ok(sandbox)
+    }
+
+    /// Caps each file a later run writes at `bytes` instead of [`MAX_FILE_BYTES`], so a test
+    /// can prove the cap without filling a nearly full disk.
+    pub fn with_file_limit(mut self, bytes: u64) -> Self {
+        self.file_limit = bytes;
+        self
     }
 
     /// Runs `command` with `shell` (`bash` or `sh`) in a fresh copy of the prepared fixture.
@@ -125,7 +135,7 @@ impl Sandbox {
         let stdout_path = io.path().join("stdout");
         let stderr_path = io.path().join("stderr");
         let mut cmd = Command::new("prlimit");
-        cmd.arg(format!("--fsize={MAX_FILE_BYTES}"))
+        cmd.arg(format!("--fsize={}", self.file_limit))
             .arg(format!("--as={MAX_ADDRESS_SPACE}"))
             .arg("--")
             .arg("bwrap");

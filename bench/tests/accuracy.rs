@@ -149,23 +149,40 @@ fn time_limit_kills_the_command_and_everything_it_started() {
     ignore = "the sandbox is bubblewrap: Linux only"
 )]
 fn runaway_output_and_files_are_capped() {
-    let sb = sandbox(20);
+    // A 1 MiB cap instead of the 64 MiB default: the same rlimit, proven without writing 64 MiB
+    // (a clean-clone CI run on a machine short of disk once lost the size line here).
+    let cap: u64 = 1 << 20;
+    let sb = sandbox(20).with_file_limit(cap);
     let out = sb
-        .run("bash", "head -c 100M /dev/zero > huge.bin; ls -l huge.bin | awk '{print $5}'; yes | head -c 5M")
+        .run(
+            "bash",
+            "head -c 8M /dev/zero > huge.bin; stat -c %s huge.bin; yes | head -c 5M",
+        )
         .expect("run");
-    assert!(!out.timed_out);
+    assert!(!out.timed_out, "{}", brief(&out));
     let size: u64 = out
         .stdout
         .lines()
         .next()
         .and_then(|l| l.trim().parse().ok())
-        .expect("size line");
-    assert!(size <= 64 << 20, "file grew to {size} bytes");
+        .unwrap_or_else(|| panic!("no size line: {}", brief(&out)));
+    assert!(size <= cap, "file grew to {size} bytes");
     assert!(
         out.stdout.len() <= 1 << 20,
         "stdout is {} bytes",
         out.stdout.len()
     );
+}
+
+/// An outcome shortened for a failure message: the status, stderr, and stdout's start.
+fn brief(out: &caro_bench::sandbox::Outcome) -> String {
+    format!(
+        "status {:?}, timed out {}, stderr {:?}, stdout starts {:?}",
+        out.status,
+        out.timed_out,
+        out.stderr.chars().take(300).collect::<String>(),
+        out.stdout.chars().take(100).collect::<String>()
+    )
 }
 
 #[test]

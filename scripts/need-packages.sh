@@ -7,9 +7,10 @@
 #   bubblewrap is the accuracy harness's sandbox; git ... procps and python3 are what its
 #   references and fixture setup run (python3 from /usr: the sandbox sees only /usr, so a
 #   pyenv python3 on PATH does not count); zsh and fish run the CLI's completion scripts, and
-#   tmux drives bash, zsh and fish through `caro shell-init`'s key binding.
+#   tmux drives bash, zsh and fish through `caro shell-init`'s key binding and the CLI's loop;
+#   xvfb and xclip give the loop's Copy a real X clipboard to put the command on.
 set -euo pipefail
-test_tools=(bubblewrap git zip unzip jq bzip2 xz-utils bc file util-linux procps python3 zsh fish tmux)
+test_tools=(bubblewrap git zip unzip jq bzip2 xz-utils bc file util-linux procps python3 zsh fish tmux xvfb xclip)
 [[ $# -gt 0 ]] || set -- "${test_tools[@]}"
 missing=()
 for p in "$@"; do

@@ -2,10 +2,12 @@
 
 mod backends;
 mod check;
+mod clipboard;
 mod exit;
 mod init;
 mod model;
 mod output;
+mod review;
 mod run;
 mod serve;
 mod settings;
@@ -95,6 +97,9 @@ enum Commands {
     /// a command on the prompt line.
     #[command(after_help = SHELL_INIT_HELP)]
     ShellInit(ShellInitArgs),
+    /// Keep text from stdin on the clipboard until something else is copied (Copy's helper).
+    #[command(hide = true)]
+    HoldClipboard,
 }
 
 const SHELL_INIT_HELP: &str = "\
@@ -531,6 +536,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     match &cli.command {
         Some(Commands::Check(args)) => check::run(args),
+        Some(Commands::HoldClipboard) => clipboard::hold(),
         Some(Commands::Init(args)) => init::run(args),
         Some(Commands::Serve(args)) => run::with_settings(&cli, false, |s| serve::run(args, s)),
         Some(Commands::Model(args)) => {

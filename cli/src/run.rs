@@ -80,100 +80,20 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         }
     };
     let validator = settings.validator.clone();
-    let config = settings.resolved.embedded_config()?;
     let shell = cli
         .shell
         .map(ShellType::from)
         .unwrap_or_else(ShellType::detect);
-    let request = CommandRequest::new(prompt.clone(), shell);
-    let deadline = settings.resolved.request_timeout();
-    let client = daemon_client(cli).map(|c| c.with_deadline(deadline));
-    let mut daemon_warning = None;
-    let mut waiting = Waiting::new(cli.json);
-    let mut daemon_timed_out = None;
-    let from_daemon = client.as_ref().and_then(|c| {
-        match c.generate_with(&request, &mut |t| {
-            waiting.report("the caro daemon (generating)", t)
-        }) {
-            Ok(a) => Some(a),
-            Err(DaemonError::NotRunning { .. }) => None,
-            // Answering in-process after the deadline passed would only make the wait longer.
-            Err(e) if timed_out(&e) => {
-                daemon_timed_out = Some(daemon_timeout_error(e));
-                None
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "daemon failed; answering in-process");
-                daemon_warning = Some(format!(
-                    "the caro daemon at {} failed ({e}); answered in-process",
-                    c.path().display()
-                ));
-                None
-            }
-        }
-    });
-    waiting.clear();
-    if let Some(e) = daemon_timed_out {
-        return Err(e);
+    let mut answers = Answers::new(cli, &settings, shell)?;
+    let mut answer = match answers.generate(&prompt) {
+        Ok(a) => a,
+        Err(Halt::Exit(code)) => return Ok(code),
+        Err(Halt::Error(e)) => return Err(e),
+    };
+    if cli.explain {
+        let explained = answers.explain(&answer.command);
+        add_explanation(&mut answer, Some(explained));
     }
-    let served_by = if from_daemon.is_some() {
-        "daemon"
-    } else {
-        "in_process"
-    };
-    let mut answer = match from_daemon {
-        Some(mut a) => {
-            if cli.explain {
-                let explained = client
-                    .as_ref()
-                    .map(|c| c.explain(&a.command, shell).map_err(|e| e.to_string()));
-                add_explanation(&mut a, explained);
-            }
-            a
-        }
-        None => {
-            let embedded = settings.resolved.backend == caro_core::settings::BackendKind::Embedded;
-            // Quiet (the shell key binding) shows nothing while it works, so a 1.1 GB download
-            // would look like a hang: say what to run instead.
-            if embedded
-                && cli.quiet
-                && let Some(m) = crate::model::not_installed(&settings.resolved)
-            {
-                let _ = writeln!(
-                    anstream::stderr(),
-                    "caro: the model is not downloaded yet: run `caro model pull` once ({}, {})",
-                    m.title,
-                    caro_core::models::human_size(m.size)
-                );
-                return Ok(ExitCode::from(exit::MODEL_MISSING));
-            }
-            if embedded && let Err(e) = crate::model::ensure_for_run(&settings.resolved, cli.json) {
-                return Ok(crate::model::model_fail(cli.json, &e));
-            }
-            let (generator, backend, early_fallback) = backends::build(&settings.resolved, config)?;
-            let cancel = deadline.map_or_else(Cancel::never, |d| Cancel::never().with_timeout(d));
-            let ticker = Ticker::start(cli.json, generator.backend_info().name);
-            let result = generator.generate_command_with(&request, &cancel);
-            drop(ticker);
-            let mut a = result.map_err(|e| {
-                name_the_skipped_backend(e, &settings.resolved, early_fallback.as_deref())
-            })?;
-            if a.fallback_reason.is_none() {
-                a.fallback_reason = early_fallback;
-            }
-            if cli.explain {
-                let explained = Some(
-                    backend
-                        .explain_with(&a.command, shell, &cancel)
-                        .map_err(|e| e.to_string()),
-                );
-                add_explanation(&mut a, explained);
-            }
-            generator.shutdown();
-            a
-        }
-    };
-    answer.warnings.extend(daemon_warning);
     answer
         .warnings
         .extend(settings.resolved.warnings.iter().cloned());
@@ -194,7 +114,7 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     };
     if cli.json {
         let mut doc = output::JsonAnswer::new(&answer, shell, &gate);
-        doc.served_by = served_by;
+        doc.served_by = answers.served_by;
         output::print_json(&doc);
         return Ok(code);
     }
@@ -203,10 +123,20 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     } else {
         output::print_human(&answer, &gate, cli.verbose > 0);
     }
+    if crate::review::wanted(cli) {
+        return Ok(crate::review::run(
+            &mut answers,
+            &validator,
+            &prompt,
+            answer,
+            gate,
+        ));
+    }
     if gate.blocked() {
         return Ok(code);
     }
     if cli.execute {
+        answers.release();
         return Ok(execute(
             &answer.command,
             shell,
@@ -215,6 +145,162 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a request ended without an answer: an error still to report, or an exit already
+/// reported to the user.
+pub(crate) enum Halt {
+    Error(GeneratorError),
+    Exit(ExitCode),
+}
+
+impl From<GeneratorError> for Halt {
+    fn from(e: GeneratorError) -> Self {
+        Self::Error(e)
+    }
+}
+
+/// Where this run's answers come from: the daemon while it answers, else the model in this
+/// process, built the first time it is needed and kept for the next request of the same run
+/// (a Revise or an Explain in the loop does not load the model twice).
+pub(crate) struct Answers<'a> {
+    cli: &'a Cli,
+    settings: &'a RunSettings,
+    pub shell: ShellType,
+    config: caro_core::config::EmbeddedConfig,
+    client: Option<DaemonClient>,
+    local: Option<caro_core::chain::Built>,
+    deadline: Option<std::time::Duration>,
+    /// Who gave the last answer: `daemon` or `in_process`.
+    pub served_by: &'static str,
+}
+
+impl<'a> Answers<'a> {
+    fn new(
+        cli: &'a Cli,
+        settings: &'a RunSettings,
+        shell: ShellType,
+    ) -> Result<Self, GeneratorError> {
+        let deadline = settings.resolved.request_timeout();
+        Ok(Self {
+            cli,
+            settings,
+            shell,
+            config: settings.resolved.embedded_config()?,
+            client: daemon_client(cli).map(|c| c.with_deadline(deadline)),
+            local: None,
+            deadline,
+            served_by: "in_process",
+        })
+    }
+
+    /// The command for `prompt`: from the daemon when one runs, else from this process.
+    pub fn generate(&mut self, prompt: &str) -> Result<caro_core::GeneratedCommand, Halt> {
+        let request = CommandRequest::new(prompt.to_owned(), self.shell);
+        let mut daemon_warning = None;
+        if let Some(c) = &self.client {
+            let mut waiting = Waiting::new(self.cli.json);
+            let asked = c.generate_with(&request, &mut |t| {
+                waiting.report("the caro daemon (generating)", t)
+            });
+            waiting.clear();
+            match asked {
+                Ok(a) => {
+                    self.served_by = "daemon";
+                    return Ok(a);
+                }
+                Err(DaemonError::NotRunning { .. }) => {}
+                // Answering in-process after the deadline passed would only make the wait longer.
+                Err(e) if timed_out(&e) => return Err(daemon_timeout_error(e).into()),
+                Err(e) => {
+                    tracing::info!(error = %e, "daemon failed; answering in-process");
+                    daemon_warning = Some(format!(
+                        "the caro daemon at {} failed ({e}); answered in-process",
+                        c.path().display()
+                    ));
+                }
+            }
+            // Gone or failing: the rest of this run answers in-process.
+            self.client = None;
+        }
+        self.served_by = "in_process";
+        let (generator, _, early_fallback) = self.local()?.clone();
+        let cancel = self.cancel();
+        let ticker = Ticker::start(self.cli.json, generator.backend_info().name);
+        let result = generator.generate_command_with(&request, &cancel);
+        drop(ticker);
+        let mut a = result.map_err(|e| {
+            name_the_skipped_backend(e, &self.settings.resolved, early_fallback.as_deref())
+        })?;
+        if a.fallback_reason.is_none() {
+            a.fallback_reason = early_fallback;
+        }
+        a.warnings.extend(daemon_warning);
+        Ok(a)
+    }
+
+    /// One or two sentences on what `command` does, from whoever answered last.
+    pub fn explain(&mut self, command: &str) -> Result<String, String> {
+        if self.served_by == "daemon"
+            && let Some(c) = &self.client
+        {
+            return c.explain(command, self.shell).map_err(|e| e.to_string());
+        }
+        let cancel = self.cancel();
+        let shell = self.shell;
+        match self.local() {
+            Ok((_, backend, _)) => backend
+                .explain_with(command, shell, &cancel)
+                .map_err(|e| e.to_string()),
+            Err(Halt::Error(e)) => Err(e.to_string()),
+            Err(Halt::Exit(_)) => Err("the model is not available".to_owned()),
+        }
+    }
+
+    /// Frees the model's memory before a command runs (a later request loads it again).
+    pub fn release(&self) {
+        if let Some((generator, _, _)) = &self.local {
+            generator.shutdown();
+        }
+    }
+
+    fn cancel(&self) -> Cancel {
+        self.deadline
+            .map_or_else(Cancel::never, |d| Cancel::never().with_timeout(d))
+    }
+
+    /// The in-process generator, built on first use.
+    fn local(&mut self) -> Result<&caro_core::chain::Built, Halt> {
+        if self.local.is_none() {
+            let resolved = &self.settings.resolved;
+            let embedded = resolved.backend == caro_core::settings::BackendKind::Embedded;
+            // Quiet (the shell key binding) shows nothing while it works, so a 1.1 GB download
+            // would look like a hang: say what to run instead.
+            if embedded
+                && self.cli.quiet
+                && let Some(m) = crate::model::not_installed(resolved)
+            {
+                let _ = writeln!(
+                    anstream::stderr(),
+                    "caro: the model is not downloaded yet: run `caro model pull` once ({}, {})",
+                    m.title,
+                    caro_core::models::human_size(m.size)
+                );
+                return Err(Halt::Exit(ExitCode::from(exit::MODEL_MISSING)));
+            }
+            if embedded && let Err(e) = crate::model::ensure_for_run(resolved, self.cli.json) {
+                return Err(Halt::Exit(crate::model::model_fail(self.cli.json, &e)));
+            }
+            self.local = Some(backends::build(resolved, self.config.clone())?);
+        }
+        Ok(self.local.as_ref().expect("built above"))
+    }
+}
+
+impl Drop for Answers<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// When the configured remote backend failed its health check and the embedded model then
@@ -369,7 +455,7 @@ fn add_explanation(
 
 /// Runs an allowed command in this terminal, then adds it to the shell's history. `confirm` is
 /// the gate's call: when set, a person must say yes on a terminal; without one nothing runs.
-fn execute(command: &str, shell: ShellType, dry_run: bool, confirm: bool) -> ExitCode {
+pub(crate) fn execute(command: &str, shell: ShellType, dry_run: bool, confirm: bool) -> ExitCode {
     let invocation = Invocation::new(shell, command);
     let program = &invocation.program;
     let mut err = anstream::stderr().lock();

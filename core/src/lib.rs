@@ -17,6 +17,7 @@ pub mod models;
 pub mod parse;
 pub mod prompt;
 pub mod remote;
+pub mod review;
 pub mod settings;
 pub mod shell_init;
 

@@ -4,7 +4,9 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use std::path::PathBuf;
 
+mod review;
 mod shell_init;
+mod terminal;
 
 fn model(name: &str) -> PathBuf {
     let dir = std::env::var_os("CARO_TEST_MODELS_DIR")

@@ -1,0 +1,98 @@
+//! Copy: the command onto the system clipboard, still there after caro exits.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Puts `text` on the clipboard.
+///
+/// On Linux (X11, and Wayland through XWayland) the clipboard's contents live in the process
+/// that set them and vanish when it exits, so a copy of caro started as `caro hold-clipboard`
+/// outlives this one and serves them until something else is copied, as xclip does. It says
+/// `ok` on stdout once the clipboard is its own, or why not.
+#[cfg(target_os = "linux")]
+pub fn copy(text: &str) -> Result<(), String> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find caro's binary: {e}"))?;
+    let mut child = Command::new(exe)
+        .arg("hold-clipboard")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        // Its own process group: Ctrl-C in this terminal after caro exits must not take the
+        // clipboard with it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the clipboard helper: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot hand the command to the clipboard helper: {e}"))?;
+    }
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    match line.trim() {
+        "ok" => Ok(()),
+        "" => {
+            let _ = child.wait();
+            Err("the clipboard helper stopped without a word".to_owned())
+        }
+        why => {
+            let _ = child.wait();
+            Err(why.to_owned())
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn copy(text: &str) -> Result<(), String> {
+    // macOS and Windows keep the clipboard's contents after the process that set them exits.
+    arboard::Clipboard::new()
+        .and_then(|mut c| c.set_text(text))
+        .map_err(|e| format!("the clipboard is not available: {e}"))
+}
+
+/// `caro hold-clipboard` (hidden): reads text on stdin, puts it on the clipboard, says `ok`,
+/// and keeps serving it while the clipboard still holds it and the display is there.
+#[cfg(target_os = "linux")]
+pub fn hold() -> ExitCode {
+    use std::io::Read;
+    let mut text = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+        return say_and_fail(&format!("cannot read the text to copy: {e}"));
+    }
+    let mut clipboard = match arboard::Clipboard::new() {
+        Ok(c) => c,
+        Err(e) => return say_and_fail(&format!("the clipboard is not available: {e}")),
+    };
+    if let Err(e) = clipboard.set_text(text.clone()) {
+        return say_and_fail(&format!("the clipboard refused the text: {e}"));
+    }
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "ok");
+    let _ = out.flush();
+    // Not arboard's `wait()`: it waits on a condition the X connection's end never signals, so
+    // a helper outlived its display (seen under Xvfb). Reading the clipboard back fails once
+    // the display is gone and differs once something else was copied; either ends the helper.
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        match clipboard.get_text() {
+            Ok(now) if now == text => {}
+            _ => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn hold() -> ExitCode {
+    ExitCode::SUCCESS
+}
+
+#[cfg(target_os = "linux")]
+fn say_and_fail(why: &str) -> ExitCode {
+    let _ = writeln!(std::io::stdout(), "{why}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,171 @@
+//! The choice after an answer on a terminal: run, edit, revise, explain, copy or cancel, one
+//! key each. What is on offer is core's decision (`caro_core::review`); this only presents it.
+
+use crate::output::{self, BOLD, DIM, WARN};
+use crate::run::{Answers, Halt};
+use crate::{Cli, clipboard, exit};
+use caro_core::GeneratedCommand;
+use caro_core::review::{self, Choice};
+use caro_core::safety::{Gate, Location, SafetyValidator};
+use console::{Key, Term};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+/// The loop runs for a person at a terminal: stdin, stdout and stderr all TTYs, and no flag
+/// that asks for a script's output or for a run without a choice. Piped or redirected, caro
+/// prints the command alone, as before.
+pub fn wanted(cli: &Cli) -> bool {
+    !cli.json
+        && !cli.quiet
+        && !cli.execute
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
+/// Offers the choices for `answer` until one ends the run; returns the run's exit code.
+pub fn run(
+    answers: &mut Answers<'_>,
+    validator: &SafetyValidator,
+    request: &str,
+    mut answer: GeneratedCommand,
+    mut gate: Gate,
+) -> ExitCode {
+    let term = Term::stderr();
+    let shell = answers.shell;
+    let here = Location::current();
+    // A terminal that keeps answering with nothing readable (closed, or not the one we
+    // checked) must not spin the loop forever.
+    let mut unreadable = 0;
+    loop {
+        let offered = review::choices(&gate);
+        let _ = write!(anstream::stderr(), "{}", menu(offered));
+        let _ = std::io::stderr().flush();
+        let key = term.read_key_raw();
+        let _ = write!(anstream::stderr(), "\r\x1b[2K");
+        unreadable = if matches!(key, Ok(Key::Unknown)) {
+            unreadable + 1
+        } else {
+            0
+        };
+        let choice = match key {
+            // Ctrl-D, like Escape and Ctrl-C, leaves.
+            Ok(Key::Char('\u{4}') | Key::Escape | Key::CtrlC) | Err(_) => Some(Choice::Cancel),
+            _ if unreadable > 20 => Some(Choice::Cancel),
+            Ok(Key::Char(c)) => review::pick(&gate, c),
+            Ok(_) => None,
+        };
+        let Some(choice) = choice else { continue };
+        match choice {
+            Choice::Cancel => {
+                let _ = writeln!(anstream::stderr(), "{DIM}nothing run{DIM:#}");
+                return if gate.blocked() {
+                    ExitCode::from(exit::BLOCKED)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            Choice::Run => {
+                // The model's memory is the user's again while their command runs.
+                answers.release();
+                return crate::run::execute(
+                    &answer.command,
+                    shell,
+                    false,
+                    gate.needs_confirmation(),
+                );
+            }
+            Choice::Copy => match clipboard::copy(&answer.command) {
+                Ok(()) => {
+                    let _ = writeln!(anstream::stderr(), "{DIM}copied to the clipboard{DIM:#}");
+                    return ExitCode::SUCCESS;
+                }
+                Err(e) => {
+                    let _ = writeln!(anstream::stderr(), "{WARN}not copied:{WARN:#} {e}");
+                }
+            },
+            Choice::Explain => {
+                let _ = write!(anstream::stderr(), "{DIM}explaining…{DIM:#}");
+                let _ = std::io::stderr().flush();
+                let explained = answers.explain(&answer.command);
+                let _ = write!(anstream::stderr(), "\r\x1b[2K");
+                match explained {
+                    Ok(text) if !text.trim().is_empty() => {
+                        let _ = writeln!(anstream::stderr(), "{}", text.trim());
+                    }
+                    Ok(_) => {
+                        let _ = writeln!(
+                            anstream::stderr(),
+                            "{WARN}no explanation:{WARN:#} the model gave none"
+                        );
+                    }
+                    Err(e) => {
+                        let _ = writeln!(anstream::stderr(), "{WARN}no explanation:{WARN:#} {e}");
+                    }
+                }
+            }
+            Choice::Edit => {
+                let Some(edited) = ask_line(&term, "edit", &answer.command) else {
+                    continue;
+                };
+                if edited == answer.command {
+                    continue;
+                }
+                // Whatever the user typed is rated like any answer before it can run.
+                answer = GeneratedCommand {
+                    command: edited,
+                    explanation: None,
+                    warnings: Vec::new(),
+                    fallback_reason: None,
+                    ..answer
+                };
+                gate = Gate::decide(validator, request, &answer.command, shell, here.as_ref());
+                output::print_human(&answer, &gate, false);
+            }
+            Choice::Revise => {
+                let Some(instruction) = ask_line(&term, "revise", "") else {
+                    continue;
+                };
+                let revised =
+                    caro_core::prompt::revision_request(request, &answer.command, &instruction);
+                match answers.generate(&revised) {
+                    Ok(a) => {
+                        // The revised request keeps the original words first, so a refused
+                        // request stays refused however it is revised.
+                        gate = Gate::decide(validator, &revised, &a.command, shell, here.as_ref());
+                        answer = a;
+                        output::print_human(&answer, &gate, false);
+                    }
+                    Err(Halt::Error(e)) => output::print_error(&e, e.hint().as_deref()),
+                    Err(Halt::Exit(code)) => return code,
+                }
+            }
+        }
+    }
+}
+
+/// The choices in one line: each key in bold before its name.
+fn menu(offered: &[Choice]) -> String {
+    let items: Vec<String> = offered
+        .iter()
+        .map(|c| format!("{BOLD}{}{BOLD:#} {}", c.key(), c.label()))
+        .collect();
+    format!(
+        "{DIM}›{DIM:#} {}  ",
+        items.join(&format!(" {DIM}·{DIM:#} "))
+    )
+}
+
+/// A line from the user, prefilled with `initial`; `None` when it is empty or the terminal
+/// failed (nothing changes then).
+fn ask_line(term: &Term, prompt: &str, initial: &str) -> Option<String> {
+    let line = dialoguer::Input::<String>::with_theme(&dialoguer::theme::SimpleTheme)
+        .with_prompt(prompt)
+        .with_initial_text(initial)
+        .allow_empty(true)
+        .report(false)
+        .interact_text_on(term)
+        .ok()?;
+    let line = line.trim();
+    (!line.is_empty()).then(|| line.to_owned())
+}

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 /// Puts `text` on the clipboard.
 ///
-/// On Linux (X11, and Wayland through XWayland) the clipboard's contents live in the process
+/// On Linux and the BSDs (X11, and Wayland through XWayland) the clipboard's contents live in the process
 /// that set them and vanish when it exits, so a copy of caro started as `caro hold-clipboard`
 /// outlives this one and serves them until something else is copied, as xclip does. It says
 /// `ok` on stdout once the clipboard is its own, or why not.
-#[cfg(target_os = "linux")]
+#[cfg(all(unix, not(target_os = "macos")))]
 pub fn copy(text: &str) -> Result<(), String> {
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
@@ -20,34 +20,46 @@ pub fn copy(text: &str) -> Result<(), String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        // It may outlive caro for hours: it must not keep this folder busy (umount).
+        .current_dir("/")
         // Its own process group: Ctrl-C in this terminal after caro exits must not take the
         // clipboard with it.
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start the clipboard helper: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| format!("cannot hand the command to the clipboard helper: {e}"))?;
-    }
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = std::io::BufReader::new(out).read_line(&mut line);
-    }
-    match line.trim() {
-        "ok" => Ok(()),
-        "" => {
-            let _ = child.wait();
-            Err("the clipboard helper stopped without a word".to_owned())
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    // A dead forwarded display can stall the helper's connection: wait a few seconds, not
+    // forever, then take it down.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = text.to_owned();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        if let Some(mut stdin) = stdin {
+            let _ = stdin.write_all(owned.as_bytes());
         }
-        why => {
-            let _ = child.wait();
-            Err(why.to_owned())
+        if let Some(out) = stdout {
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
         }
-    }
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(HELPER_ANSWER).ok();
+    let outcome = match line.as_deref().map(str::trim) {
+        Some("ok") => return Ok(()),
+        None => Err("the clipboard did not answer within 5 s".to_owned()),
+        Some("") => Err("the clipboard helper stopped without a word".to_owned()),
+        Some(why) => Err(why.to_owned()),
+    };
+    // Reaped either way: no zombie left behind while the loop goes on.
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "macos")))]
+const HELPER_ANSWER: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
 pub fn copy(text: &str) -> Result<(), String> {
     // macOS and Windows keep the clipboard's contents after the process that set them exits.
     arboard::Clipboard::new()
@@ -57,7 +69,7 @@ pub fn copy(text: &str) -> Result<(), String> {
 
 /// `caro hold-clipboard` (hidden): reads text on stdin, puts it on the clipboard, says `ok`,
 /// and keeps serving it while the clipboard still holds it and the display is there.
-#[cfg(target_os = "linux")]
+#[cfg(all(unix, not(target_os = "macos")))]
 pub fn hold() -> ExitCode {
     use std::io::Read;
     let mut text = String::new();
@@ -86,12 +98,12 @@ pub fn hold() -> ExitCode {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(unix, not(target_os = "macos"))))]
 pub fn hold() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(unix, not(target_os = "macos")))]
 fn say_and_fail(why: &str) -> ExitCode {
     let _ = writeln!(std::io::stdout(), "{why}");
     ExitCode::FAILURE

@@ -19,12 +19,10 @@ pub const DOWNLOAD_FAILED: u8 = 11;
 /// No answer within the request's deadline (`--timeout`, `CARO_TIMEOUT`, `timeout_secs`).
 pub const TIMED_OUT: u8 = 12;
 
-/// The codes of a request that ran out of time: the chain's, or the wait for the daemon.
-fn is_timeout_code(code: &str) -> bool {
-    matches!(code, "timed_out" | "daemon_timeout")
-}
-
 pub fn code_for(err: &GeneratorError) -> u8 {
+    if err.is_timeout() {
+        return TIMED_OUT;
+    }
     match err {
         GeneratorError::ModelNotFound { .. } => MODEL_MISSING,
         GeneratorError::NotGguf { .. }
@@ -37,13 +35,7 @@ pub fn code_for(err: &GeneratorError) -> u8 {
         GeneratorError::NoCommand { .. } | GeneratorError::Inference(_) => NO_COMMAND,
         GeneratorError::Io { .. } => MODEL_UNUSABLE,
         GeneratorError::TimedOut { .. } => TIMED_OUT,
-        GeneratorError::Remote { code, .. } if is_timeout_code(code) => TIMED_OUT,
         GeneratorError::Remote { .. } => REMOTE_FAILED,
         GeneratorError::Cancelled => UNEXPECTED,
     }
-}
-
-/// What the user should do next: core's hint, the same one the popup shows.
-pub fn hint_for(err: &GeneratorError) -> Option<String> {
-    err.hint()
 }

@@ -450,9 +450,12 @@ impl From<ShellArg> for ShellType {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
+        // --quiet promises one line at most on stderr (the key binding prints it above the
+        // prompt): warnings stay out of it; errors still show.
+        0 if quiet => "error",
         0 => "warn",
         1 => "caro_core=info,caro=info,warn",
         2 => "caro_core=debug,caro=debug,info",
@@ -533,7 +536,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.quiet);
     match &cli.command {
         Some(Commands::Check(args)) => check::run(args),
         Some(Commands::HoldClipboard) => clipboard::hold(),

@@ -201,18 +201,47 @@ pub fn print_quiet(g: &GeneratedCommand, gate: &Gate) {
     }
 }
 
+/// Who wrote a command shown for rating: the model, or the user in the loop's Edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author {
+    Model,
+    User,
+}
+
+impl Author {
+    fn wrote(self) -> &'static str {
+        match self {
+            Self::Model => "the model wrote:",
+            Self::User => "you wrote:",
+        }
+    }
+
+    fn command(self) -> &'static str {
+        match self {
+            Self::Model => "the model's command",
+            Self::User => "your command",
+        }
+    }
+}
+
 /// Human output: the command alone on stdout (unless blocked), the verdict and notes on stderr.
 pub fn print_human(g: &GeneratedCommand, gate: &Gate, verbose: bool) {
+    print_rated(g, gate, verbose, Author::Model);
+}
+
+/// [`print_human`] for a command `author` wrote.
+pub fn print_rated(g: &GeneratedCommand, gate: &Gate, verbose: bool, author: Author) {
     let mut out = anstream::stdout().lock();
     let mut err = anstream::stderr().lock();
     let v = &gate.verdict;
     if let Some((intent, IntentAction::Refused)) = &gate.intent {
         let _ = writeln!(
             err,
-            "{ERR}refused:{ERR:#} {}, but the model's command does not look like it does that.",
-            intent.reason
+            "{ERR}refused:{ERR:#} {}, but {} does not look like it does that.",
+            intent.reason,
+            author.command()
         );
-        let _ = writeln!(err, "  {DIM}the model wrote:{DIM:#} {}", g.command);
+        let _ = writeln!(err, "  {DIM}{}{DIM:#} {}", author.wrote(), g.command);
         let _ = writeln!(
             err,
             "  caro will not pass it off as {}. If you mean it, write the command yourself and check it with `caro check -- …`.",
@@ -224,7 +253,7 @@ pub fn print_human(g: &GeneratedCommand, gate: &Gate, verbose: bool) {
             "{ERR}blocked:{ERR:#} {} command, not shown on stdout ({} mode).",
             v.risk, v.mode
         );
-        let _ = writeln!(err, "  {DIM}the model wrote:{DIM:#} {}", g.command);
+        let _ = writeln!(err, "  {DIM}{}{DIM:#} {}", author.wrote(), g.command);
         write_findings(&mut err, &v.findings);
         let _ = writeln!(
             err,

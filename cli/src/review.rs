@@ -1,7 +1,7 @@
 //! The choice after an answer on a terminal: run, edit, revise, explain, copy or cancel, one
 //! key each. What is on offer is core's decision (`caro_core::review`); this only presents it.
 
-use crate::output::{self, BOLD, DIM, WARN};
+use crate::output::{self, Author, BOLD, DIM, WARN};
 use crate::run::{Answers, Halt};
 use crate::{Cli, clipboard, exit};
 use caro_core::GeneratedCommand;
@@ -34,13 +34,19 @@ pub fn run(
     let term = Term::stderr();
     let shell = answers.shell;
     let here = Location::current();
+    // The request as it was made: the first words, then each revision's instruction. The gate
+    // screens each on its own (`Gate::decide_turns`).
+    let mut turns: Vec<String> = vec![request.to_owned()];
     // A terminal that keeps answering with nothing readable (closed, or not the one we
     // checked) must not spin the loop forever.
     let mut unreadable = 0;
     loop {
         let offered = review::choices(&gate);
-        let _ = write!(anstream::stderr(), "{}", menu(offered));
+        let _ = write!(anstream::stderr(), "{}", menu(offered, term.size().1));
         let _ = std::io::stderr().flush();
+        // Keys typed while the model worked (the start of the next command, a paste) must not
+        // pick Run for a command nobody has read yet.
+        discard_typeahead();
         let key = term.read_key_raw();
         let _ = write!(anstream::stderr(), "\r\x1b[2K");
         unreadable = if matches!(key, Ok(Key::Unknown)) {
@@ -48,9 +54,14 @@ pub fn run(
         } else {
             0
         };
+        if matches!(key, Ok(Key::CtrlC)) {
+            // As everywhere else in a terminal: interrupted, nothing run, exit 130.
+            let _ = writeln!(anstream::stderr(), "{DIM}nothing run{DIM:#}");
+            return ExitCode::from(130);
+        }
         let choice = match key {
-            // Ctrl-D, like Escape and Ctrl-C, leaves.
-            Ok(Key::Char('\u{4}') | Key::Escape | Key::CtrlC) | Err(_) => Some(Choice::Cancel),
+            // Ctrl-D, like Escape, leaves.
+            Ok(Key::Char('\u{4}') | Key::Escape) | Err(_) => Some(Choice::Cancel),
             _ if unreadable > 20 => Some(Choice::Cancel),
             Ok(Key::Char(c)) => review::pick(&gate, c),
             Ok(_) => None,
@@ -73,6 +84,7 @@ pub fn run(
                     shell,
                     false,
                     gate.needs_confirmation(),
+                    answers.history(),
                 );
             }
             Choice::Copy => match clipboard::copy(&answer.command) {
@@ -87,7 +99,7 @@ pub fn run(
             Choice::Explain => {
                 let _ = write!(anstream::stderr(), "{DIM}explaining…{DIM:#}");
                 let _ = std::io::stderr().flush();
-                let explained = answers.explain(&answer.command);
+                let explained = answers.explain(&answer.command, false);
                 let _ = write!(anstream::stderr(), "\r\x1b[2K");
                 match explained {
                     Ok(text) if !text.trim().is_empty() => {
@@ -119,8 +131,8 @@ pub fn run(
                     fallback_reason: None,
                     ..answer
                 };
-                gate = Gate::decide(validator, request, &answer.command, shell, here.as_ref());
-                output::print_human(&answer, &gate, false);
+                gate = decide(validator, &turns, &answer.command, here.as_ref(), shell);
+                output::print_rated(&answer, &gate, false, Author::User);
             }
             Choice::Revise => {
                 let Some(instruction) = ask_line(&term, "revise", "") else {
@@ -130,9 +142,8 @@ pub fn run(
                     caro_core::prompt::revision_request(request, &answer.command, &instruction);
                 match answers.generate(&revised) {
                     Ok(a) => {
-                        // The revised request keeps the original words first, so a refused
-                        // request stays refused however it is revised.
-                        gate = Gate::decide(validator, &revised, &a.command, shell, here.as_ref());
+                        turns.push(instruction);
+                        gate = decide(validator, &turns, &a.command, here.as_ref(), shell);
                         answer = a;
                         output::print_human(&answer, &gate, false);
                     }
@@ -144,16 +155,42 @@ pub fn run(
     }
 }
 
-/// The choices in one line: each key in bold before its name.
-fn menu(offered: &[Choice]) -> String {
-    let items: Vec<String> = offered
-        .iter()
-        .map(|c| format!("{BOLD}{}{BOLD:#} {}", c.key(), c.label()))
-        .collect();
+fn decide(
+    validator: &SafetyValidator,
+    turns: &[String],
+    command: &str,
+    here: Option<&Location>,
+    shell: caro_core::ShellType,
+) -> Gate {
+    let turns: Vec<&str> = turns.iter().map(String::as_str).collect();
+    Gate::decide_turns(validator, &turns, command, shell, here)
+}
+
+/// The choices in one line: each key in bold before its name; on a terminal too narrow for
+/// that, the keys alone, so the line never wraps (a wrapped menu is not cleared whole).
+fn menu(offered: &[Choice], columns: u16) -> String {
+    let long: usize = offered.iter().map(|c| c.label().len() + 5).sum::<usize>() + 3;
+    let items: Vec<String> = if usize::from(columns) > long {
+        offered
+            .iter()
+            .map(|c| format!("{BOLD}{}{BOLD:#} {}", c.key(), c.label()))
+            .collect()
+    } else {
+        offered
+            .iter()
+            .map(|c| format!("{BOLD}{}{BOLD:#}", c.key()))
+            .collect()
+    };
     format!(
         "{DIM}›{DIM:#} {}  ",
         items.join(&format!(" {DIM}·{DIM:#} "))
     )
+}
+
+/// Drops what was typed but not yet read.
+fn discard_typeahead() {
+    #[cfg(unix)]
+    let _ = rustix::termios::tcflush(std::io::stdin(), rustix::termios::QueueSelector::IFlush);
 }
 
 /// A line from the user, prefilled with `initial`; `None` when it is empty or the terminal

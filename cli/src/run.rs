@@ -15,7 +15,7 @@ pub fn run(cli: &Cli) -> ExitCode {
     match generate(cli) {
         Ok(code) => code,
         Err(err) => {
-            let hint = exit::hint_for(&err);
+            let hint = err.hint();
             if cli.json {
                 output::print_json(&output::json_error(
                     err.code(),
@@ -91,7 +91,8 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         Err(Halt::Error(e)) => return Err(e),
     };
     if cli.explain {
-        let explained = answers.explain(&answer.command);
+        // The same request: the explanation shares the command's deadline.
+        let explained = answers.explain(&answer.command, true);
         add_explanation(&mut answer, Some(explained));
     }
     answer
@@ -142,6 +143,7 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
             shell,
             cli.dry_run,
             gate.needs_confirmation(),
+            settings.resolved.config.shell_integration.history,
         ));
     }
     Ok(ExitCode::SUCCESS)
@@ -171,6 +173,8 @@ pub(crate) struct Answers<'a> {
     client: Option<DaemonClient>,
     local: Option<caro_core::chain::Built>,
     deadline: Option<std::time::Duration>,
+    /// The last in-process request's deadline, for an explanation that belongs to it.
+    last_cancel: Option<Cancel>,
     /// Who gave the last answer: `daemon` or `in_process`.
     pub served_by: &'static str,
 }
@@ -190,6 +194,7 @@ impl<'a> Answers<'a> {
             client: daemon_client(cli).map(|c| c.with_deadline(deadline)),
             local: None,
             deadline,
+            last_cancel: None,
             served_by: "in_process",
         })
     }
@@ -226,6 +231,7 @@ impl<'a> Answers<'a> {
         self.served_by = "in_process";
         let (generator, _, early_fallback) = self.local()?.clone();
         let cancel = self.cancel();
+        self.last_cancel = Some(cancel.clone());
         let ticker = Ticker::start(self.cli.json, generator.backend_info().name);
         let result = generator.generate_command_with(&request, &cancel);
         drop(ticker);
@@ -239,14 +245,19 @@ impl<'a> Answers<'a> {
         Ok(a)
     }
 
-    /// One or two sentences on what `command` does, from whoever answered last.
-    pub fn explain(&mut self, command: &str) -> Result<String, String> {
+    /// One or two sentences on what `command` does, from whoever answered last. Within the
+    /// last request's time limit when `same_request` (`--explain`), else with its own (the
+    /// loop's Explain, asked after the user read the answer).
+    pub fn explain(&mut self, command: &str, same_request: bool) -> Result<String, String> {
         if self.served_by == "daemon"
             && let Some(c) = &self.client
         {
             return c.explain(command, self.shell).map_err(|e| e.to_string());
         }
-        let cancel = self.cancel();
+        let cancel = match (&self.last_cancel, same_request) {
+            (Some(c), true) => c.clone(),
+            _ => self.cancel(),
+        };
         let shell = self.shell;
         match self.local() {
             Ok((_, backend, _)) => backend
@@ -255,6 +266,11 @@ impl<'a> Answers<'a> {
             Err(Halt::Error(e)) => Err(e.to_string()),
             Err(Halt::Exit(_)) => Err("the model is not available".to_owned()),
         }
+    }
+
+    /// Whether a command run for the user goes into the shell's history.
+    pub fn history(&self) -> bool {
+        self.settings.resolved.config.shell_integration.history
     }
 
     /// Frees the model's memory before a command runs (a later request loads it again).
@@ -455,7 +471,13 @@ fn add_explanation(
 
 /// Runs an allowed command in this terminal, then adds it to the shell's history. `confirm` is
 /// the gate's call: when set, a person must say yes on a terminal; without one nothing runs.
-pub(crate) fn execute(command: &str, shell: ShellType, dry_run: bool, confirm: bool) -> ExitCode {
+pub(crate) fn execute(
+    command: &str,
+    shell: ShellType,
+    dry_run: bool,
+    confirm: bool,
+    history: bool,
+) -> ExitCode {
     let invocation = Invocation::new(shell, command);
     let program = &invocation.program;
     let mut err = anstream::stderr().lock();
@@ -499,8 +521,11 @@ pub(crate) fn execute(command: &str, shell: ShellType, dry_run: bool, confirm: b
             return ExitCode::from(exit::UNEXPECTED);
         }
     };
-    // It ran, so it belongs in the history like anything typed: the up arrow brings it back.
-    if let Err(e) = execute::append_history(shell, command, &execute::HistoryEnv::current()) {
+    // It ran, so it belongs in the history like anything typed: the up arrow brings it back
+    // (unless the user said no: `[shell_integration] history`, CARO_HISTORY).
+    if history
+        && let Err(e) = execute::append_history(shell, command, &execute::HistoryEnv::current())
+    {
         let _ = writeln!(
             anstream::stderr(),
             "{DIM}not added to the shell history: {e}{DIM:#}"

@@ -24,7 +24,7 @@ pub fn run(args: &ServeArgs, settings: &RunSettings) -> ExitCode {
     let (generator, embedded, _) = match backends::build(res, config) {
         Ok(b) => b,
         Err(e) => {
-            let hint = exit::hint_for(&e);
+            let hint = e.hint();
             return output::fail(
                 false,
                 e.code(),

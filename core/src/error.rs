@@ -97,6 +97,16 @@ fn is_timeout_code(code: &str) -> bool {
 }
 
 impl GeneratorError {
+    /// The request ran out of its time: the deadline here, or a daemon's or server's answer
+    /// that it did (one exit code for them all in the CLI).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::TimedOut { .. } => true,
+            Self::Remote { code, .. } => is_timeout_code(code),
+            _ => false,
+        }
+    }
+
     /// Stable identifier for scripts and UIs (`{code, message}`); never reworded once released.
     pub fn code(&self) -> &'static str {
         match self {
@@ -248,6 +258,19 @@ pub(crate) fn truncate_for_display(s: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemon_or_chain_timeout_is_a_timeout_and_a_server_failure_is_not() {
+        let remote = |code| GeneratorError::Remote {
+            backend: "daemon".to_owned(),
+            message: String::new(),
+            code,
+        };
+        assert!(remote("timed_out").is_timeout());
+        assert!(remote("daemon_timeout").is_timeout());
+        assert!(!remote("remote_failed").is_timeout());
+        assert!(!GeneratorError::EmptyPrompt.is_timeout());
+    }
 
     #[test]
     fn codes_are_distinct() {

@@ -153,6 +153,8 @@ impl Reader {
             let mut chunk = [0u8; 8192];
             loop {
                 match r.read(&mut chunk) {
+                    // A signal arriving mid-read is not the end of the output.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         // Past the cap the rest is read and dropped, so the writer never

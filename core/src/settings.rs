@@ -56,6 +56,9 @@ idle_unload_secs = 900                   # unload the warm model after this long
 # The key `caro shell-init` binds: it turns the request on the prompt line into a command.
 # alt-<letter or digit> or ctrl-<letter>. CARO_SHELL_KEY and `shell-init --key` override it.
 key = "alt-e"
+# A command caro runs for you (the CLI's Run, --execute, the popup's Run) is added to your
+# shell's history file, if that file exists. false keeps it out; so does CARO_HISTORY=0.
+history = true
 "#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -126,6 +129,13 @@ impl Default for EmbeddedSection {
 pub struct ShellIntegrationSection {
     #[serde(default = "default_shell_key")]
     pub key: String,
+    /// Whether a command caro runs is appended to the shell's history file.
+    #[serde(default = "default_true")]
+    pub history: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_shell_key() -> String {
@@ -136,6 +146,7 @@ impl Default for ShellIntegrationSection {
     fn default() -> Self {
         Self {
             key: default_shell_key(),
+            history: true,
         }
     }
 }
@@ -935,6 +946,17 @@ pub fn resolve(
     if let Some(k) = env("CARO_SHELL_KEY").filter(|v| !v.is_empty()) {
         config.shell_integration.key = k;
     }
+    if let Some(h) = env("CARO_HISTORY").filter(|v| !v.is_empty()) {
+        config.shell_integration.history = match h.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            other => {
+                return Err(format!(
+                    "CARO_HISTORY: `{other}` is not 1 or 0 (true or false)"
+                ));
+            }
+        };
+    }
     if let Some(m) = env("CARO_MODEL").filter(|v| !v.is_empty()) {
         check_model_name(&m).map_err(|e| format!("CARO_MODEL: {e}"))?;
         config.embedded.model = Some(m);
@@ -1023,6 +1045,22 @@ mod tests {
 
     // Issue 18: the CLI and the tray merged the sampling flags and the mode themselves; both
     // now read them from here.
+    #[test]
+    fn history_append_comes_from_the_file_then_caro_history() {
+        let on = |v: &'static str| move |k: &str| (k == "CARO_HISTORY").then(|| v.to_owned());
+        let history = |file: CaroConfig, env: &dyn Fn(&str) -> Option<String>| {
+            resolve(file, env, &Overrides::default()).map(|r| r.config.shell_integration.history)
+        };
+        assert_eq!(history(CaroConfig::default(), &|_| None), Ok(true));
+        let mut off = CaroConfig::default();
+        off.shell_integration.history = false;
+        assert_eq!(history(off.clone(), &|_| None), Ok(false));
+        assert_eq!(history(off, &on("1")), Ok(true));
+        assert_eq!(history(CaroConfig::default(), &on("off")), Ok(false));
+        let err = history(CaroConfig::default(), &on("maybe")).expect_err("bad value");
+        assert!(err.contains("CARO_HISTORY"), "{err}");
+    }
+
     #[test]
     fn mode_and_sampling_flags_beat_env_and_file() {
         use crate::safety::SafetyMode;

@@ -23,11 +23,30 @@ impl Gate {
         shell: ShellType,
         at: Option<&Location>,
     ) -> Self {
+        Self::decide_turns(validator, &[request], command, shell, at)
+    }
+
+    /// [`Self::decide`] for a request made in turns: the first words, then each revision's
+    /// instruction. Each turn is screened on its own, never joined to another or to a command
+    /// (joined, "remove the -s flag" after "the size of my home folder" read as deleting the
+    /// home folder), and the most dangerous turn counts, so a refused request stays refused
+    /// however it is revised.
+    pub fn decide_turns(
+        validator: &SafetyValidator,
+        turns: &[&str],
+        command: &str,
+        shell: ShellType,
+        at: Option<&Location>,
+    ) -> Self {
         let verdict = validator.verdict(command, shell, at);
-        let intent = screen_prompt(request).map(|i| {
-            let action = intent_action(i.level, verdict.risk);
-            (i, action)
-        });
+        let intent = turns
+            .iter()
+            .filter_map(|t| screen_prompt(t))
+            .max_by_key(|i| i.level)
+            .map(|i| {
+                let action = intent_action(i.level, verdict.risk);
+                (i, action)
+            });
         Self { verdict, intent }
     }
 
@@ -92,6 +111,26 @@ mod tests {
         // Without a location the request screen still refuses a milder-looking command.
         let g = Gate::decide(&v, "wipe my home folder", "ls", ShellType::Bash, None);
         assert!(g.blocked());
+    }
+
+    // Found in review of the CLI's Revise: the joined text "show the size of my home folder —
+    // start from `du -sh ~` and change it: remove the -s flag" read as deleting the home folder.
+    #[test]
+    fn revision_turns_are_screened_one_by_one_and_the_worst_counts() {
+        let v = SafetyValidator::new(SafetyMode::Moderate);
+        let turns = ["show the size of my home folder", "remove the -s flag"];
+        let joined = crate::screen_prompt(&turns.join(" — start from `du -sh ~` and change it: "));
+        assert!(joined.is_some(), "the joined text is what misread");
+        let g = Gate::decide_turns(&v, &turns, "du -h ~", ShellType::Bash, None);
+        assert!(g.intent.is_none() && !g.blocked(), "{g:?}");
+        // A destructive first request, or a destructive instruction, still refuses.
+        for turns in [
+            ["wipe my home folder", "only the logs"],
+            ["list my home folder", "then wipe my home folder"],
+        ] {
+            let g = Gate::decide_turns(&v, &turns, "ls", ShellType::Bash, None);
+            assert!(g.blocked(), "{turns:?}: {g:?}");
+        }
     }
 
     #[test]

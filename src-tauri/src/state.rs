@@ -511,6 +511,7 @@ impl AppState {
         }
         let out = execute::run_captured(self.0.shell, command, &dir, execute::Limits::default())?;
         if self.0.shell_history
+            && self.live(|l| l.resolved.config.shell_integration.history)
             && let Err(e) =
                 execute::append_history(self.0.shell, command, &execute::HistoryEnv::current())
         {

@@ -324,6 +324,24 @@ fn execute_runs_a_safe_command_without_asking_and_adds_it_to_the_history() {
         lines.next().is_some_and(|l| l.contains("marker.txt")),
         "{history}"
     );
+
+    // CARO_HISTORY=0 (or `[shell_integration] history = false`) runs it and leaves the
+    // history alone.
+    std::fs::remove_file(dir.path().join("marker.txt")).expect("rm");
+    caro()
+        .env("HOME", home.path())
+        .env("CARO_HISTORY", "0")
+        .current_dir(dir.path())
+        .args(["--execute", "--temperature", "0", "-m"])
+        .arg(model(QWEN_1_5B))
+        .arg("create an empty file named marker.txt")
+        .assert()
+        .success();
+    assert!(dir.path().join("marker.txt").is_file(), "it ran");
+    assert_eq!(
+        std::fs::read_to_string(home.path().join(".bash_history")).expect("history"),
+        history
+    );
 }
 
 #[test]

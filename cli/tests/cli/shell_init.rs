@@ -201,3 +201,33 @@ fn quiet_without_the_model_says_what_to_run_instead_of_downloading_it() {
     assert!(stderr.contains("caro model pull"), "{stderr}");
     assert!(!stderr.contains("offline"), "{stderr}");
 }
+
+// Found in review: a config warning (logged through tracing) reached stderr under --quiet,
+// and the key binding prints stderr above the prompt as if it were about the command.
+#[test]
+fn quiet_keeps_config_warnings_off_stderr() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "version = 1\n[vllm]\napi_key = \"sk-test\"\n").expect("config");
+    // Without --quiet the warning shows, so the check below can fail.
+    caro()
+        .env("CARO_CONFIG", &config)
+        .arg("--list-backends")
+        .assert()
+        .stderr(predicate::str::contains("clear text"));
+    let out = caro()
+        .env("CARO_CONFIG", &config)
+        .current_dir(dir.path())
+        .args(["--quiet", "--temperature", "0", "-m"])
+        .arg(model(QWEN_1_5B))
+        .arg("list files")
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

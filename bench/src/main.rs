@@ -390,12 +390,7 @@ fn main() -> Result<()> {
                 "prefill_tok_s": l.prefill_tps, "decode_tok_s": l.decode_tps, "peak_rss_mb": l.peak_rss_mb,
                 "decode_ratio_caro_over_llama": decode_tps / l.decode_tps,
             })),
-            "cold_start": cold.as_ref().map(|c| serde_json::json!({
-                "detail": c,
-                "cached_over_load_plus_warm": c.cached_over_load_plus_warm(),
-                "cached_over_warm": c.cached_over_warm(),
-                "uncached_over_cached": c.uncached_over_cached(),
-            })),
+            "cold_start": cold.as_ref().map(cold_json),
             "llama_bench": bench.map(|(p, d)| serde_json::json!({
                 "prefill_tok_s": p, "decode_tok_s": d,
                 "prefill_ratio_caro_over_llama": prefill_tps / p,
@@ -529,6 +524,22 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(unix)]
+fn cold_json(c: &caro_bench::cold::ColdStart) -> serde_json::Value {
+    serde_json::json!({
+        "detail": c,
+        "cached_over_load_plus_warm": c.cached_over_load_plus_warm(),
+        "cached_over_warm": c.cached_over_warm(),
+        "uncached_over_cached": c.uncached_over_cached(),
+    })
+}
+
+/// Cold starts are measured on Unix only (`wait4`): nothing to report elsewhere.
+#[cfg(not(unix))]
+fn cold_json(_: &()) -> serde_json::Value {
+    serde_json::Value::Null
 }
 
 #[cfg(unix)]

@@ -1,5 +1,6 @@
 //! Copy: the command onto the system clipboard, still there after caro exits.
 
+#[cfg(all(unix, not(target_os = "macos")))]
 use std::io::Write;
 use std::process::ExitCode;
 

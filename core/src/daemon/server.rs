@@ -18,7 +18,10 @@ use super::{DaemonError, socket_name};
 use crate::cancel::Cancel;
 use crate::embedded::EmbeddedModelBackend;
 use crate::generator::CommandGenerator;
-use interprocess::local_socket::traits::{Listener as _, Stream as _, StreamCommon as _};
+// StreamCommon gives Unix streams `set_recv_timeout`; Windows' have it without the trait.
+#[cfg(unix)]
+use interprocess::local_socket::traits::StreamCommon as _;
+use interprocess::local_socket::traits::{Listener as _, Stream as _};
 use interprocess::local_socket::{Listener, ListenerNonblockingMode, ListenerOptions, Stream};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

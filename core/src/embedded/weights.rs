@@ -115,11 +115,11 @@ impl MappedGguf {
     /// Tells the kernel the pages of `range` are not needed now. They stay valid: the next
     /// read faults them back in from the file.
     pub fn release(&self, range: Range<usize>) {
-        if range.end > self.map.len() || range.is_empty() {
-            return;
-        }
         #[cfg(unix)]
         {
+            if range.end > self.map.len() || range.is_empty() {
+                return;
+            }
             // SAFETY: the mapping is a read-only, file-backed map, so MADV_DONTNEED discards
             // clean pages only; later reads see the file's bytes again, never zeros.
             let r = unsafe {
@@ -133,6 +133,9 @@ impl MappedGguf {
                 tracing::debug!("madvise(DONTNEED) failed: {e}");
             }
         }
+        // Elsewhere the pages stay: no advice to give.
+        #[cfg(not(unix))]
+        let _ = range;
     }
 }
 

@@ -39,6 +39,17 @@ pub struct EmbeddedConfig {
     /// Check that a command meant for this machine calls installed programs and parses
     /// (`bash -n`), and ask the model once more when it does not.
     pub check_commands: bool,
+    /// With `check_commands`, also check the options given to well-known tools against their
+    /// local `--help` ([`crate::check::HELP_LISTS_EVERY_OPTION`]).
+    pub check_options: bool,
+    /// How many pairs of the team's example bank closest to the request join the prompt
+    /// after the cached prefix ([`crate::retrieval`]); 0 turns retrieval off.
+    pub retrieved_examples: usize,
+    /// Tell the model whether the paths the request names exist in its folder
+    /// ([`crate::workdir`]).
+    pub describe_paths: bool,
+    /// Tell the model the first names in the request's folder.
+    pub list_folder: bool,
 }
 
 impl Default for EmbeddedConfig {
@@ -55,6 +66,10 @@ impl Default for EmbeddedConfig {
             mmap: true,
             variant: None,
             check_commands: true,
+            check_options: false,
+            retrieved_examples: 0,
+            describe_paths: false,
+            list_folder: false,
         }
     }
 }
@@ -144,6 +159,23 @@ impl EmbeddedConfigBuilder {
     }
     pub fn check_commands(mut self, v: bool) -> Self {
         self.config.check_commands = v;
+        self
+    }
+
+    pub fn check_options(mut self, v: bool) -> Self {
+        self.config.check_options = v;
+        self
+    }
+    pub fn retrieved_examples(mut self, v: usize) -> Self {
+        self.config.retrieved_examples = v;
+        self
+    }
+    pub fn describe_paths(mut self, v: bool) -> Self {
+        self.config.describe_paths = v;
+        self
+    }
+    pub fn list_folder(mut self, v: bool) -> Self {
+        self.config.list_folder = v;
         self
     }
 

@@ -53,6 +53,11 @@ pub struct CommandRequest {
     pub prompt: String,
     pub shell: ShellType,
     pub context: ExecutionContext,
+    /// What the request's folder holds, when the frontend looked already (the accuracy
+    /// harness, whose folder is a sandbox's); otherwise the embedded backend looks itself
+    /// when its settings ask for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surroundings: Option<crate::workdir::Surroundings>,
 }
 
 impl CommandRequest {
@@ -61,11 +66,17 @@ impl CommandRequest {
             prompt: prompt.into(),
             shell,
             context: ExecutionContext::current(),
+            surroundings: None,
         }
     }
 
     pub fn with_context(mut self, context: ExecutionContext) -> Self {
         self.context = context;
+        self
+    }
+
+    pub fn with_surroundings(mut self, surroundings: crate::workdir::Surroundings) -> Self {
+        self.surroundings = Some(surroundings);
         self
     }
 }

@@ -17,9 +17,11 @@ pub mod models;
 pub mod parse;
 pub mod prompt;
 pub mod remote;
+pub mod retrieval;
 pub mod review;
 pub mod settings;
 pub mod shell_init;
+pub mod workdir;
 
 /// The safety validator lives in its own crate (no I/O, no model); these paths keep working.
 pub use caro_safety as safety;

@@ -37,8 +37,39 @@ pub const MAX_PROMPT_CHARS: usize = 4000;
 /// Messages for `request`: the cacheable prefix, then the user's turn. The first
 /// [`prefix_len`] of them are the prefix.
 pub fn build_messages(request: &CommandRequest) -> Vec<ChatMessage> {
+    build_messages_with(request, &Grounding::default())
+}
+
+/// What joins the prompt after the cacheable prefix, about this request and this machine
+/// (issue 19, item 4). Each part is measured on the test split before it is on by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grounding {
+    /// Up to this many pairs of the team's bank closest to the request ([`crate::retrieval`]).
+    pub retrieved: usize,
+    /// A note on the request's folder ([`crate::workdir::Surroundings::note`]).
+    pub folder_note: Option<String>,
+}
+
+/// [`build_messages`] with `grounding` between the prefix and the user's turn: the retrieved
+/// pairs as earlier turns, the closest one last, then the folder note as a system message.
+/// They come after the prefix so the prefix cache still holds.
+pub fn build_messages_with(request: &CommandRequest, grounding: &Grounding) -> Vec<ChatMessage> {
     let mut messages = prefix_messages(request);
-    messages.push(ChatMessage::new("user", request.prompt.trim()));
+    let words = request.prompt.trim();
+    let pairs = crate::retrieval::closest(
+        words,
+        request.shell,
+        request.context.tool_flavor,
+        grounding.retrieved,
+    );
+    for pair in pairs.iter().rev() {
+        messages.push(ChatMessage::new("user", pair.nl.as_str()));
+        messages.push(ChatMessage::new("assistant", pair.cmd.as_str()));
+    }
+    if let Some(note) = &grounding.folder_note {
+        messages.push(ChatMessage::new("system", note.as_str()));
+    }
+    messages.push(ChatMessage::new("user", words));
     messages
 }
 
@@ -279,6 +310,42 @@ mod tests {
                 assert!(!pair[1].content.contains('\n'), "examples are single-line");
             }
         }
+    }
+
+    #[test]
+    fn grounding_sits_between_the_prefix_and_the_request_closest_pair_last() {
+        let r = request(
+            "count the lines in every log file",
+            ShellType::Bash,
+            "linux",
+        );
+        let n = prefix_len(&r);
+        let grounding = Grounding {
+            retrieved: 2,
+            folder_note: Some("`logs` is a folder here.".into()),
+        };
+        let m = build_messages_with(&r, &grounding);
+        assert_eq!(
+            m[..n],
+            prefix_messages(&r)[..],
+            "the cached prefix is unchanged"
+        );
+        assert_eq!(m.len(), n + 2 * 2 + 2);
+        let closest = crate::retrieval::closest(&r.prompt, r.shell, r.context.tool_flavor, 2);
+        assert_eq!(m[m.len() - 4].content, closest[0].nl);
+        assert_eq!(m[m.len() - 3].content, closest[0].cmd);
+        assert_eq!(
+            (m[m.len() - 2].role, m[m.len() - 2].content.as_str()),
+            ("system", "`logs` is a folder here.")
+        );
+        assert_eq!(
+            m.last().map(|m| m.content.as_str()),
+            Some(r.prompt.as_str())
+        );
+        assert_eq!(
+            build_messages_with(&r, &Grounding::default()),
+            build_messages(&r)
+        );
     }
 
     #[test]

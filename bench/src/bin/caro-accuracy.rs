@@ -60,6 +60,12 @@ struct Args {
     /// Sampling temperature; repeat to compare settings (0 = greedy). Default: caro's default.
     #[arg(long)]
     temperature: Vec<f32>,
+    /// Which grounding levers are on, comma-separated: `examples=N` (the N bank pairs closest
+    /// to the request), `options` (check options against the local --help), `paths` (say
+    /// whether the request's paths exist in its folder), `listing` (the folder's first names),
+    /// or `none`. Repeat to compare settings in one run. Default: caro's defaults.
+    #[arg(long, value_parser = parse_levers)]
+    levers: Vec<Levers>,
     /// Score by parsing only; do not execute anything.
     #[arg(long)]
     no_exec: bool,
@@ -94,6 +100,7 @@ struct SplitItems {
 struct ItemResult<'a> {
     model: &'a str,
     temperature: f32,
+    levers: String,
     split: &'a str,
     id: &'a str,
     category: &'a str,
@@ -122,6 +129,7 @@ struct CategoryScore {
 struct Summary {
     model: String,
     temperature: f32,
+    levers: String,
     split: String,
     items: usize,
     exact: Proportion,
@@ -218,12 +226,23 @@ fn main() -> Result<()> {
     } else {
         args.temperature.clone()
     };
+    let levers = if args.levers.is_empty() {
+        vec![Levers::defaults()]
+    } else {
+        args.levers.clone()
+    };
     let mut summaries = Vec::new();
     for model in &args.model {
-        for &t in &temperatures {
+        for (&t, l) in temperatures
+            .iter()
+            .flat_map(|t| levers.iter().map(move |l| (t, l)))
+        {
             summaries.extend(evaluate(
                 model,
-                t,
+                Setting {
+                    temperature: t,
+                    levers: l.clone(),
+                },
                 !args.no_check,
                 &splits,
                 sandbox.as_ref(),
@@ -329,10 +348,88 @@ fn check_references(split: &SplitItems, sandbox: &Sandbox) -> Result<usize> {
     Ok(bad.len())
 }
 
+/// What is varied between runs of one model.
+#[derive(Debug, Clone)]
+struct Setting {
+    temperature: f32,
+    levers: Levers,
+}
+
+/// Issue 19's grounding levers, as `--levers` names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Levers {
+    examples: usize,
+    options: bool,
+    paths: bool,
+    listing: bool,
+}
+
+impl Levers {
+    fn defaults() -> Self {
+        let c = EmbeddedConfig::default();
+        Self {
+            examples: c.retrieved_examples,
+            options: c.check_options,
+            paths: c.describe_paths,
+            listing: c.list_folder,
+        }
+    }
+
+    fn label(&self) -> String {
+        let mut on = Vec::new();
+        if self.examples > 0 {
+            on.push(format!("examples={}", self.examples));
+        }
+        for (set, name) in [
+            (self.options, "options"),
+            (self.paths, "paths"),
+            (self.listing, "listing"),
+        ] {
+            if set {
+                on.push(name.to_owned());
+            }
+        }
+        if on.is_empty() {
+            "none".to_owned()
+        } else {
+            on.join(",")
+        }
+    }
+}
+
+fn parse_levers(s: &str) -> Result<Levers, String> {
+    let mut l = Levers {
+        examples: 0,
+        options: false,
+        paths: false,
+        listing: false,
+    };
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "none" => {}
+            "options" => l.options = true,
+            "paths" => l.paths = true,
+            "listing" => l.listing = true,
+            _ => match part.strip_prefix("examples=").map(str::parse) {
+                Some(Ok(n)) => l.examples = n,
+                _ => {
+                    return Err(format!(
+                        "unknown lever `{part}`: use examples=N, options, paths, listing or none"
+                    ));
+                }
+            },
+        }
+    }
+    Ok(l)
+}
+
 /// Loads `model` once and runs every split through it: one summary per split.
 fn evaluate(
     model: &Path,
-    temperature: f32,
+    Setting {
+        temperature,
+        levers,
+    }: Setting,
     check: bool,
     splits: &[SplitItems],
     sandbox: Option<&Sandbox>,
@@ -351,9 +448,14 @@ fn evaluate(
     caro_bench::sys::reset_peak_rss();
     let config = EmbeddedConfig::builder()
         .temperature(temperature)
+        .retrieved_examples(levers.examples)
+        .check_options(levers.options)
+        .describe_paths(levers.paths)
+        .list_folder(levers.listing)
         .check_commands(check)
         .build()?;
     let backend = EmbeddedModelBackend::new(model, config)?;
+    let label = levers.label();
     let t = Instant::now();
     backend.load()?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -363,13 +465,19 @@ fn evaluate(
         let mut latencies = Vec::new();
         let total = split.items.len();
         for (n, (item, refs)) in split.items.iter().zip(&split.references).enumerate() {
-            let request = CommandRequest::new(&item.nl, item.shell_type()).with_context(
+            let t = Instant::now();
+            let mut request = CommandRequest::new(&item.nl, item.shell_type()).with_context(
                 ExecutionContext::for_os(
                     item.platform.os(),
                     Some(caro_bench::sandbox::PROJECT.into()),
                 ),
             );
-            let t = Instant::now();
+            // The request's folder is the sandbox's; the backend would read the harness's own.
+            // Looked at inside the timed part, as the CLI's backend does.
+            if let (Some(sb), true) = (sandbox, levers.paths || levers.listing) {
+                request =
+                    request.with_surroundings(caro_core::workdir::look(sb.golden(), &item.nl));
+            }
             let generated = backend.generate_command(&request);
             let ms = t.elapsed().as_secs_f64() * 1e3;
             latencies.push(ms);
@@ -392,11 +500,16 @@ fn evaluate(
                 exec_match = Some(false);
             }
             tally.add(&item.category, st, exec_match, error.is_some());
-            eprint!("\r{name} t={temperature} {}: {}/{total}", split.name, n + 1);
+            eprint!(
+                "\r{name} t={temperature} levers={label} {}: {}/{total}",
+                split.name,
+                n + 1
+            );
             if let Some(f) = results.as_mut() {
                 let r = ItemResult {
                     model: &name,
                     temperature,
+                    levers: label.clone(),
                     split: &split.name,
                     id: &item.id,
                     category: &item.category,
@@ -416,7 +529,7 @@ fn evaluate(
         latencies.sort_by(f64::total_cmp);
         summaries.push(tally.summary(
             &name,
-            temperature,
+            (temperature, &label),
             &split.name,
             load_ms,
             caro_bench::sys::percentile(&latencies, 0.5),
@@ -466,7 +579,7 @@ impl Tally {
     fn summary(
         self,
         model: &str,
-        temperature: f32,
+        (temperature, levers): (f32, &str),
         split: &str,
         load_ms: f64,
         p50_ms: f64,
@@ -475,6 +588,7 @@ impl Tally {
         Summary {
             model: model.to_owned(),
             temperature,
+            levers: levers.to_owned(),
             split: split.to_owned(),
             items: self.items,
             exact: Proportion::new(self.exact, self.items),
@@ -524,17 +638,18 @@ fn print_table(summaries: &[Summary], load: &str) {
     println!("caro-accuracy: load average {load}; execution match with its 95% Wilson interval");
     println!();
     println!(
-        "| split | model | temp | exact | same utilities | utilities + flags | execution match | errors | load | p50 | p90 | peak RSS |"
+        "| split | model | temp | levers | exact | same utilities | utilities + flags | execution match | errors | load | p50 | p90 | peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for s in summaries {
         let pct = |p: &Proportion| format!("{:.1}%", 100.0 * p.value);
         println!(
-            "| {} ({} items) | {} | {} | {} | {} | {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} |",
+            "| {} ({} items) | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {} |",
             s.split,
             s.items,
             s.model,
             s.temperature,
+            s.levers,
             pct(&s.exact),
             pct(&s.utilities),
             pct(&s.flags),
@@ -549,8 +664,8 @@ fn print_table(summaries: &[Summary], load: &str) {
     for s in summaries {
         println!();
         println!(
-            "By category: {} split, {} at temperature {}",
-            s.split, s.model, s.temperature
+            "By category: {} split, {} at temperature {}, levers {}",
+            s.split, s.model, s.temperature, s.levers
         );
         println!();
         println!("| category | items | execution match | utilities + flags |");

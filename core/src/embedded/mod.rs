@@ -216,6 +216,28 @@ impl EmbeddedModelBackend {
         &self.model_path
     }
 
+    /// What this backend's settings add to the prompt for `request`; the folder is read here
+    /// only when the frontend did not look already.
+    fn grounding(&self, request: &CommandRequest, words: &str) -> prompt::Grounding {
+        let c = &self.config;
+        let folder_note = if c.describe_paths || c.list_folder {
+            request
+                .surroundings
+                .clone()
+                .or_else(|| {
+                    let dir = request.context.cwd.as_deref().filter(|d| d.is_dir())?;
+                    Some(crate::workdir::look(dir, words))
+                })
+                .and_then(|s| s.note(c.describe_paths, c.list_folder))
+        } else {
+            None
+        };
+        prompt::Grounding {
+            retrieved: c.retrieved_examples,
+            folder_note,
+        }
+    }
+
     pub fn config(&self) -> &EmbeddedConfig {
         &self.config
     }
@@ -642,7 +664,7 @@ impl CommandGenerator for EmbeddedModelBackend {
                 unit: "characters",
             });
         }
-        let messages = prompt::build_messages(request);
+        let messages = prompt::build_messages_with(request, &self.grounding(request, words));
         let cacheable_messages = prompt::prefix_len(request);
         let out = self.run(
             &messages,
@@ -672,7 +694,11 @@ impl CommandGenerator for EmbeddedModelBackend {
         // to run here.
         if self.config.check_commands && request.context.os == std::env::consts::OS {
             let probe = check::HostProbe;
-            if let Some(problem) = check::find_problem(&command, request.shell, &probe) {
+            let checks = check::Checks {
+                options: self.config.check_options,
+                request: words,
+            };
+            if let Some(problem) = check::find_problem(&command, request.shell, &probe, checks) {
                 let mut again = messages.clone();
                 again.push(ChatMessage::new("assistant", command.clone()));
                 again.push(ChatMessage::new("user", problem.feedback()));
@@ -694,7 +720,9 @@ impl CommandGenerator for EmbeddedModelBackend {
                     tokens.generated += second.tokens.generated;
                 }
                 match second.and_then(|s| parse::extract_command(&s.text)) {
-                    Some(fixed) if check::find_problem(&fixed, request.shell, &probe).is_none() => {
+                    Some(fixed)
+                        if check::find_problem(&fixed, request.shell, &probe, checks).is_none() =>
+                    {
                         warnings.push(format!("asked the model again: {}", problem.warning()));
                         command = fixed;
                     }

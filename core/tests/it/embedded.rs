@@ -740,3 +740,54 @@ fn an_unwritable_prefix_cache_never_fails_a_request() {
         raw(reference.generate_command(&r))
     );
 }
+
+// ---- grounding (issue 19, item 4) ------------------------------------------------------------
+
+/// The retrieved pairs and the folder note come after the cached prefix: a grounded request
+/// still reuses the prefix's KV state, and its prompt grows by what the levers add. Real
+/// model, real folder, every lever on.
+#[test]
+fn grounding_is_prefilled_after_the_cached_prefix() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(dir.path().join("logs")).expect("mkdir");
+    std::fs::write(dir.path().join("logs/server.log"), "a\nb\n").expect("write");
+    let cwd = dir.path().to_str().expect("utf-8 path");
+    let plain = EmbeddedModelBackend::new(model(QWEN_1_5B), greedy()).expect("backend");
+    let grounded = EmbeddedModelBackend::new(
+        model(QWEN_1_5B),
+        greedy_with(|b| {
+            b.retrieved_examples(2)
+                .check_options(true)
+                .describe_paths(true)
+                .list_folder(true)
+        }),
+    )
+    .expect("backend");
+    let request = in_dir("count the lines of server.log", cwd);
+    let mut answers = Vec::new();
+    for backend in [&plain, &grounded] {
+        // The first request fills the prefix cache; the second is served from it.
+        backend
+            .generate_command(&in_dir("list the files here", cwd))
+            .expect("warm-up");
+        answers.push(backend.generate_command(&request).expect("command"));
+    }
+    let (a, b) = (&answers[0], &answers[1]);
+    assert!(a.tokens.cached > 0, "{:?}", a.tokens);
+    assert!(
+        b.tokens.cached >= a.tokens.cached,
+        "the grounded request reuses the same cached prefix: {:?} vs {:?}",
+        b.tokens,
+        a.tokens
+    );
+    assert!(
+        b.tokens.prompt > a.tokens.prompt + 20,
+        "two pairs and the folder note join the prompt: {:?} vs {:?}",
+        b.tokens,
+        a.tokens
+    );
+    let note = caro_core::workdir::look(dir.path(), &request.prompt)
+        .note(true, true)
+        .expect("a note");
+    assert!(note.contains("nearby: `logs/server.log`"), "{note}");
+}

@@ -277,16 +277,32 @@ fn unknown_option(argv: &[String], probe: &dyn Probe, request: &str) -> Option<P
         return None;
     }
     let help = probe.help(program)?;
-    let missing = if program == "find" {
-        find_options(&argv[1..]).find(|p| !lists(&help, p))
+    let args: Vec<String> = if program == "chmod" {
+        // `chmod -x file`: a mode that takes away a permission, not an option.
+        argv[1..]
+            .iter()
+            .filter(|a| !is_symbolic_mode(a))
+            .cloned()
+            .collect()
     } else {
-        gnu_options(&argv[1..]).find(|o| !lists(&help, o))
+        argv[1..].to_vec()
+    };
+    let missing = if program == "find" {
+        find_options(&args).find(|p| !lists(&help, p))
+    } else {
+        gnu_options(&args).find(|o| !lists(&help, o))
     }?;
     Some(Problem::UnknownOption {
         program: program.clone(),
         help: relevant_lines(&help, request, program),
         option: missing,
     })
+}
+
+/// `-x`, `-rw`, `-wX,o-r`: a symbolic chmod mode that starts with a minus.
+fn is_symbolic_mode(arg: &str) -> bool {
+    arg.strip_prefix('-')
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| "rwxXstugo+-=,".contains(c)))
 }
 
 /// The options of a GNU-style command line, one per letter of a cluster: `-la` gives `-l` and
@@ -491,7 +507,7 @@ mod tests {
     struct Fake;
     impl Probe for Fake {
         fn is_installed(&self, p: &str) -> bool {
-            ["ls", "grep", "find", "git", "sort", "head", "rm"].contains(&p)
+            ["ls", "grep", "find", "git", "sort", "head", "rm", "chmod"].contains(&p)
         }
         fn syntax_error(&self, c: &str, _: ShellType) -> Option<String> {
             c.contains("((").then(|| "unexpected token".to_owned())
@@ -500,6 +516,9 @@ mod tests {
             match p {
                 "sort" => Some(
                     "  -k, --key=KEYDEF    sort via a key\n  -n, --numeric-sort  compare numerically\n  -r, --reverse       reverse the result\n  -t, --field-separator=SEP\n  -h, --human-numeric-sort\n".into(),
+                ),
+                "chmod" => Some(
+                    "  -c, --changes\n  -f, --silent, --quiet\n  -v, --verbose\n  -R, --recursive\n".into(),
                 ),
                 "find" => Some(
                     "      -name PATTERN -mtime N -type [bcdpflsD] -size N -delete\n      -exec COMMAND ; -exec COMMAND {} + -maxdepth LEVELS\n".into(),
@@ -539,6 +558,9 @@ mod tests {
     #[case::find_newer_family("find . -newermt 2024-01-01", None)]
     #[case::find_invented("find . -filename x", unknown("find", "-filename"))]
     #[case::unlisted_program_not_asked("ls --no-such-thing", None)]
+    #[case::chmod_mode_is_not_an_option("chmod -x scripts/deploy.sh", None)]
+    #[case::chmod_mode_clusters("chmod -wx,o-r f && chmod -R -w d", None)]
+    #[case::chmod_invented_option("chmod --deep 644 f", unknown("chmod", "--deep"))]
     fn options_against_help(#[case] cmd: &str, #[case] want: Option<Problem>) {
         let got = find_problem(cmd, ShellType::Bash, &Fake, options("")).map(|p| match p {
             Problem::UnknownOption {

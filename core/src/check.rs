@@ -245,7 +245,9 @@ pub fn find_problem(
     if let Some(e) = probe.syntax_error(command, shell) {
         return Some(Problem::Syntax(e));
     }
-    for cmd in simple_commands(command, shell) {
+    // Parsed once: both passes below read the same simple commands.
+    let commands = simple_commands(command, shell);
+    for cmd in &commands {
         let Some(program) = cmd.argv.first() else {
             continue;
         };
@@ -261,11 +263,9 @@ pub fn find_problem(
         }
     }
     if checks.options {
-        for cmd in simple_commands(command, shell) {
-            if let Some(problem) = unknown_option(&cmd.argv, probe, checks.request) {
-                return Some(problem);
-            }
-        }
+        return commands
+            .iter()
+            .find_map(|cmd| unknown_option(&cmd.argv, probe, checks.request));
     }
     None
 }
@@ -308,6 +308,8 @@ fn is_symbolic_mode(arg: &str) -> bool {
 /// The options of a GNU-style command line, one per letter of a cluster: `-la` gives `-l` and
 /// `-a`; `--sort=time` gives `--sort`. A cluster stops at its first non-letter, which starts
 /// a value (`-k2,2`, `-d,`, `-n5`); numbers (`-5`) and everything after `--` are operands.
+/// Not the safety parser's `flags`: those keep every character of a cluster (`-2`, `-,`) and
+/// lowercase long names, which is right for comparing commands but not for asking `--help`.
 fn gnu_options(args: &[String]) -> impl Iterator<Item = String> + '_ {
     args.iter()
         .take_while(|a| a.as_str() != "--")

@@ -5,8 +5,9 @@ use crate::output::{self, Author, BOLD, DIM, WARN};
 use crate::run::{Answers, Halt};
 use crate::{Cli, clipboard, exit};
 use caro_core::GeneratedCommand;
+use caro_core::pipeline::{Conversation, Pipeline};
 use caro_core::review::{self, Choice};
-use caro_core::safety::{Gate, Location, SafetyValidator};
+use caro_core::safety::{Gate, Location};
 use console::{Key, Term};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -26,17 +27,13 @@ pub fn wanted(cli: &Cli) -> bool {
 /// Offers the choices for `answer` until one ends the run; returns the run's exit code.
 pub fn run(
     answers: &mut Answers<'_>,
-    validator: &SafetyValidator,
-    request: &str,
+    pipeline: &Pipeline,
+    mut conversation: Conversation,
     mut answer: GeneratedCommand,
     mut gate: Gate,
 ) -> ExitCode {
     let term = Term::stderr();
-    let shell = answers.shell;
     let here = Location::current();
-    // The request as it was made: the first words, then each revision's instruction. The gate
-    // screens each on its own (`Gate::decide_turns`).
-    let mut turns: Vec<String> = vec![request.to_owned()];
     // A terminal that keeps answering with nothing readable (closed, or not the one we
     // checked) must not spin the loop forever.
     let mut unreadable = 0;
@@ -79,13 +76,7 @@ pub fn run(
             Choice::Run => {
                 // The model's memory is the user's again while their command runs.
                 answers.release();
-                return crate::run::execute(
-                    &answer.command,
-                    shell,
-                    false,
-                    gate.needs_confirmation(),
-                    answers.history(),
-                );
+                return crate::run::execute(pipeline, &gate, &answer.command, false);
             }
             Choice::Copy => match clipboard::copy(&answer.command) {
                 Ok(()) => {
@@ -131,19 +122,25 @@ pub fn run(
                     fallback_reason: None,
                     ..answer
                 };
-                gate = decide(validator, &turns, &answer.command, here.as_ref(), shell);
+                conversation.answered(&answer.command);
+                gate = pipeline.gate(Some(&conversation), &answer.command, here.as_ref());
                 output::print_rated(&answer, &gate, false, Author::User);
             }
             Choice::Revise => {
                 let Some(instruction) = ask_line(&term, "revise", "") else {
                     continue;
                 };
-                let revised =
-                    caro_core::prompt::revision_request(request, &answer.command, &instruction);
-                match answers.generate(&revised) {
+                // Kept only once the model answers: a failed revision changes nothing.
+                let mut revised = conversation.clone();
+                if let Err(e) = revised.revise(&instruction) {
+                    let _ = writeln!(anstream::stderr(), "{WARN}not revised:{WARN:#} {e}");
+                    continue;
+                }
+                match answers.generate(revised.request()) {
                     Ok(a) => {
-                        turns.push(instruction);
-                        gate = decide(validator, &turns, &a.command, here.as_ref(), shell);
+                        gate = pipeline.gate(Some(&revised), &a.command, here.as_ref());
+                        revised.answered(&a.command);
+                        conversation = revised;
                         answer = a;
                         output::print_human(&answer, &gate, false);
                     }
@@ -153,17 +150,6 @@ pub fn run(
             }
         }
     }
-}
-
-fn decide(
-    validator: &SafetyValidator,
-    turns: &[String],
-    command: &str,
-    here: Option<&Location>,
-    shell: caro_core::ShellType,
-) -> Gate {
-    let turns: Vec<&str> = turns.iter().map(String::as_str).collect();
-    Gate::decide_turns(validator, &turns, command, shell, here)
 }
 
 /// The choices in one line: each key in bold before its name; on a terminal too narrow for

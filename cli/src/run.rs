@@ -1,11 +1,15 @@
 //! The default action: generate a command for the prompt, print it, optionally run it.
 
-use crate::output::{self, DIM, Gate, WARN};
+use crate::output::{self, DIM, WARN};
 use crate::settings::RunSettings;
 use crate::{Cli, backends, exit, settings, stats};
-use caro_core::daemon::{DaemonClient, DaemonError, socket_path};
-use caro_core::execute::{self, Invocation};
-use caro_core::safety::Location;
+use caro_core::daemon::{DaemonClient, socket_path};
+use caro_core::execute::Invocation;
+use caro_core::pipeline::{
+    AfterDaemon, Conversation, Pipeline, RunError, after_daemon, asks_daemon,
+    name_the_skipped_backend,
+};
+use caro_core::safety::{Gate, Location};
 use caro_core::settings::{Overrides, Sampling};
 use caro_core::{Cancel, CommandRequest, GeneratorError, ShellType};
 use std::io::{BufRead, IsTerminal, Write};
@@ -62,10 +66,8 @@ pub fn with_settings(cli: &Cli, json: bool, f: impl FnOnce(&RunSettings) -> Exit
 }
 
 fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
-    let prompt = cli.prompt.join(" ");
-    if prompt.trim().is_empty() {
-        return Err(GeneratorError::EmptyPrompt);
-    }
+    let mut conversation =
+        Conversation::new(&cli.prompt.join(" ")).map_err(|_| GeneratorError::EmptyPrompt)?;
     // Config problems surface before the model loads, so they cost the user nothing.
     let settings = match settings::load(&overrides(cli)) {
         Ok(s) => s,
@@ -79,13 +81,17 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
             ));
         }
     };
-    let validator = settings.validator.clone();
     let shell = cli
         .shell
         .map(ShellType::from)
         .unwrap_or_else(ShellType::detect);
+    let pipeline = Pipeline::new(
+        settings.validator.clone(),
+        shell,
+        settings.resolved.config.shell_integration.history,
+    );
     let mut answers = Answers::new(cli, &settings, shell)?;
-    let mut answer = match answers.generate(&prompt) {
+    let mut answer = match answers.generate(conversation.request()) {
         Ok(a) => a,
         Err(Halt::Exit(code)) => return Ok(code),
         Err(Halt::Error(e)) => return Err(e),
@@ -101,13 +107,12 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     stats::record(answer.timings.total, &answer.backend);
 
     // `--execute` runs the command here, so the verdict is for this folder.
-    let gate = Gate::decide(
-        &validator,
-        &prompt,
+    let gate = pipeline.gate(
+        Some(&conversation),
         &answer.command,
-        shell,
         Location::current().as_ref(),
     );
+    conversation.answered(&answer.command);
     let code = if gate.blocked() {
         ExitCode::from(exit::BLOCKED)
     } else {
@@ -127,8 +132,8 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     if crate::review::wanted(cli) {
         return Ok(crate::review::run(
             &mut answers,
-            &validator,
-            &prompt,
+            &pipeline,
+            conversation,
             answer,
             gate,
         ));
@@ -138,13 +143,7 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     }
     if cli.execute {
         answers.release();
-        return Ok(execute(
-            &answer.command,
-            shell,
-            cli.dry_run,
-            gate.needs_confirmation(),
-            settings.resolved.config.shell_integration.history,
-        ));
+        return Ok(execute(&pipeline, &gate, &answer.command, cli.dry_run));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -214,16 +213,15 @@ impl<'a> Answers<'a> {
                     self.served_by = "daemon";
                     return Ok(a);
                 }
-                Err(DaemonError::NotRunning { .. }) => {}
-                // Answering in-process after the deadline passed would only make the wait longer.
-                Err(e) if timed_out(&e) => return Err(daemon_timeout_error(e).into()),
-                Err(e) => {
-                    tracing::info!(error = %e, "daemon failed; answering in-process");
-                    daemon_warning = Some(format!(
-                        "the caro daemon at {} failed ({e}); answered in-process",
-                        c.path().display()
-                    ));
-                }
+                Err(e) => match after_daemon(e, c.path()) {
+                    AfterDaemon::Fail(e) => return Err(e.into()),
+                    AfterDaemon::AnswerHere { warning } => {
+                        if let Some(w) = &warning {
+                            tracing::info!(warning = %w, "answering in-process");
+                        }
+                        daemon_warning = warning;
+                    }
+                },
             }
             // Gone or failing: the rest of this run answers in-process.
             self.client = None;
@@ -266,11 +264,6 @@ impl<'a> Answers<'a> {
             Err(Halt::Error(e)) => Err(e.to_string()),
             Err(Halt::Exit(_)) => Err("the model is not available".to_owned()),
         }
-    }
-
-    /// Whether a command run for the user goes into the shell's history.
-    pub fn history(&self) -> bool {
-        self.settings.resolved.config.shell_integration.history
     }
 
     /// Frees the model's memory before a command runs (a later request loads it again).
@@ -316,50 +309,6 @@ impl<'a> Answers<'a> {
 impl Drop for Answers<'_> {
     fn drop(&mut self) {
         self.release();
-    }
-}
-
-/// When the configured remote backend failed its health check and the embedded model then
-/// failed too, the error is the backend's: reporting only "no model file found" would hide
-/// that the server the user chose is down. Same shape as the fallback chain's own error.
-fn name_the_skipped_backend(
-    err: GeneratorError,
-    resolved: &caro_core::settings::Resolved,
-    early_fallback: Option<&str>,
-) -> GeneratorError {
-    match early_fallback {
-        // A deadline or a cancel is its own answer (exit 12): renaming it would hide why.
-        Some(reason)
-            if resolved.backend != caro_core::settings::BackendKind::Embedded
-                && !matches!(err.code(), "timed_out" | "cancelled") =>
-        {
-            GeneratorError::Remote {
-                backend: resolved.backend.as_str().to_owned(),
-                message: format!("{reason}; the embedded fallback failed too: {err}"),
-                code: "remote_failed",
-            }
-        }
-        _ => err,
-    }
-}
-
-/// Whether the daemon (or the wait for it) ran out of the request's time.
-fn timed_out(e: &DaemonError) -> bool {
-    matches!(e, DaemonError::TimedOut { .. }) || e.code() == "timed_out"
-}
-
-/// The error for a request the daemon did not answer in time. The daemon's own `timed_out`
-/// message names the backend that was working; the client's names the daemon.
-fn daemon_timeout_error(e: DaemonError) -> GeneratorError {
-    let code = if matches!(e, DaemonError::TimedOut { .. }) {
-        "daemon_timeout"
-    } else {
-        "timed_out"
-    };
-    GeneratorError::Remote {
-        backend: "daemon".to_owned(),
-        message: e.to_string(),
-        code,
     }
 }
 
@@ -442,17 +391,8 @@ impl Drop for Ticker {
 /// The daemon to ask first, unless this request picks its own model, backend or sampling (the
 /// daemon answers with the settings it was started with) or the user opted out.
 fn daemon_client(cli: &Cli) -> Option<DaemonClient> {
-    let per_request = cli.model_path.is_some()
-        || cli.backend.is_some()
-        || cli.engine.is_some()
-        || cli.temperature.is_some()
-        || cli.top_p.is_some()
-        || cli.max_tokens.is_some()
-        || cli.seed.is_some()
-        || ["CARO_BACKEND", "CARO_MODEL", "CARO_ENGINE"]
-            .iter()
-            .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
-    (!cli.no_daemon && !per_request).then(|| DaemonClient::new(socket_path()))
+    asks_daemon(cli.no_daemon, &overrides(cli), |k| std::env::var(k).ok())
+        .then(|| DaemonClient::new(socket_path()))
 }
 
 fn add_explanation(
@@ -469,16 +409,11 @@ fn add_explanation(
     }
 }
 
-/// Runs an allowed command in this terminal, then adds it to the shell's history. `confirm` is
-/// the gate's call: when set, a person must say yes on a terminal; without one nothing runs.
-pub(crate) fn execute(
-    command: &str,
-    shell: ShellType,
-    dry_run: bool,
-    confirm: bool,
-    history: bool,
-) -> ExitCode {
-    let invocation = Invocation::new(shell, command);
+/// Runs an allowed command in this terminal, then adds it to the shell's history. Whether it
+/// may run is core's call from the gate; when it needs confirmation, a person must say yes on a
+/// terminal, and without one nothing runs.
+pub(crate) fn execute(pipeline: &Pipeline, gate: &Gate, command: &str, dry_run: bool) -> ExitCode {
+    let invocation = Invocation::new(pipeline.shell(), command);
     let program = &invocation.program;
     let mut err = anstream::stderr().lock();
     if dry_run {
@@ -489,7 +424,8 @@ pub(crate) fn execute(
         );
         return ExitCode::SUCCESS;
     }
-    if confirm {
+    let mut confirmed = false;
+    if gate.needs_confirmation() {
         if !std::io::stdin().is_terminal() {
             let _ = writeln!(
                 err,
@@ -507,11 +443,20 @@ pub(crate) fn execute(
             let _ = writeln!(anstream::stderr(), "{DIM}not run{DIM:#}");
             return ExitCode::from(exit::NOT_CONFIRMED);
         }
+        confirmed = true;
     } else {
         drop(err);
     }
-    let status = match execute::run_attached(shell, command) {
-        Ok(status) => status,
+    let ran = match pipeline.run_attached(gate, command, confirmed) {
+        Ok(ran) => ran,
+        Err(RunError::Blocked(why)) => {
+            let _ = writeln!(anstream::stderr(), "{WARN}not run:{WARN:#} {why}");
+            return ExitCode::from(exit::BLOCKED);
+        }
+        Err(e @ RunError::NeedsConfirmation { .. }) => {
+            let _ = writeln!(anstream::stderr(), "{WARN}not run:{WARN:#} {e}");
+            return ExitCode::from(exit::NOT_CONFIRMED);
+        }
         Err(e) => {
             let hint = e
                 .hint()
@@ -521,15 +466,14 @@ pub(crate) fn execute(
             return ExitCode::from(exit::UNEXPECTED);
         }
     };
-    // It ran, so it belongs in the history like anything typed: the up arrow brings it back
-    // (unless the user said no: `[shell_integration] history`, CARO_HISTORY).
-    if history
-        && let Err(e) = execute::append_history(shell, command, &execute::HistoryEnv::current())
-    {
+    if let Some(e) = ran.not_in_history {
         let _ = writeln!(
             anstream::stderr(),
             "{DIM}not added to the shell history: {e}{DIM:#}"
         );
     }
-    ExitCode::from(status.map_or(exit::UNEXPECTED, |c| c.clamp(0, 255) as u8))
+    ExitCode::from(
+        ran.output
+            .map_or(exit::UNEXPECTED, |c| c.clamp(0, 255) as u8),
+    )
 }

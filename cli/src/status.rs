@@ -5,7 +5,7 @@ use crate::output::{BOLD, DIM, ERR, WARN};
 use crate::settings::RunSettings;
 use crate::stats;
 use anstyle::{AnsiColor, Style};
-use caro_core::EmbeddedConfig;
+use caro_core::chain::{BackendHealth, engine_name};
 use caro_core::embedded::prefix_store;
 use caro_core::models::human_size;
 use caro_core::settings::BackendKind;
@@ -14,74 +14,9 @@ use std::io::Write;
 
 const OK: Style = AnsiColor::Green.on_default().bold();
 
-/// One backend's health, for lists and JSON.
-#[derive(Debug, serde::Serialize)]
-pub struct Health {
-    pub backend: &'static str,
-    pub healthy: bool,
-    pub selected: bool,
-    pub url: Option<String>,
-    pub model: String,
-    pub detail: String,
-}
-
-pub fn check_all(s: &RunSettings) -> Vec<Health> {
-    let res = &s.resolved;
-    let cfg = EmbeddedConfig::default();
-    let mut out = Vec::new();
-    let (healthy, detail, model) = match backends::embedded_path(res) {
-        Ok(p) => {
-            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            (
-                true,
-                format!("{}, {}", engine(res.variant()), human_size(size)),
-                p.display().to_string(),
-            )
-        }
-        Err(e) => (
-            false,
-            format!("model missing: {e}; run `caro model pull`"),
-            String::new(),
-        ),
-    };
-    out.push(Health {
-        backend: "embedded",
-        healthy,
-        selected: res.backend == BackendKind::Embedded,
-        url: None,
-        model,
-        detail,
-    });
-    for kind in [BackendKind::Ollama, BackendKind::Vllm] {
-        let remote = backends::remote(kind, res, &cfg);
-        let rc = backends::remote_config(kind, res, &cfg);
-        let (healthy, detail) = match remote.probe() {
-            Ok(()) => (true, "reachable".to_owned()),
-            Err(f) => (
-                false,
-                f.message
-                    .split_once(": ")
-                    .map(|(_, m)| m.to_owned())
-                    .unwrap_or(f.message),
-            ),
-        };
-        out.push(Health {
-            backend: kind.as_str(),
-            healthy,
-            selected: res.backend == kind,
-            url: Some(rc.url),
-            model: rc.model,
-            detail,
-        });
-    }
-    out
-}
-
-fn engine(v: ModelVariant) -> &'static str {
-    match v {
-        ModelVariant::Mlx => "MLX",
-        _ => "CPU",
-    }
+/// Every backend's health, from core's probes.
+pub fn check_all(s: &RunSettings) -> Vec<BackendHealth> {
+    caro_core::chain::health(&s.resolved)
 }
 
 pub fn list_backends(s: &RunSettings, json: bool) {
@@ -111,7 +46,7 @@ pub fn list_backends(s: &RunSettings, json: bool) {
                 "fallback".into()
             }];
             what.push(if h.healthy {
-                engine(s.resolved.variant()).to_owned()
+                engine_name(s.resolved.variant()).to_owned()
             } else {
                 h.detail.clone()
             });

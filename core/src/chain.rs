@@ -3,7 +3,9 @@
 
 use crate::remote::{FallbackChain, OllamaBackend, RemoteBackend, RemoteConfig, VllmBackend};
 use crate::settings::{BackendKind, Resolved, Source};
-use crate::{CommandGenerator, EmbeddedConfig, EmbeddedModelBackend, GeneratorError, models};
+use crate::{
+    CommandGenerator, EmbeddedConfig, EmbeddedModelBackend, GeneratorError, ModelVariant, models,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,4 +133,83 @@ fn build_inner(
     }
     let chain: Arc<dyn CommandGenerator> = Arc::new(FallbackChain::new(remote, embedded.clone()));
     Ok((chain, embedded, None))
+}
+
+/// One backend's health, for `caro status`, `caro --list-backends` and the tray's
+/// "Check backends": the same probes and the same words in each.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackendHealth {
+    pub backend: &'static str,
+    pub healthy: bool,
+    /// The backend the settings chose.
+    pub selected: bool,
+    /// A remote backend's address.
+    pub url: Option<String>,
+    /// The model file (embedded) or the model name asked for (remote).
+    pub model: String,
+    /// The engine and size when healthy, else what is wrong and what to do.
+    pub detail: String,
+}
+
+/// The engine the embedded model runs on, in a word.
+pub fn engine_name(v: ModelVariant) -> &'static str {
+    match v {
+        ModelVariant::Mlx => "MLX",
+        _ => "CPU",
+    }
+}
+
+/// Every backend's health: the embedded model's file, then each remote's health probe.
+pub fn health(res: &Resolved) -> Vec<BackendHealth> {
+    let cfg = EmbeddedConfig::default();
+    let (healthy, detail, model) = match embedded_path(res) {
+        Ok(p) => {
+            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            (
+                true,
+                format!(
+                    "{}, {}",
+                    engine_name(res.variant()),
+                    models::human_size(size)
+                ),
+                p.display().to_string(),
+            )
+        }
+        Err(e) => (
+            false,
+            format!("model missing: {e}; run `caro model pull`"),
+            String::new(),
+        ),
+    };
+    let mut out = vec![BackendHealth {
+        backend: "embedded",
+        healthy,
+        selected: res.backend == BackendKind::Embedded,
+        url: None,
+        model,
+        detail,
+    }];
+    for kind in [BackendKind::Ollama, BackendKind::Vllm] {
+        let rc = remote_config(kind, res, &cfg);
+        let (healthy, detail) = match remote(kind, res, &cfg).probe() {
+            Ok(()) => (true, "reachable".to_owned()),
+            // The probe's message starts with the backend's name, which the list shows already.
+            Err(f) => (
+                false,
+                f.message
+                    .split_once(": ")
+                    .map(|(_, m)| m.to_owned())
+                    .unwrap_or(f.message),
+            ),
+        };
+        out.push(BackendHealth {
+            backend: kind.as_str(),
+            healthy,
+            selected: res.backend == kind,
+            url: Some(rc.url),
+            model: rc.model,
+            detail,
+        });
+    }
+    out
 }

@@ -15,6 +15,7 @@ pub mod execute;
 pub mod generator;
 pub mod models;
 pub mod parse;
+pub mod pipeline;
 pub mod prompt;
 pub mod remote;
 pub mod retrieval;

@@ -5,10 +5,11 @@ use crate::download::{DownloadStatus, Downloader, Phase};
 use crate::history::{Entry, History};
 use caro_core::chain;
 use caro_core::daemon::Service;
-use caro_core::execute;
-use caro_core::safety::{Finding, Gate, Location, RiskLevel, SafetyMode, SafetyValidator};
+use caro_core::execute::Limits;
+use caro_core::pipeline::{Conversation, Pipeline, RequestError, RunError};
+use caro_core::safety::{Finding, Gate, Location, RiskLevel, SafetyMode};
 use caro_core::settings::{self, BackendKind, CaroConfig, Overrides, Resolved};
-use caro_core::{CommandRequest, EmbeddedConfig, ShellType};
+use caro_core::{CommandRequest, ShellType};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -43,8 +44,17 @@ impl From<caro_core::GeneratorError> for ApiError {
     }
 }
 
-impl From<caro_core::execute::ExecuteError> for ApiError {
-    fn from(e: caro_core::execute::ExecuteError) -> Self {
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        Self {
+            hint: e.hint(),
+            ..Self::new(e.code(), e.to_string())
+        }
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> Self {
         Self {
             hint: e.hint(),
             ..Self::new(e.code(), e.to_string())
@@ -109,7 +119,8 @@ struct Live {
     /// The config file's modification time when it was read: a newer file is re-read.
     read_at: Option<std::time::SystemTime>,
     resolved: Resolved,
-    validator: SafetyValidator,
+    /// core's decisions for these settings: the gate, and whether Run may run.
+    pipeline: Pipeline,
     service: Service,
 }
 
@@ -127,8 +138,9 @@ struct Inner {
     /// copied text to remain pasteable after the popup hides.
     clipboard: Mutex<Option<arboard::Clipboard>>,
     last: Mutex<Option<Answer>>,
-    /// The request the last answer was screened with, as the model read it.
-    last_request: Mutex<String>,
+    /// The request the last answer belongs to, in turns: an edited or revised command is
+    /// screened against every one of them.
+    conversation: Mutex<Option<Conversation>>,
     /// The folder Run runs in and commands are rated for: the home folder until the user
     /// picks another in the popup.
     run_dir: Mutex<PathBuf>,
@@ -148,19 +160,21 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-fn build_live(config: CaroConfig) -> Result<Live, ApiError> {
+fn build_live(config: CaroConfig, shell: ShellType, shell_history: bool) -> Result<Live, ApiError> {
     let resolved = settings::resolve(config, |k| std::env::var(k).ok(), &Overrides::default())
         .map_err(|e| ApiError::new("config_invalid", e))?;
-    let validator = resolved
-        .validator()
+    let mut pipeline = Pipeline::from_settings(&resolved, shell)
         .map_err(|e| ApiError::new("config_invalid", e.to_string()))?;
+    if !shell_history {
+        pipeline = pipeline.without_history();
+    }
     let config = resolved.embedded_config()?;
     // The app fetches a missing model itself (first launch), so that is not an error here.
     let (generator, embedded, _) = chain::build_awaiting_model(&resolved, config)?;
     Ok(Live {
         read_at: None,
         resolved,
-        validator,
+        pipeline,
         service: Service {
             generator,
             embedded,
@@ -202,7 +216,8 @@ impl AppState {
             }
             None => CaroConfig::default(),
         };
-        let mut live = build_live(config)?;
+        let shell = ShellType::detect();
+        let mut live = build_live(config, shell, shell_history)?;
         live.read_at = config_path
             .as_ref()
             .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
@@ -216,12 +231,12 @@ impl AppState {
         let downloader = Downloader::new(store, &model, missing.is_some());
         Ok(Self(Arc::new(Inner {
             config_path,
-            shell: ShellType::detect(),
+            shell,
             live: Mutex::new(live),
             history: Mutex::new(History::open(history_path)),
             clipboard: Mutex::new(None),
             last: Mutex::new(None),
-            last_request: Mutex::new(String::new()),
+            conversation: Mutex::new(None),
             run_dir: Mutex::new(home.clone()),
             home,
             shell_history,
@@ -254,7 +269,7 @@ impl AppState {
         };
         match settings::load(path)
             .map_err(|e| ApiError::new("config_invalid", e.to_string()))
-            .and_then(|l| build_live(l.config))
+            .and_then(|l| build_live(l.config, self.0.shell, self.0.shell_history))
         {
             Ok(mut live) => {
                 live.read_at = now;
@@ -307,7 +322,7 @@ impl AppState {
     pub fn status(&self) -> Status {
         self.live(|l| Status {
             backend: l.resolved.backend,
-            mode: l.validator.mode(),
+            mode: l.pipeline.validator().mode(),
             model_loaded: l.service.embedded.is_loaded(),
             model: l.service.generator.backend_info().model,
             hotkey: l.resolved.config.tray.hotkey.clone(),
@@ -356,10 +371,10 @@ impl AppState {
         Location::new(dir, Some(&self.0.home))
     }
 
-    /// The gate for `command`, generated for `request`, where Run would run it: the same
-    /// decision the CLI makes.
-    fn gate(&self, request: &str, command: &str, at: &Location) -> Gate {
-        self.live(|l| Gate::decide(&l.validator, request, command, self.0.shell, Some(at)))
+    /// The gate for `command`, the answer to `conversation`, where Run would run it: core's
+    /// decision, the same the CLI makes.
+    fn gate(&self, conversation: Option<&Conversation>, command: &str, at: &Location) -> Gate {
+        self.live(|l| l.pipeline.gate(conversation, command, Some(at)))
     }
 
     fn answer(&self, prompt: &str, command: String, gate: &Gate) -> Answer {
@@ -381,18 +396,18 @@ impl AppState {
         }
     }
 
-    /// The request the last answer was generated for, as the model read it (with a revision's
-    /// first words too): an edited command is screened against it, so a refused request stays
-    /// refused however the command is changed.
-    fn last_request(&self) -> String {
+    /// The request the last answer belongs to: an edited command is screened against every
+    /// turn of it, so a refused request stays refused however the command is changed.
+    fn conversation(&self) -> Option<Conversation> {
         self.0
-            .last_request
+            .conversation
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    /// Rates a command as edited in the popup, keeping the rest of the last answer.
+    /// Rates a command as edited in the popup, keeping the rest of the last answer. A later
+    /// Revise changes this command, the one the user sees.
     pub fn check(&self, command: &str) -> Answer {
         let last = self
             .0
@@ -400,7 +415,18 @@ impl AppState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let gate = self.gate(&self.last_request(), command, &self.location());
+        let conversation = {
+            let mut slot = self
+                .0
+                .conversation
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = slot.as_mut() {
+                c.answered(command);
+            }
+            slot.clone()
+        };
+        let gate = self.gate(conversation.as_ref(), command, &self.location());
         let mut a = self.answer("", command.to_owned(), &gate);
         if let Some(last) = last {
             a.prompt = last.prompt;
@@ -412,33 +438,34 @@ impl AppState {
 
     /// Generates a command for `prompt` and rates it. Blocking: the first call loads the model.
     pub fn generate(&self, prompt: &str) -> Result<Answer, ApiError> {
-        let prompt = prompt.trim();
-        self.generate_shown(prompt, prompt)
+        self.ask(Conversation::new(prompt)?)
     }
 
-    /// Generates from `request` (what the model reads) and records `shown` (what the user
-    /// asked, in their words) in the answer and the history.
-    fn generate_shown(&self, request: &str, shown: &str) -> Result<Answer, ApiError> {
+    /// Generates the next answer to `conversation`, rates it with every turn, and records the
+    /// user's words (not the request composed for the model) in the answer and the history.
+    fn ask(&self, mut conversation: Conversation) -> Result<Answer, ApiError> {
         let started = Instant::now();
         let generator = self.live(|l| l.service.generator.clone());
         let context =
             caro_core::ExecutionContext::for_os(std::env::consts::OS, Some(self.run_dir()));
-        let g = generator
-            .generate_command(&CommandRequest::new(request, self.0.shell).with_context(context))?;
-        // Screened with the request the model read, which holds the user's first words too.
-        let gate = self.gate(request, &g.command, &self.location());
+        let g = generator.generate_command(
+            &CommandRequest::new(conversation.request(), self.0.shell).with_context(context),
+        )?;
+        let gate = self.gate(Some(&conversation), &g.command, &self.location());
+        conversation.answered(&g.command);
+        let shown = conversation.shown();
         *self
             .0
-            .last_request
+            .conversation
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = request.to_owned();
-        let mut answer = self.answer(shown, g.command, &gate);
+            .unwrap_or_else(|p| p.into_inner()) = Some(conversation);
+        let mut answer = self.answer(&shown, g.command, &gate);
         answer.backend = g.backend;
         answer.model = g.model;
         answer.fallback_reason = g.fallback_reason;
         answer.took_ms = started.elapsed().as_millis() as u64;
         if let Ok(mut h) = self.0.history.lock() {
-            h.push(Entry::new(shown, &answer.command));
+            h.push(Entry::new(&shown, &answer.command));
         }
         *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer.clone());
         Ok(answer)
@@ -446,23 +473,9 @@ impl AppState {
 
     /// Refines the last command with a follow-up instruction.
     pub fn revise(&self, instruction: &str) -> Result<Answer, ApiError> {
-        let last = self
-            .0
-            .last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| ApiError::new("nothing_to_revise", "ask for a command first"))?;
-        let instruction = instruction.trim();
-        if instruction.is_empty() {
-            return Err(ApiError::new(
-                "empty_request",
-                "say how the command should change",
-            ));
-        }
-        let request = caro_core::prompt::revision_request(&last.prompt, &last.command, instruction);
-        // The history shows the user's words, not the composed request the model reads.
-        self.generate_shown(&request, &format!("{} → {instruction}", last.prompt))
+        let mut conversation = self.conversation().ok_or(RequestError::NothingToRevise)?;
+        conversation.revise(instruction)?;
+        self.ask(conversation)
     }
 
     pub fn explain(&self, command: &str) -> Result<String, ApiError> {
@@ -486,38 +499,26 @@ impl AppState {
         Ok(())
     }
 
-    /// Runs `command` (as edited in the popup) in the user's shell, in the popup's folder,
-    /// after the gate decides again for that folder: never when refused or blocked, and only
-    /// with `confirmed` when the mode asks for confirmation.
+    /// Runs `command` (as edited in the popup) in the user's shell, in the popup's folder.
+    /// core decides again for that folder: never when refused or blocked, and only with
+    /// `confirmed` when the mode asks for confirmation.
     pub fn execute(&self, command: &str, confirmed: bool) -> Result<RunOutput, ApiError> {
         // One read of the folder: the verdict is for exactly the folder the command runs in.
         let dir = self.run_dir();
-        let gate = self.gate(&self.last_request(), command, &self.location_of(&dir));
-        if gate.blocked() {
-            return Err(ApiError::new(
-                "blocked",
-                gate.refusal().unwrap_or_else(|| "blocked".into()),
-            ));
-        }
-        if gate.needs_confirmation() && !confirmed {
-            return Err(ApiError::new(
-                "needs_confirmation",
-                format!(
-                    "{} command in {}: confirm to run it",
-                    gate.verdict.risk,
-                    dir.display()
-                ),
-            ));
-        }
-        let out = execute::run_captured(self.0.shell, command, &dir, execute::Limits::default())?;
-        if self.0.shell_history
-            && self.live(|l| l.resolved.config.shell_integration.history)
-            && let Err(e) =
-                execute::append_history(self.0.shell, command, &execute::HistoryEnv::current())
-        {
+        let conversation = self.conversation();
+        let pipeline = self.live(|l| l.pipeline.clone());
+        let ran = pipeline.run_captured(
+            conversation.as_ref(),
+            command,
+            &dir,
+            Some(&self.0.home),
+            confirmed,
+            Limits::default(),
+        )?;
+        if let Some(e) = ran.not_in_history {
             tracing::warn!(error = %e, "could not append to the shell history");
         }
-        Ok(out)
+        Ok(ran.output)
     }
 
     pub fn history(&self) -> Vec<Entry> {
@@ -550,7 +551,7 @@ impl AppState {
         change(&mut config);
         settings::save(&path, &config)
             .map_err(|e| ApiError::new("config_write_failed", e.to_string()))?;
-        let mut live = build_live(config)?;
+        let mut live = build_live(config, self.0.shell, self.0.shell_history)?;
         live.read_at = self.mtime();
         let mut guard = self.0.live.lock().unwrap_or_else(|p| p.into_inner());
         guard.service.generator.shutdown();
@@ -566,26 +567,17 @@ impl AppState {
         self.update_config(|c| c.safety.mode = Some(mode))
     }
 
-    /// Health of each backend, one line each, for the tray's "Check backends".
+    /// Health of each backend, one line each, for the tray's "Check backends": core's probes,
+    /// the same `caro status` runs.
     pub fn check_backends(&self) -> Vec<String> {
-        self.live(|l| {
-            BackendKind::ALL
-                .iter()
-                .map(|&kind| match kind {
-                    BackendKind::Embedded => match chain::embedded_path(&l.resolved) {
-                        Ok(p) => format!("embedded: ready ({})", p.display()),
-                        Err(e) => format!("embedded: {e}"),
-                    },
-                    _ => {
-                        let r = chain::remote(kind, &l.resolved, &EmbeddedConfig::default());
-                        match r.probe() {
-                            Ok(()) => format!("{}: reachable", kind.as_str()),
-                            Err(f) => format!("{}: {f}", kind.as_str()),
-                        }
-                    }
-                })
-                .collect()
-        })
+        self.live(|l| chain::health(&l.resolved))
+            .iter()
+            .map(|h| match (h.backend, h.healthy) {
+                ("embedded", true) => format!("embedded: ready ({}; {})", h.model, h.detail),
+                (name, true) => format!("{name}: reachable"),
+                (name, false) => format!("{name}: {}", h.detail),
+            })
+            .collect()
     }
 
     pub fn shutdown(&self) {

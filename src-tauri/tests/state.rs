@@ -237,3 +237,122 @@ fn rm_star_in_a_project_folder_asks_in_the_popup() {
     );
     assert_eq!(f.state.run_dir(), sub);
 }
+
+/// The CLI binary this test run built next to this test (`cargo test --workspace` builds it
+/// for the CLI's own tests; scripts/test.sh runs exactly that).
+fn cli_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/state-<hash> → target/<profile>/caro
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(format!("caro{}", std::env::consts::EXE_SUFFIX)))
+        .expect("a target folder");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with the workspace (`cargo test --release --workspace`, \
+         as scripts/test.sh does) or build the CLI first (`cargo build --release -p caro-cli`)",
+        bin.display()
+    );
+    bin
+}
+
+/// Issue 18: the CLI and the popup answer the same request with the same command, verdict and
+/// gate, because both ask core's pipeline. The real CLI binary and the popup's state, the
+/// same config file, model, home folder and working folder.
+#[test]
+fn the_cli_and_the_popup_give_the_same_answer_verdict_and_gate() {
+    let f = fixture();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut gates = Vec::new();
+    for request in [
+        "find all files larger than 100MB in the current directory",
+        "delete everything in this folder",
+    ] {
+        let popup = f.state.generate(request).expect("the popup answers");
+        let out = std::process::Command::new(cli_binary())
+            .args(["--json", "--no-daemon", request])
+            .current_dir(&f.home)
+            .env("HOME", &f.home)
+            .env("CARO_CONFIG", &f.config)
+            .env("XDG_DATA_HOME", scratch.path().join("data"))
+            .env("XDG_STATE_HOME", scratch.path().join("state"))
+            .env("XDG_CACHE_HOME", scratch.path().join("cache"))
+            .env_remove("CARO_BACKEND")
+            .env_remove("CARO_MODEL")
+            .env_remove("CARO_ENGINE")
+            .env_remove("CARO_SAFETY_MODE")
+            .output()
+            .expect("the CLI runs");
+        let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{request}: not JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let command = cli["command"].as_str().or(cli["refused_command"].as_str());
+        assert_eq!(command, Some(popup.command.as_str()), "{request}: {cli}");
+        assert_eq!(cli["blocked"], popup.blocked, "{request}: {cli}");
+        assert_eq!(
+            cli["needs_confirmation"], popup.needs_confirmation,
+            "{request}: {cli}"
+        );
+        assert_eq!(
+            cli["risk"],
+            serde_json::to_value(popup.risk).expect("risk"),
+            "{request}: {cli}"
+        );
+        assert_eq!(
+            cli["mode"],
+            serde_json::to_value(popup.mode).expect("mode"),
+            "{request}"
+        );
+        assert_eq!(cli["cwd"].as_str(), Some(popup.cwd.as_str()), "{request}");
+        let rules = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["rule_id"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let popup_rules: Vec<String> = popup.findings.iter().map(|f| f.rule_id.clone()).collect();
+        assert_eq!(rules(&cli["findings"]), popup_rules, "{request}");
+        // The CLI's exit code says the same: 0 for an answer it would hand over, else blocked.
+        assert_eq!(out.status.success(), !popup.blocked, "{request}: {cli}");
+        gates.push(popup.blocked);
+    }
+    // Both sides of the gate were compared: an answer handed over, and one refused.
+    assert_eq!(gates, [false, true]);
+    assert_intact(&f);
+}
+
+/// Regression (issue 18): the popup's Revise screened the composed text (the request, the
+/// command and the instruction joined), and nested each revision inside the one before. Now
+/// it is core's conversation: each turn screened alone, the history in the user's words.
+#[test]
+fn revising_twice_in_the_popup_keeps_the_users_words_and_screens_each_turn() {
+    let f = fixture();
+    let a = f
+        .state
+        .generate("show the size of my home folder")
+        .expect("generate");
+    assert!(!a.blocked, "{a:?}");
+    let r = f.state.revise("remove the -s flag").expect("revise");
+    assert!(!r.blocked, "{r:?}");
+    let r2 = f
+        .state
+        .revise("human readable sizes")
+        .expect("revise again");
+    assert_eq!(
+        r2.prompt,
+        "show the size of my home folder → remove the -s flag → human readable sizes"
+    );
+    assert!(!r2.blocked, "{r2:?}");
+    // An edit is what a later revision changes; an empty instruction is refused with a code.
+    f.state.check("du -h ~/proj");
+    assert_eq!(
+        f.state.revise("   ").expect_err("empty").code,
+        "empty_instruction"
+    );
+}

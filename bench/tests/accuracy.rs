@@ -3,6 +3,7 @@
 
 use caro_bench::devset::{self, Platform};
 use caro_bench::sandbox::Sandbox;
+use caro_testkit::model;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::net::TcpListener;
@@ -332,19 +333,6 @@ fn references_of_both_splits_run_in_the_sandbox() {
             "{stdout}"
         );
     }
-}
-
-fn model(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARO_TEST_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models"));
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "test model {} is missing: run scripts/fetch-test-models.sh",
-        path.display()
-    );
-    path
 }
 
 /// The whole harness on the real 1.5B model: generation, sandboxed execution, scoring, the

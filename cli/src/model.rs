@@ -176,27 +176,13 @@ pub fn pull_with_progress(
     result
 }
 
-/// First use: the selected model is not in the cache, so fetch it now, with progress, rather
-/// than fail. Returns `None` when nothing was needed.
-/// The model a run would have to download first, if any.
-pub fn not_installed(res: &Resolved) -> Option<ModelManifest> {
-    if res.config.embedded.model_path.is_some() {
-        return None;
-    }
-    let m = selected(res);
-    let store = ModelStore::from_env().ok()?;
-    store.installed(&m).is_none().then_some(m)
-}
-
+/// First use: the selected model is not in the cache (core's `model_to_fetch`), so fetch it
+/// now, with progress, rather than fail. Returns `None` when nothing was needed.
 pub fn ensure_for_run(res: &Resolved, json: bool) -> Result<Option<Pulled>, ModelError> {
-    if res.config.embedded.model_path.is_some() {
+    let Some(m) = caro_core::chain::model_to_fetch(res) else {
         return Ok(None);
-    }
-    let m = selected(res);
+    };
     let store = ModelStore::from_env()?;
-    if store.installed(&m).is_some() {
-        return Ok(None);
-    }
     if !json {
         let _ = writeln!(
             anstream::stderr(),

@@ -168,7 +168,7 @@ pub(crate) struct Answers<'a> {
     cli: &'a Cli,
     settings: &'a RunSettings,
     pub shell: ShellType,
-    config: caro_core::config::EmbeddedConfig,
+    config: caro_core::EmbeddedConfig,
     client: Option<DaemonClient>,
     local: Option<caro_core::chain::Built>,
     deadline: Option<std::time::Duration>,
@@ -287,7 +287,7 @@ impl<'a> Answers<'a> {
             // would look like a hang: say what to run instead.
             if embedded
                 && self.cli.quiet
-                && let Some(m) = crate::model::not_installed(resolved)
+                && let Some(m) = caro_core::chain::model_to_fetch(resolved)
             {
                 let _ = writeln!(
                     anstream::stderr(),

@@ -2,8 +2,8 @@
 //! environment and flags through caro-core's one resolver, and builds the safety validator.
 //! A broken file is an error that names the file; it is never rewritten.
 
-use caro_core::config::config_file_path;
 use caro_core::safety::SafetyValidator;
+use caro_core::settings::config_file_path;
 use caro_core::settings::{self, Overrides, Resolved};
 use std::io::Write;
 use std::path::PathBuf;

@@ -91,12 +91,16 @@ pub fn build_awaiting_model(
 }
 
 /// The model this run needs downloaded first: the embedded backend is selected, no explicit
-/// `model_path` is set, and the selected model is not in the cache.
+/// `model_path` is set, and the selected model is not in the cache whole (the file there has
+/// the manifest's size). The one decision: the CLI's first run and the tray's first launch
+/// both ask it.
 pub fn model_to_fetch(res: &Resolved) -> Option<models::ModelManifest> {
     if res.backend != BackendKind::Embedded || res.config.embedded.model_path.is_some() {
         return None;
     }
-    embedded_path(res).is_err().then(|| selected_model(res))
+    let m = selected_model(res);
+    let store = models::ModelStore::from_env().ok()?;
+    store.installed(&m).is_none().then_some(m)
 }
 
 fn build_inner(

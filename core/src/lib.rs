@@ -6,18 +6,17 @@
 
 pub mod cancel;
 pub mod chain;
-pub mod check;
-pub mod config;
 pub mod daemon;
 pub mod embedded;
 pub mod error;
 pub mod execute;
 pub mod generator;
 pub mod models;
-pub mod parse;
 pub mod pipeline;
+pub mod preflight;
 pub mod prompt;
 pub mod remote;
+pub mod reply;
 pub mod retrieval;
 pub mod review;
 pub mod settings;
@@ -29,7 +28,7 @@ pub use caro_safety as safety;
 pub use caro_safety::shell;
 
 pub use cancel::Cancel;
-pub use config::EmbeddedConfig;
+pub use embedded::EmbeddedConfig;
 pub use embedded::{EmbeddedModelBackend, ModelVariant};
 pub use error::GeneratorError;
 pub use generator::{

@@ -810,7 +810,7 @@ fn check_model_name(name: &str) -> Result<(), String> {
 fn check_embedded(e: &EmbeddedSection) -> Result<(), String> {
     ModelVariant::parse_choice(&e.variant).map_err(|m| format!("variant: {m}"))?;
     e.config_builder()
-        .and_then(crate::config::EmbeddedConfigBuilder::build)
+        .and_then(crate::embedded::EmbeddedConfigBuilder::build)
         .map(drop)
         .map_err(|err| match err {
             crate::GeneratorError::InvalidConfig(m) => m,
@@ -824,7 +824,7 @@ impl EmbeddedSection {
     /// the prefix's prefill). A frontend applies its own flags over the builder.
     pub fn config_builder(
         &self,
-    ) -> Result<crate::config::EmbeddedConfigBuilder, crate::GeneratorError> {
+    ) -> Result<crate::embedded::EmbeddedConfigBuilder, crate::GeneratorError> {
         let variant = ModelVariant::parse_choice(&self.variant)
             .map_err(crate::GeneratorError::InvalidConfig)?;
         let mut b = crate::EmbeddedConfig::builder()
@@ -1659,5 +1659,70 @@ verbose = false
             load(&link).expect("load").config.default_backend,
             Some(BackendKind::Ollama)
         );
+    }
+}
+
+/// Where caro's config file lives: `$CARO_CONFIG`, else `$XDG_CONFIG_HOME/caro/config.toml`,
+/// else `~/.config/caro/config.toml` (on Windows, the roaming AppData folder).
+pub fn config_file_path() -> Option<std::path::PathBuf> {
+    config_file_path_from(
+        |k| std::env::var_os(k),
+        dirs::home_dir(),
+        dirs::config_dir(),
+    )
+}
+
+/// Pure form of [`config_file_path`], so the precedence can be tested anywhere.
+pub fn config_file_path_from(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    home: Option<std::path::PathBuf>,
+    platform_config: Option<std::path::PathBuf>,
+) -> Option<std::path::PathBuf> {
+    if let Some(p) = env("CARO_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(p.into());
+    }
+    if let Some(x) = env("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
+        return Some(std::path::PathBuf::from(x).join("caro").join("config.toml"));
+    }
+    if cfg!(windows) {
+        return platform_config.map(|d| d.join("caro").join("config.toml"));
+    }
+    home.map(|h| h.join(".config").join("caro").join("config.toml"))
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn caro_config_wins_then_xdg_then_home() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).into())
+            }
+        };
+        let home = Some(PathBuf::from("/home/u"));
+        assert_eq!(
+            config_file_path_from(
+                env(&[("CARO_CONFIG", "/x.toml"), ("XDG_CONFIG_HOME", "/xdg")]),
+                home.clone(),
+                None
+            ),
+            Some(PathBuf::from("/x.toml"))
+        );
+        if !cfg!(windows) {
+            assert_eq!(
+                config_file_path_from(env(&[("XDG_CONFIG_HOME", "/xdg")]), home.clone(), None),
+                Some(PathBuf::from("/xdg/caro/config.toml"))
+            );
+            assert_eq!(
+                config_file_path_from(env(&[]), home, None),
+                Some(PathBuf::from("/home/u/.config/caro/config.toml"))
+            );
+        }
     }
 }

@@ -13,7 +13,6 @@
 //! harmless.
 
 mod cmdexe;
-pub mod config;
 mod gate;
 pub mod intent;
 mod ir;
@@ -22,12 +21,13 @@ mod posix;
 mod powershell;
 mod rules;
 mod scoped;
+pub mod settings;
 pub mod shell;
 
-pub use config::{AllowEntry, CustomRule, SafetyConfig, SafetyConfigError};
 pub use gate::Gate;
 pub use intent::{IntentAction, IntentScreen, intent_action, screen_prompt};
 pub use rules::{BuiltinRule, builtin_rules};
+pub use settings::{AllowEntry, CustomRule, SafetyConfig, SafetyConfigError};
 
 use serde::{Deserialize, Serialize};
 pub use shell::ShellType;
@@ -261,7 +261,7 @@ impl Verdict {
 #[derive(Debug, Clone, Default)]
 pub struct SafetyValidator {
     mode: SafetyMode,
-    allow: Vec<config::CompiledAllow>,
+    allow: Vec<settings::CompiledAllow>,
     custom: Vec<CustomRule>,
 }
 

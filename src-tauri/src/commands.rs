@@ -2,8 +2,9 @@
 //! blocking work off the UI thread and hand it to [`AppState`].
 
 use crate::download::DownloadStatus;
+use crate::error::ApiError;
 use crate::history::Entry;
-use crate::state::{Answer, ApiError, AppState, RunOutput, Status};
+use crate::state::{Answer, AppState, RunOutput, Status};
 use tauri::{AppHandle, Manager, State};
 
 async fn blocking<T: Send + 'static>(

@@ -2,7 +2,7 @@
 //! snapshot of its progress for the popup to poll, and cancels on request. What was fetched
 //! before a cancel stays on disk, so Retry resumes.
 
-use crate::state::ApiError;
+use crate::error::ApiError;
 use caro_core::models::{ModelManifest, ModelStore, PullEvent, PullOptions};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};

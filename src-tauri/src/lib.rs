@@ -4,24 +4,23 @@
 
 pub mod commands;
 pub mod download;
+pub mod error;
 pub mod history;
 pub mod state;
 pub mod tray;
 
-use caro_core::daemon::{Daemon, DaemonOptions, socket_path};
+use caro_core::daemon::{Daemon, DaemonOptions, Serving, socket_path};
 use state::AppState;
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_global_shortcut::{GlobalShortcutExt, ShortcutState};
 
 pub const POPUP: &str = "popup";
 
-/// The daemon thread's stop flag, so the tray can restart it after a settings change.
+/// The socket service while it runs, so the tray can restart it after a settings change.
 #[derive(Default)]
-struct DaemonHandle(Mutex<Option<Arc<AtomicBool>>>);
+struct DaemonHandle(Mutex<Option<Serving>>);
 
 /// Shows the popup near the top centre of the screen, focused, and tells the page.
 pub fn show_popup(app: &AppHandle) {
@@ -60,15 +59,13 @@ fn start_daemon(app: &AppHandle) {
     };
     match Daemon::bind(state.service(), opts) {
         Ok(daemon) => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = stop.clone();
-            std::thread::spawn(move || {
-                if let Err(e) = daemon.run(&flag) {
-                    tracing::warn!(error = %e, "the socket service stopped");
-                }
-            });
+            // Clients that send no deadline of their own are bounded as `caro serve` bounds
+            // them: by the settings' `timeout_secs`.
+            if let Some(t) = state.request_timeout() {
+                daemon.set_request_timeout(t);
+            }
             if let Ok(mut h) = app.state::<DaemonHandle>().0.lock() {
-                *h = Some(stop);
+                *h = Some(daemon.spawn());
             }
         }
         // Another caro (say `caro serve`) already serves this user: the app still works,
@@ -78,19 +75,32 @@ fn start_daemon(app: &AppHandle) {
 }
 
 pub fn stop_daemon(app: &AppHandle) {
-    if let Ok(mut h) = app.state::<DaemonHandle>().0.lock()
-        && let Some(stop) = h.take()
+    let serving = app
+        .state::<DaemonHandle>()
+        .0
+        .lock()
+        .ok()
+        .and_then(|mut h| h.take());
+    // Waits for the service's thread, so the socket is free for the next one.
+    if let Some(s) = serving
+        && let Err(e) = s.stop()
     {
-        stop.store(true, Ordering::SeqCst);
-        // The accept loop polls every 25 ms; give it time to let go of the socket.
-        std::thread::sleep(Duration::from_millis(100));
+        tracing::warn!(error = %e, "the socket service stopped with an error");
     }
 }
 
-/// After a backend change the socket serves the new chain.
+/// After a backend change the socket serves the new chain. Stopping waits for the old
+/// service's thread (a generation under way ends at its next token), so this runs off the
+/// main thread and the tray menu never freezes; restarts run one at a time, so a new service
+/// binds only once the old one has let go of the socket.
 pub fn restart_daemon(app: &AppHandle) {
-    stop_daemon(app);
-    start_daemon(app);
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let app = app.clone();
+    std::thread::spawn(move || {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        stop_daemon(&app);
+        start_daemon(&app);
+    });
 }
 
 /// macOS: the .app carries the CLI in `Contents/MacOS`, which is not on PATH. Link it into the
@@ -154,7 +164,7 @@ pub fn run() {
         )
         .manage(DaemonHandle::default())
         .setup(|app| {
-            let state = AppState::new(caro_core::config::config_file_path(), history_path())
+            let state = AppState::new(caro_core::settings::config_file_path(), history_path())
                 .map_err(|e| format!("{}: {}", e.code, e.message))?;
             let hotkey = state.tray_config().hotkey;
             app.manage(state);

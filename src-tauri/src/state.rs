@@ -2,11 +2,12 @@
 //! directly: generate, revise, explain, copy, run, history, and the settings the tray changes.
 
 use crate::download::{DownloadStatus, Downloader, Phase};
+use crate::error::ApiError;
 use crate::history::{Entry, History};
 use caro_core::chain;
 use caro_core::daemon::Service;
 use caro_core::execute::Limits;
-use caro_core::pipeline::{Conversation, Pipeline, RequestError, RunError};
+use caro_core::pipeline::{Conversation, Pipeline, RequestError};
 use caro_core::safety::{Finding, Gate, Location, RiskLevel, SafetyMode};
 use caro_core::settings::{self, BackendKind, CaroConfig, Overrides, Resolved};
 use caro_core::{CommandRequest, ShellType};
@@ -14,53 +15,6 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// An error as the UI gets it: a stable code and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-    /// What to do next, from core's hint for the code.
-    pub hint: Option<String>,
-}
-
-impl ApiError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            code: code.into(),
-            message: message.into(),
-            hint: None,
-        }
-    }
-}
-
-impl From<caro_core::GeneratorError> for ApiError {
-    fn from(e: caro_core::GeneratorError) -> Self {
-        Self {
-            hint: e.hint(),
-            ..Self::new(e.code(), e.to_string())
-        }
-    }
-}
-
-impl From<RequestError> for ApiError {
-    fn from(e: RequestError) -> Self {
-        Self {
-            hint: e.hint(),
-            ..Self::new(e.code(), e.to_string())
-        }
-    }
-}
-
-impl From<RunError> for ApiError {
-    fn from(e: RunError) -> Self {
-        Self {
-            hint: e.hint(),
-            ..Self::new(e.code(), e.to_string())
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FindingView {
@@ -313,6 +267,11 @@ impl AppState {
     /// The service the local socket serves: the same warm model the popup uses.
     pub fn service(&self) -> Service {
         self.live(|l| l.service.clone())
+    }
+
+    /// The settings' request deadline (`timeout_secs`; `None`: off).
+    pub fn request_timeout(&self) -> Option<std::time::Duration> {
+        self.live(|l| l.resolved.request_timeout())
     }
 
     pub fn tray_config(&self) -> settings::TraySection {

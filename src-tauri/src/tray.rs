@@ -120,7 +120,7 @@ fn on_menu(app: &AppHandle, id: &str) {
             return;
         }
         "settings" => {
-            if let Some(p) = caro_core::config::config_file_path() {
+            if let Some(p) = caro_core::settings::config_file_path() {
                 if !p.exists() {
                     let _ = state.update_config(|_| {});
                 }

@@ -217,8 +217,7 @@ async fn popup_refuses_wiping_the_home_folder_and_offers_no_run() {
     c.close().await.expect("close");
 }
 
-#[path = "../../core/tests/it/fakehub.rs"]
-mod fakehub;
+use caro_testkit::fakehub;
 
 async fn wait_phase(c: &Client, phase: &str, timeout: Duration) {
     let deadline = std::time::Instant::now() + timeout;
@@ -258,10 +257,7 @@ async fn first_launch_downloads_the_model_with_progress_and_cancel() {
     let hub_addr = std::env::var("CARO_E2E_HUB").expect("CARO_E2E_HUB: run scripts/test-tray.sh");
     let cache = std::path::PathBuf::from(std::env::var("CARO_CACHE_DIR").expect("CARO_CACHE_DIR"));
     let m = caro_core::models::manifest::find("smollm2-135m").expect("manifest");
-    let source = std::env::var("CARO_TEST_MODELS_DIR").map_or_else(
-        |_| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/models")),
-        std::path::PathBuf::from,
-    );
+    let source = caro_testkit::models_dir();
     let bytes =
         std::fs::read(source.join(&m.file)).expect("scripts/fetch-test-models.sh smollm2-135m");
     let hub = fakehub::FakeHub::start_on(&hub_addr);

@@ -7,12 +7,7 @@ use caro_tray::state::AppState;
 use std::path::PathBuf;
 
 fn qwen() -> PathBuf {
-    let dir = std::env::var_os("CARO_TEST_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models"));
-    let p = dir.join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
-    assert!(p.is_file(), "run scripts/fetch-test-models.sh first");
-    p
+    caro_testkit::model(caro_testkit::QWEN_1_5B)
 }
 
 struct Fixture {

@@ -11,7 +11,7 @@ mod server;
 
 pub use client::{DaemonClient, WAIT_TICK};
 pub use protocol::{DaemonStatus, PROTOCOL_VERSION};
-pub use server::{Daemon, DaemonOptions, IDLE_TIMEOUT, MAX_CONNECTIONS, Service};
+pub use server::{Daemon, DaemonOptions, IDLE_TIMEOUT, MAX_CONNECTIONS, Service, Serving};
 
 /// Whether a failed socket read only ran into its timeout (or a signal): what was read so far
 /// stands, and the caller decides whether to wait on.

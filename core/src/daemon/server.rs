@@ -151,6 +151,42 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
+/// A daemon serving on its own thread ([`Daemon::spawn`]). Stopping it, or dropping it, waits
+/// for the thread, so the socket and its lock are gone when that returns and a new daemon can
+/// bind at once (the tray restarts its daemon after a settings change).
+#[derive(Debug)]
+pub struct Serving {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<(), DaemonError>>>,
+}
+
+impl Serving {
+    /// Stops serving: the accept loop ends, a generation under way is cancelled at its next
+    /// token, and the socket is removed. Returns how the service ended.
+    pub fn stop(mut self) -> Result<(), DaemonError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<(), DaemonError> {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(DaemonError::Protocol(
+                "the socket service's thread panicked".to_owned(),
+            )),
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish() {
+            tracing::warn!(error = %e, "the socket service stopped with an error");
+        }
+    }
+}
+
 impl Daemon {
     /// Binds the socket. Fails if another daemon answers there or holds its lock, if the path
     /// holds anything but a stale socket, or if its folder is open to other users; a stale
@@ -219,6 +255,28 @@ impl Daemon {
     pub fn set_connection_limits(&self, max_connections: usize, idle_timeout: Duration) {
         let _ = self.shared.max_connections.set(max_connections.max(1));
         let _ = self.shared.idle_timeout.set(idle_timeout);
+    }
+
+    /// Serves on a thread of its own until the returned handle is stopped or dropped: for a
+    /// frontend that keeps working while it serves (the tray app).
+    pub fn spawn(self) -> Serving {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("caro-daemon".into())
+            .spawn(move || self.run(&flag));
+        match thread {
+            Ok(thread) => Serving {
+                stop,
+                thread: Some(thread),
+            },
+            // No thread: nothing serves, and dropping the daemon (moved into the failed
+            // spawn) already released the socket.
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread for the socket service");
+                Serving { stop, thread: None }
+            }
+        }
     }
 
     /// Serves connections, each on its own thread, until `stop` is set: at most

@@ -24,6 +24,9 @@ pub fn decode_attention(
     // Contiguous heads per thread, not a shared cursor: heads that share a KV head then run
     // on one core, which reads that KV head's cold cache rows from memory once.
     let per = n_head.div_ceil(threads);
+    // Read once per call, not per head and token.
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = super::cpu::features().avx2;
     pool.execute(|tid| {
         let heads = (tid * per).min(n_head)..((tid + 1) * per).min(n_head);
         let mut w = vec![0f32; kv_len];
@@ -44,10 +47,9 @@ pub fn decode_attention(
                 && job.off + hd <= row
                 && k.len() >= kv_len * row
                 && v.len() >= kv_len * row
-                && std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
+                && avx2
             {
-                // SAFETY: the CPU has the features.
+                // SAFETY: the CPU has the features (the probe's `avx2`: AVX2, FMA and F16C).
                 unsafe { head_avx2(&job, &mut w, o) };
                 continue;
             }

@@ -90,8 +90,8 @@ impl Engine for Transformer {
         // Mapped weights take caro's kernels, weights read into memory some of candle's.
         Some(format!(
             "candle-cpu;vnni={};avx2={};mapped={}",
-            super::kernels::available(),
-            super::kernels::avx2_available(),
+            super::cpu::features().vnni,
+            super::cpu::features().avx2,
             self.is_mapped()
         ))
     }

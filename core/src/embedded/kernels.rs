@@ -16,54 +16,12 @@
 
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::k_quants::{BlockQ4_1, BlockQ6K, BlockQ8_1, BlockQ8K, GgmlType, QK_K};
-use std::sync::OnceLock;
 
 /// Bytes of one Q6_K block in the file.
 pub const Q6K_BYTES: usize = 210;
 const Q8K_BYTES: usize = 292;
 const _: () = assert!(std::mem::size_of::<BlockQ6K>() == Q6K_BYTES);
 const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
-
-/// Whether this CPU runs the AVX-512 VNNI kernel (checked once; `CARO_NO_VNNI` turns it off).
-pub fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        if std::env::var_os("CARO_NO_VNNI").is_some() {
-            return false;
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vnni")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
-}
-
-/// Whether this CPU runs caro's AVX2 kernels (checked once at run time, never assumed from
-/// the build's target; `CARO_NO_AVX2` turns them off, for comparison).
-pub fn avx2_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        if std::env::var_os("CARO_NO_AVX2").is_some() {
-            return false;
-        }
-        #[cfg(target_arch = "x86_64")]
-        {
-            is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
-}
 
 /// Bytes of one Q4_1 block (f16 scale, f16 minimum, 32 four-bit weights) and of one Q8_1
 /// activation block (f16 scale, f16 scaled sum, 32 eight-bit values).
@@ -110,7 +68,7 @@ impl GgmlType for FastQ4_1 {
         #[cfg(target_arch = "x86_64")]
         {
             let nb = n / Self::BLCK_SIZE;
-            if avx2_available() && xs.len() >= nb && ys.len() >= nb {
+            if super::cpu::features().avx2 && xs.len() >= nb && ys.len() >= nb {
                 // SAFETY: the CPU has the features, and both slices hold nb blocks.
                 return unsafe { avx2::q4_1(nb, xs.as_ptr().cast(), ys.as_ptr().cast()) };
             }
@@ -145,7 +103,7 @@ impl FastQ8K {
 /// `BlockQ8K::from_float` does.
 pub fn quantize_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
     #[cfg(target_arch = "x86_64")]
-    if available() && xs.len() == ys.len() * QK_K {
+    if super::cpu::features().vnni && xs.len() == ys.len() * QK_K {
         for (x, y) in xs.chunks_exact(QK_K).zip(ys.iter_mut()) {
             // SAFETY: the CPU has the features; `x` holds 256 floats and `y` is one
             // 292-byte block.
@@ -160,7 +118,7 @@ pub fn quantize_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
 /// quantized input, or `None` without AVX-512 VNNI or when the lengths disagree.
 pub fn q6k_row(row: &[u8], acts: &[BlockQ8K]) -> Option<f32> {
     #[cfg(target_arch = "x86_64")]
-    if available() && row.len() == acts.len() * Q6K_BYTES {
+    if super::cpu::features().vnni && row.len() == acts.len() * Q6K_BYTES {
         // SAFETY: the CPU has the features, and both slices hold acts.len() blocks.
         return Some(unsafe { avx512::q6k(acts.len(), row.as_ptr(), acts.as_ptr().cast()) });
     }
@@ -224,7 +182,7 @@ impl GgmlType for FastQ6K {
         #[cfg(target_arch = "x86_64")]
         {
             let nb = n / QK_K;
-            if available() && xs.len() >= nb && ys.len() >= nb {
+            if super::cpu::features().vnni && xs.len() >= nb && ys.len() >= nb {
                 // SAFETY: the CPU has the features, and both slices hold nb blocks.
                 return unsafe { avx512::q6k(nb, xs.as_ptr().cast(), ys.as_ptr().cast()) };
             }
@@ -242,7 +200,7 @@ impl GgmlType for FastQ6K {
     ) -> (f32, f32, f32, f32) {
         // Four single-row calls: a kernel interleaving the four rows block by block measured
         // half the decode speed; rows read one after another suit the hardware prefetcher.
-        if available() {
+        if super::cpu::features().vnni {
             return (
                 Self::vec_dot(n, xs0, ys),
                 Self::vec_dot(n, xs1, ys),
@@ -537,6 +495,10 @@ mod tests {
 
     #[test]
     fn q4_1_matches_the_reference_dot_product() {
+        use crate::embedded::cpu;
+        if !cpu::runs(cpu::features().avx2, "the AVX2 Q4_1 dot product") {
+            return;
+        }
         for (k, seed) in [(32, 1), (96, 4), (576, 2), (1536, 3)] {
             let acts: Vec<BlockQ8_1> = quantize(&values(k, seed));
             for r in 0..4 {
@@ -553,6 +515,10 @@ mod tests {
 
     #[test]
     fn q6k_matches_the_reference_dot_product() {
+        use crate::embedded::cpu;
+        if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI Q6_K dot product") {
+            return;
+        }
         check::<FastQ6K>();
     }
 
@@ -563,6 +529,10 @@ mod tests {
 
     #[test]
     fn q8k_quantization_matches_candles_bit_for_bit() {
+        use crate::embedded::cpu;
+        if !cpu::runs(cpu::features().vnni, "the AVX-512 activation quantizer") {
+            return;
+        }
         let mut inputs = vec![values(4096, 9), vec![0.0; 256], vec![1e-30; 256]];
         // Exact halves after scaling (the largest magnitude is -127, so the scale is 1),
         // a tie between +max and -max, and values that saturate.

@@ -35,7 +35,7 @@ impl Rows<'_> {
 
 /// `w * x` for each matrix `w` in `mats`, all of width `x.len()`, in one parallel pass.
 pub fn matvec(mats: &[Rows<'_>], x: &[f32]) -> Result<Vec<Vec<f32>>> {
-    if !kernels::available() {
+    if !super::cpu::features().vnni {
         candle_core::bail!("caro's decode kernels need AVX-512 VNNI")
     }
     for m in mats {
@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn one_pass_over_q4k_and_q6k_matrices_matches_each_reference_dot_product() {
-        if !kernels::available() {
+        use crate::embedded::cpu;
+        if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI decode passes") {
             return;
         }
         let k = 512;
@@ -162,7 +163,8 @@ mod tests {
 
     #[test]
     fn matvec_rejects_a_width_or_size_that_does_not_fit() {
-        if !kernels::available() {
+        use crate::embedded::cpu;
+        if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI decode passes") {
             return;
         }
         let q6 = vec![0u8; 16 * Q6K_BYTES];

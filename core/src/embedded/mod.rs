@@ -3,6 +3,7 @@
 
 mod attention;
 mod chat;
+pub mod cpu;
 mod engine;
 mod gguf;
 mod kernels;
@@ -10,6 +11,7 @@ mod matvec;
 #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
 mod mlx;
 mod model;
+mod options;
 pub mod prefix_store;
 mod q4k;
 mod sampler;
@@ -22,15 +24,15 @@ pub use gguf::GgufFile;
 pub use model::{Architecture, Hyperparams, KvCache, Transformer};
 
 use crate::cancel::Cancel;
-use crate::check;
-use crate::config::EmbeddedConfig;
 use crate::error::GeneratorError;
 use crate::generator::{
     BackendInfo, CommandGenerator, CommandRequest, GeneratedCommand, Timings, TokenCounts,
 };
-use crate::parse;
+use crate::preflight;
 use crate::prompt::{self, ChatMessage};
+use crate::reply;
 use crate::shell::ShellType;
+pub use options::{EmbeddedConfig, EmbeddedConfigBuilder};
 use prefix_store::{PrefixKey, PrefixStore};
 use sampler::Sampler;
 use serde::{Deserialize, Serialize};
@@ -585,7 +587,7 @@ fn generate(
             text.truncate(cut);
             break;
         }
-        if opts.stop_when_complete && parse::is_complete(&text) {
+        if opts.stop_when_complete && reply::is_complete(&text) {
             break;
         }
         if step + 1 == config.max_tokens {
@@ -675,14 +677,14 @@ impl CommandGenerator for EmbeddedModelBackend {
             cancel,
         )?;
         let mut warnings = Vec::new();
-        if out.tokens.generated >= self.config.max_tokens && !parse::is_complete(&out.text) {
+        if out.tokens.generated >= self.config.max_tokens && !reply::is_complete(&out.text) {
             warnings.push(format!(
                 "the reply hit the {}-token limit and may be cut short",
                 self.config.max_tokens
             ));
         }
         let mut command =
-            parse::extract_command(&out.text).ok_or_else(|| GeneratorError::NoCommand {
+            reply::extract_command(&out.text).ok_or_else(|| GeneratorError::NoCommand {
                 raw: out.text.clone(),
             })?;
         if command != out.text.trim() {
@@ -693,12 +695,13 @@ impl CommandGenerator for EmbeddedModelBackend {
         // The checks probe this machine, so they only mean something for a command meant
         // to run here.
         if self.config.check_commands && request.context.os == std::env::consts::OS {
-            let probe = check::HostProbe;
-            let checks = check::Checks {
+            let probe = preflight::HostProbe;
+            let checks = preflight::Checks {
                 options: self.config.check_options,
                 request: words,
             };
-            if let Some(problem) = check::find_problem(&command, request.shell, &probe, checks) {
+            if let Some(problem) = preflight::find_problem(&command, request.shell, &probe, checks)
+            {
                 let mut again = messages.clone();
                 again.push(ChatMessage::new("assistant", command.clone()));
                 again.push(ChatMessage::new("user", problem.feedback()));
@@ -719,9 +722,10 @@ impl CommandGenerator for EmbeddedModelBackend {
                     timings.total += second.timings.total;
                     tokens.generated += second.tokens.generated;
                 }
-                match second.and_then(|s| parse::extract_command(&s.text)) {
+                match second.and_then(|s| reply::extract_command(&s.text)) {
                     Some(fixed)
-                        if check::find_problem(&fixed, request.shell, &probe, checks).is_none() =>
+                        if preflight::find_problem(&fixed, request.shell, &probe, checks)
+                            .is_none() =>
                     {
                         warnings.push(format!("asked the model again: {}", problem.warning()));
                         command = fixed;

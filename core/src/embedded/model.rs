@@ -251,7 +251,7 @@ impl Linear {
             Self::Q4K { .. } => Some(self.packed().map(Rows::Q4K)),
             Self::Direct { q6k, n, k, .. } => {
                 let (map, range) = q6k.as_ref()?;
-                if !super::kernels::available() {
+                if !super::cpu::features().vnni {
                     return None;
                 }
                 Some(match map.bytes(range.clone()) {

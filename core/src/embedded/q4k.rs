@@ -8,7 +8,7 @@
 //! in 32-bit integers, and converts to float once per superblock, in the layout `vpdpbusd`
 //! wants: 16 rows in the 16 lanes of a register, so no horizontal sums are needed. Up to four prompt rows share each weight load during prefill.
 //!
-//! Only used where AVX-512 VNNI is present (`kernels::available`); elsewhere candle's own
+//! Only used where AVX-512 VNNI is present (`cpu::features().vnni`); elsewhere candle's own
 //! kernels run.
 #![allow(unsafe_code)]
 
@@ -73,7 +73,7 @@ fn scale_min(j: usize, s: &[u8]) -> (u8, u8) {
 impl PackedQ4K {
     /// Whether this CPU and shape can use the packed kernel.
     pub fn supported(n: usize, k: usize) -> bool {
-        super::kernels::available()
+        super::cpu::features().vnni
             && n > 0
             && k > 0
             && n.is_multiple_of(TILE_ROWS)
@@ -153,7 +153,7 @@ impl PackedQ4K {
                 dst.len()
             )
         }
-        if !super::kernels::available() {
+        if !super::cpu::features().vnni {
             candle_core::bail!("the packed Q4_K kernel needs AVX-512 VNNI")
         }
         if m == 0 {
@@ -192,9 +192,9 @@ impl PackedQ4K {
                     dst: (dst_at as *mut f32).wrapping_add(m0 * n + nt * TILE_ROWS),
                     n,
                 };
-                // SAFETY: `available()` checked the CPU features; the job's pointers cover
-                // `rows` activation rows and this unit's 16 columns of `rows` output rows,
-                // which no other unit writes.
+                // SAFETY: the probe (`cpu::features().vnni`) checked the CPU features; the
+                // job's pointers cover `rows` activation rows and this unit's 16 columns of
+                // `rows` output rows, which no other unit writes.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
                     match rows {
@@ -268,7 +268,7 @@ impl PackedQ4K {
     /// Rows `16 t .. 16 t + 16` of `self * x` into `dst`, for one quantized input.
     pub fn tile_vector(&self, t: usize, acts: &Acts, dst: &mut [f32; TILE_ROWS]) -> Result<()> {
         let kb = self.k / QK_K;
-        if t >= self.n / TILE_ROWS || acts.blocks.len() != kb || !super::kernels::available() {
+        if t >= self.n / TILE_ROWS || acts.blocks.len() != kb || !super::cpu::features().vnni {
             candle_core::bail!("Q4_K tile {t} does not fit this matrix and input")
         }
         let job = Job {
@@ -279,8 +279,8 @@ impl PackedQ4K {
             dst: dst.as_mut_ptr(),
             n: TILE_ROWS,
         };
-        // SAFETY: `available()` checked the CPU features; the job covers kb tiles, one
-        // activation row of kb blocks and sums, and 16 output floats.
+        // SAFETY: the probe (`cpu::features().vnni`) checked the CPU features; the job
+        // covers kb tiles, one activation row of kb blocks and sums, and 16 output floats.
         #[cfg(target_arch = "x86_64")]
         unsafe {
             avx512::unit::<1>(&job)
@@ -438,7 +438,8 @@ pub(super) mod tests {
     #[test]
     fn packed_q4k_matches_the_reference_dot_product() {
         // Without AVX-512 VNNI caro never builds these tiles (candle's kernels run instead).
-        if !PackedQ4K::supported(16, 256) {
+        if !crate::embedded::cpu::runs(PackedQ4K::supported(16, 256), "the AVX-512 VNNI Q4_K tiles")
+        {
             return;
         }
         for (m, n, k) in [(1, 16, 256), (1, 48, 1536), (3, 32, 8960), (7, 64, 512)] {

@@ -51,7 +51,7 @@ pub unsafe fn exp8(x: core::arch::x86_64::__m256) -> core::arch::x86_64::__m256 
 /// `gate[i] = silu(gate[i]) * up[i]`, the feed-forward's gated activation.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    if super::cpu::features().avx2 {
         let n = gate.len().min(up.len());
         // SAFETY: the CPU has the features.
         unsafe { silu_mul_avx2(&mut gate[..n], &up[..n]) };

@@ -5,7 +5,7 @@
 
 use super::error::ModelError;
 use super::manifest::ModelManifest;
-use super::store::{ProgressFn, PullEvent, PullOptions, SourceKind};
+use super::pull::{ProgressFn, PullEvent, PullOptions, SourceKind};
 use hf_hub::api::tokio::{ApiBuilder, ApiError, Progress};
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};

@@ -7,16 +7,17 @@
 mod error;
 mod hub;
 pub mod manifest;
+mod pull;
 mod pypi;
 mod store;
 
 pub use error::ModelError;
 pub use manifest::ModelManifest;
-pub(crate) use store::hex;
-pub use store::{
-    DEFAULT_ENDPOINT, ModelStore, ProgressFn, PullEvent, PullOptions, Pulled, SourceKind,
-    SourcePref, Verification, next_source, sha256_file,
+pub use pull::{
+    DEFAULT_ENDPOINT, ProgressFn, PullEvent, PullOptions, SourceKind, SourcePref, next_source,
 };
+pub(crate) use store::hex;
+pub use store::{ModelStore, Pulled, Verification, sha256_file};
 
 use crate::error::GeneratorError;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 
 use super::error::ModelError;
 use super::manifest::{ModelManifest, WheelPart};
-use super::store::{PullEvent, PullOptions, SourceKind};
+use super::pull::{PullEvent, PullOptions, SourceKind};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

@@ -336,7 +336,7 @@ fn answer(
     tokens: crate::generator::TokenCounts,
     mut warnings: Vec<String>,
 ) -> Result<GeneratedCommand, RemoteFailure> {
-    let command = crate::parse::extract_command(&raw).ok_or_else(|| RemoteFailure {
+    let command = crate::reply::extract_command(&raw).ok_or_else(|| RemoteFailure {
         kind: FailureKind::NoCommand,
         message: format!("{backend}: the reply held no usable command"),
     })?;

@@ -2,12 +2,12 @@
 //! backend chain (every remote attempt, retry and the fallback), and the embedded model stops
 //! between tokens once a request is cancelled or out of time.
 
-use crate::embedded::{SMOL, model};
 use caro_core::remote::{FallbackChain, RemoteConfig, VllmBackend};
 use caro_core::{
     Cancel, CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend,
     ExecutionContext, GeneratorError, ShellType,
 };
+use caro_testkit::{SMOL, model};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};

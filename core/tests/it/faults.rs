@@ -9,11 +9,11 @@
 #![cfg(unix)]
 
 use crate::daemon::request;
-use crate::embedded::{SMOL, model};
 use caro_core::daemon::{Daemon, DaemonClient, DaemonError, DaemonOptions, Service};
 use caro_core::remote::policy::FailureKind;
 use caro_core::remote::{OllamaBackend, RemoteBackend, RemoteConfig, VllmBackend};
 use caro_core::{CommandGenerator, EmbeddedConfig, EmbeddedModelBackend};
+use caro_testkit::{SMOL, model};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;

@@ -11,8 +11,8 @@
 
 use caro_core::ShellType;
 use caro_core::daemon::protocol::{self, MAX_MESSAGE_BYTES, Response};
-use caro_core::parse;
-use caro_core::safety::config::SafetyConfig;
+use caro_core::reply;
+use caro_core::safety::settings::SafetyConfig;
 use caro_core::safety::{
     Action, MAX_COMMAND_BYTES, RiskLevel, SafetyMode, SafetyValidator, simple_commands,
 };
@@ -458,9 +458,9 @@ fn check_reply(bytes: Vec<u8>) -> Result<(), TestCaseError> {
         let complete: Vec<bool> = bounds
             .iter()
             .step_by(step)
-            .map(|&i| parse::is_complete(&reply[..i]))
+            .map(|&i| reply::is_complete(&reply[..i]))
             .collect();
-        (parse::extract_command(&reply), complete)
+        (reply::extract_command(&reply), complete)
     })?;
     prop_assert!(!complete.is_empty());
     if let Some(c) = command {

@@ -4,7 +4,6 @@ mod bounds;
 mod daemon;
 mod download;
 mod embedded;
-mod fakehub;
 mod faults;
 mod fuzz;
 mod remote;

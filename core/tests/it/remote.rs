@@ -1,7 +1,6 @@
 //! Remote backends against local servers that answer exactly as Ollama and vLLM document:
 //! protocol, faults, retry counts, and fallback to the real embedded model.
 
-use crate::embedded::{QWEN_1_5B, model};
 use caro_core::remote::policy::FailureKind;
 use caro_core::remote::{
     FallbackChain, MAX_REPLY_BYTES, OllamaBackend, RemoteBackend, RemoteConfig, VllmBackend,
@@ -9,6 +8,7 @@ use caro_core::remote::{
 use caro_core::{
     CommandGenerator, CommandRequest, EmbeddedConfig, EmbeddedModelBackend, ShellType,
 };
+use caro_testkit::{QWEN_1_5B, model};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, OnceLock};

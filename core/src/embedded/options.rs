@@ -1,6 +1,6 @@
 //! Sampling and runtime settings for the embedded backend, with a builder and serde.
 
-use crate::embedded::ModelVariant;
+use super::ModelVariant;
 use crate::error::GeneratorError;
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,7 @@ pub struct EmbeddedConfig {
     /// (`bash -n`), and ask the model once more when it does not.
     pub check_commands: bool,
     /// With `check_commands`, also check the options given to well-known tools against their
-    /// local `--help` ([`crate::check::HELP_LISTS_EVERY_OPTION`]).
+    /// local `--help` ([`crate::preflight::HELP_LISTS_EVERY_OPTION`]).
     pub check_options: bool,
     /// How many pairs of the team's example bank closest to the request join the prompt
     /// after the cached prefix ([`crate::retrieval`]); 0 turns retrieval off.
@@ -243,70 +243,5 @@ mod tests {
             toml::from_str::<EmbeddedConfig>("temprature = 1.0").is_err(),
             "typos are errors"
         );
-    }
-}
-
-/// Where caro's config file lives: `$CARO_CONFIG`, else `$XDG_CONFIG_HOME/caro/config.toml`,
-/// else `~/.config/caro/config.toml` (on Windows, the roaming AppData folder).
-pub fn config_file_path() -> Option<std::path::PathBuf> {
-    config_file_path_from(
-        |k| std::env::var_os(k),
-        dirs::home_dir(),
-        dirs::config_dir(),
-    )
-}
-
-/// Pure form of [`config_file_path`], so the precedence can be tested anywhere.
-pub fn config_file_path_from(
-    env: impl Fn(&str) -> Option<std::ffi::OsString>,
-    home: Option<std::path::PathBuf>,
-    platform_config: Option<std::path::PathBuf>,
-) -> Option<std::path::PathBuf> {
-    if let Some(p) = env("CARO_CONFIG").filter(|p| !p.is_empty()) {
-        return Some(p.into());
-    }
-    if let Some(x) = env("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
-        return Some(std::path::PathBuf::from(x).join("caro").join("config.toml"));
-    }
-    if cfg!(windows) {
-        return platform_config.map(|d| d.join("caro").join("config.toml"));
-    }
-    home.map(|h| h.join(".config").join("caro").join("config.toml"))
-}
-
-#[cfg(test)]
-mod path_tests {
-    use super::*;
-    use std::path::PathBuf;
-
-    #[test]
-    fn caro_config_wins_then_xdg_then_home() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| (*v).into())
-            }
-        };
-        let home = Some(PathBuf::from("/home/u"));
-        assert_eq!(
-            config_file_path_from(
-                env(&[("CARO_CONFIG", "/x.toml"), ("XDG_CONFIG_HOME", "/xdg")]),
-                home.clone(),
-                None
-            ),
-            Some(PathBuf::from("/x.toml"))
-        );
-        if !cfg!(windows) {
-            assert_eq!(
-                config_file_path_from(env(&[("XDG_CONFIG_HOME", "/xdg")]), home.clone(), None),
-                Some(PathBuf::from("/xdg/caro/config.toml"))
-            );
-            assert_eq!(
-                config_file_path_from(env(&[]), home, None),
-                Some(PathBuf::from("/home/u/.config/caro/config.toml"))
-            );
-        }
     }
 }

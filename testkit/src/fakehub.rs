@@ -2,9 +2,8 @@
 //! (`/{repo}/resolve/{revision}/{file}`), with HEAD, ETag, X-Repo-Commit and Range, plus the
 //! faults the download tests need: a connection cut halfway, and a per-response delay.
 //!
-//! Shared with the CLI tests through `#[path]`.
-
-#![allow(dead_code)]
+//! Used by core's download tests, the CLI's `caro model pull` tests and the tray's first-launch
+//! test.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -40,6 +39,14 @@ struct Shared {
 pub struct FakeHub {
     pub endpoint: String,
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for FakeHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeHub")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FakeHub {

@@ -135,9 +135,11 @@ impl RunError {
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::Blocked(_) => {
-                Some("revise the request, or run it yourself if you are sure".to_owned())
-            }
+            Self::Blocked(_) => Some(
+                "caro never runs a blocked command; revise the request, or ask what it does \
+                 (explain)"
+                    .to_owned(),
+            ),
             Self::NeedsConfirmation { .. } => None,
             Self::Execute(e) => e.hint(),
         }

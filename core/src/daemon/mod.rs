@@ -78,6 +78,9 @@ pub enum DaemonError {
     /// The daemon answered with an error.
     #[error("{message}")]
     Remote { code: String, message: String },
+    /// The thread serving the socket panicked; the socket is gone with it.
+    #[error("the caro daemon's socket service stopped unexpectedly: {0}")]
+    Crashed(String),
 }
 
 impl DaemonError {
@@ -91,6 +94,7 @@ impl DaemonError {
             Self::TimedOut { .. } => "daemon_timeout",
             Self::Protocol(_) => "daemon_protocol",
             Self::Remote { code, .. } => code,
+            Self::Crashed(_) => "daemon_crashed",
         }
     }
 
@@ -105,6 +109,10 @@ impl DaemonError {
                  such as $XDG_RUNTIME_DIR/caro/caro.sock",
             ),
             Self::NotRunning { .. } => Some("start one with `caro serve`, or run without it"),
+            Self::Crashed(_) => Some(
+                "start it again (restart the tray app, or `caro serve`); run with \
+                 CARO_LOG=caro_core=debug to see why it stopped",
+            ),
             Self::TimedOut { .. } => Some(
                 "`caro status` shows whether the daemon is busy; restart it (stop `caro serve` \
                  and start it again), pass --no-daemon, or raise --timeout",

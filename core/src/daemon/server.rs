@@ -172,9 +172,7 @@ impl Serving {
         match self.thread.take().map(std::thread::JoinHandle::join) {
             None => Ok(()),
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(DaemonError::Protocol(
-                "the socket service's thread panicked".to_owned(),
-            )),
+            Some(Err(_)) => Err(DaemonError::Crashed("its thread panicked".to_owned())),
         }
     }
 }

@@ -88,7 +88,13 @@ struct Raw {
     decode_ms: f64,
     /// The same decode steps through `dyn Engine`.
     seam_decode_ms: f64,
+    /// Batched decode (issue 20): `(k, ms)` for `decode_tokens` steps of k sequences at once,
+    /// continuing from the same prompt.
+    batched: Vec<(usize, f64)>,
 }
+
+/// Sequences per step in the batched-decode sweep (k = 1 is the plain decode figure).
+const BATCH_SIZES: [usize; 3] = [2, 4, 8];
 
 /// Prefill and decode speed straight on the forward pass: the whole first prompt, cold, then
 /// `decode` forced steps that ignore end-of-turn.
@@ -131,7 +137,7 @@ fn raw_speed(path: &Path, decode: usize, mmap: bool) -> Result<Raw> {
         decode_ms += ms(t) / DECODE_REPS as f64;
     }
     // The same steps through the engine seam the backend uses (`dyn Engine`).
-    let (mut logits, cache) = after_prefill;
+    let (mut logits, cache) = after_prefill.clone();
     let engine: &dyn Engine = &model;
     let mut cache = EngineCache::Candle(cache);
     let t = Instant::now();
@@ -139,6 +145,21 @@ fn raw_speed(path: &Path, decode: usize, mmap: bool) -> Result<Raw> {
         logits = engine.forward(&[argmax(&logits)], &mut cache)?;
     }
     let seam_decode_ms = ms(t);
+    // k sequences decoded as one batch: each continues the prompt with a different one of the
+    // k likeliest first tokens, so they diverge as candidates do.
+    let mut batched = Vec::new();
+    let mut order: Vec<u32> = (0..after_prefill.0.len() as u32).collect();
+    order.sort_by(|&a, &b| after_prefill.0[b as usize].total_cmp(&after_prefill.0[a as usize]));
+    for k in BATCH_SIZES {
+        let mut caches = vec![after_prefill.1.clone(); k];
+        let mut next = order[..k].to_vec();
+        let t = Instant::now();
+        for _ in 0..decode {
+            let logits = model.forward_batch(&next, &mut caches)?;
+            next = logits.iter().map(|l| argmax(l)).collect();
+        }
+        batched.push((k, ms(t)));
+    }
     Ok(Raw {
         peak_rss_mb: peak_rss_mb("self"),
         load_ms,
@@ -147,6 +168,7 @@ fn raw_speed(path: &Path, decode: usize, mmap: bool) -> Result<Raw> {
         decode_tokens: decode,
         decode_ms,
         seam_decode_ms,
+        batched,
     })
 }
 
@@ -382,6 +404,10 @@ fn main() -> Result<()> {
             "prefill_tokens": mapped.prefill_tokens, "decode_tokens": mapped.decode_tokens,
             "mapped": {"load_ms": mapped.load_ms, "prefill_tok_s": prefill_tps, "decode_tok_s": decode_tps, "peak_rss_mb": mapped.peak_rss_mb,
                        "seam_decode_tok_s": mapped.decode_tokens as f64 / (mapped.seam_decode_ms / 1e3)},
+            "batched_decode": mapped.batched.iter().map(|&(k, ms)| serde_json::json!({
+                "k": k, "ms": ms, "over_one_sequence": ms / mapped.decode_ms,
+                "over_k_sequential": ms / (k as f64 * mapped.decode_ms),
+            })).collect::<Vec<_>>(),
             "heap": {"load_ms": heap.load_ms, "prefill_tok_s": heap_prefill_tps, "decode_tok_s": heap_decode_tps, "peak_rss_mb": heap.peak_rss_mb},
             "prefix_cache_on": {"ttft_ms": on.ttft_ms, "p50_ms": on.p50, "p90_ms": on.p90, "cached_tokens": on.cached_tokens, "peak_rss_mb": on.peak_rss_mb},
             "prefix_cache_off": {"ttft_ms": off.ttft_ms, "p50_ms": off.p50, "p90_ms": off.p90, "peak_rss_mb": off.peak_rss_mb},
@@ -438,6 +464,27 @@ fn main() -> Result<()> {
         "| decode through the engine seam (`dyn Engine`) | {seam_tps:.1} tok/s | | {:.2}x of direct |",
         seam_tps / decode_tps
     );
+    println!();
+    println!(
+        "Batched decode (issue 20): {} steps of k sequences in one batch, against one sequence \
+         (the decode row above) and against k sequences decoded one after another (k times it).",
+        mapped.decode_tokens
+    );
+    println!();
+    println!("| k | batch | tok/s (all sequences) | batch / one sequence | batch / k sequential |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| 1 | {:.0} ms | {decode_tps:.1} | 1.00x | 1.00x |",
+        mapped.decode_ms
+    );
+    for &(k, ms) in &mapped.batched {
+        println!(
+            "| {k} | {ms:.0} ms | {:.1} | {:.2}x | {:.2}x |",
+            (k * mapped.decode_tokens) as f64 / (ms / 1e3),
+            ms / mapped.decode_ms,
+            ms / (k as f64 * mapped.decode_ms)
+        );
+    }
     println!();
     println!("End to end through the backend (mapped weights), prefix cache on and off.");
     println!();

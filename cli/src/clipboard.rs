@@ -47,7 +47,10 @@ pub fn copy(text: &str) -> Result<(), String> {
     let line = rx.recv_timeout(HELPER_ANSWER).ok();
     let outcome = match line.as_deref().map(str::trim) {
         Some("ok") => return Ok(()),
-        None => Err("the clipboard did not answer within 5 s".to_owned()),
+        None => Err(format!(
+            "the clipboard did not answer within {} s",
+            HELPER_ANSWER.as_secs()
+        )),
         Some("") => Err("the clipboard helper stopped without a word".to_owned()),
         Some(why) => Err(why.to_owned()),
     };

@@ -1,5 +1,7 @@
 //! `caro`: type what you want in plain English, get the shell command.
 
+#![forbid(unsafe_code)]
+
 mod backends;
 mod check;
 mod clipboard;
@@ -11,7 +13,6 @@ mod review;
 mod run;
 mod serve;
 mod settings;
-mod stats;
 mod status;
 
 use caro_core::ShellType;
@@ -457,8 +458,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
         // prompt): warnings stay out of it; errors still show.
         0 if quiet => "error",
         0 => "warn",
-        1 => "caro_core=info,caro=info,warn",
-        2 => "caro_core=debug,caro=debug,info",
+        1 => "caro_core=info,caro_engine=info,caro=info,warn",
+        2 => "caro_core=debug,caro_engine=debug,caro=debug,info",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("CARO_LOG").unwrap_or_else(|_| EnvFilter::new(default));

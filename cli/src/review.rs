@@ -26,7 +26,7 @@ pub fn wanted(cli: &Cli) -> bool {
 
 /// Offers the choices for `answer` until one ends the run; returns the run's exit code.
 pub fn run(
-    answers: &mut Answers<'_>,
+    answers: &mut Answers,
     pipeline: &Pipeline,
     mut conversation: Conversation,
     mut answer: GeneratedCommand,
@@ -145,7 +145,7 @@ pub fn run(
                         output::print_human(&answer, &gate, false);
                     }
                     Err(Halt::Error(e)) => output::print_error(&e, e.hint().as_deref()),
-                    Err(Halt::Exit(code)) => return code,
+                    Err(Halt::Stop(code)) => return code,
                 }
             }
         }

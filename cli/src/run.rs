@@ -2,16 +2,14 @@
 
 use crate::output::{self, DIM, WARN};
 use crate::settings::RunSettings;
-use crate::{Cli, backends, exit, settings, stats};
+use crate::{Cli, exit, settings};
+use caro_core::answers::Presenter;
 use caro_core::daemon::{DaemonClient, socket_path};
 use caro_core::execute::Invocation;
-use caro_core::pipeline::{
-    AfterDaemon, Conversation, Pipeline, RunError, after_daemon, asks_daemon,
-    name_the_skipped_backend,
-};
+use caro_core::pipeline::{Conversation, Pipeline, RunError, asks_daemon};
 use caro_core::safety::{Gate, Location};
-use caro_core::settings::{Overrides, Sampling};
-use caro_core::{Cancel, CommandRequest, GeneratorError, ShellType};
+use caro_core::settings::{Overrides, Resolved, Sampling};
+use caro_core::{GeneratorError, ShellType};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -90,10 +88,15 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         shell,
         settings.resolved.config.shell_integration.history,
     );
-    let mut answers = Answers::new(cli, &settings, shell)?;
+    let mut answers = Answers::new(
+        settings.resolved.clone(),
+        shell,
+        daemon_client(cli),
+        Show::new(cli),
+    )?;
     let mut answer = match answers.generate(conversation.request()) {
         Ok(a) => a,
-        Err(Halt::Exit(code)) => return Ok(code),
+        Err(Halt::Stop(code)) => return Ok(code),
         Err(Halt::Error(e)) => return Err(e),
     };
     if cli.explain {
@@ -104,7 +107,6 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     answer
         .warnings
         .extend(settings.resolved.warnings.iter().cloned());
-    stats::record(answer.timings.total, &answer.backend);
 
     // `--execute` runs the command here, so the verdict is for this folder.
     let gate = pipeline.gate(
@@ -120,7 +122,7 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     };
     if cli.json {
         let mut doc = output::JsonAnswer::new(&answer, shell, &gate);
-        doc.served_by = answers.served_by;
+        doc.served_by = answers.served_by().as_str();
         output::print_json(&doc);
         return Ok(code);
     }
@@ -150,184 +152,38 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
 
 /// Why a request ended without an answer: an error still to report, or an exit already
 /// reported to the user.
-pub(crate) enum Halt {
-    Error(GeneratorError),
-    Exit(ExitCode),
-}
+pub(crate) type Halt = caro_core::answers::Halt<ExitCode>;
 
-impl From<GeneratorError> for Halt {
-    fn from(e: GeneratorError) -> Self {
-        Self::Error(e)
-    }
-}
+/// This run's answers: core's daemon-first source, shown on this terminal.
+pub(crate) type Answers = caro_core::answers::Answers<Show>;
 
-/// Where this run's answers come from: the daemon while it answers, else the model in this
-/// process, built the first time it is needed and kept for the next request of the same run
-/// (a Revise or an Explain in the loop does not load the model twice).
-pub(crate) struct Answers<'a> {
-    cli: &'a Cli,
-    settings: &'a RunSettings,
-    pub shell: ShellType,
-    config: caro_core::EmbeddedConfig,
-    client: Option<DaemonClient>,
-    local: Option<caro_core::chain::Built>,
-    deadline: Option<std::time::Duration>,
-    /// The last in-process request's deadline, for an explanation that belongs to it.
-    last_cancel: Option<Cancel>,
-    /// Who gave the last answer: `daemon` or `in_process`.
-    pub served_by: &'static str,
-}
-
-impl<'a> Answers<'a> {
-    fn new(
-        cli: &'a Cli,
-        settings: &'a RunSettings,
-        shell: ShellType,
-    ) -> Result<Self, GeneratorError> {
-        let deadline = settings.resolved.request_timeout();
-        Ok(Self {
-            cli,
-            settings,
-            shell,
-            config: settings.resolved.embedded_config()?,
-            client: daemon_client(cli).map(|c| c.with_deadline(deadline)),
-            local: None,
-            deadline,
-            last_cancel: None,
-            served_by: "in_process",
-        })
-    }
-
-    /// The command for `prompt`: from the daemon when one runs, else from this process.
-    pub fn generate(&mut self, prompt: &str) -> Result<caro_core::GeneratedCommand, Halt> {
-        let request = CommandRequest::new(prompt.to_owned(), self.shell);
-        let mut daemon_warning = None;
-        if let Some(c) = &self.client {
-            let mut waiting = Waiting::new(self.cli.json);
-            let asked = c.generate_with(&request, &mut |t| {
-                waiting.report("the caro daemon (generating)", t)
-            });
-            waiting.clear();
-            match asked {
-                Ok(a) => {
-                    self.served_by = "daemon";
-                    return Ok(a);
-                }
-                Err(e) => match after_daemon(e, c.path()) {
-                    AfterDaemon::Fail(e) => return Err(e.into()),
-                    AfterDaemon::AnswerHere { warning } => {
-                        if let Some(w) = &warning {
-                            tracing::info!(warning = %w, "answering in-process");
-                        }
-                        daemon_warning = warning;
-                    }
-                },
-            }
-            // Gone or failing: the rest of this run answers in-process.
-            self.client = None;
-        }
-        self.served_by = "in_process";
-        let (generator, _, early_fallback) = self.local()?.clone();
-        let cancel = self.cancel();
-        self.last_cancel = Some(cancel.clone());
-        let ticker = Ticker::start(self.cli.json, generator.backend_info().name);
-        let result = generator.generate_command_with(&request, &cancel);
-        drop(ticker);
-        let mut a = result.map_err(|e| {
-            name_the_skipped_backend(e, &self.settings.resolved, early_fallback.as_deref())
-        })?;
-        if a.fallback_reason.is_none() {
-            a.fallback_reason = early_fallback;
-        }
-        a.warnings.extend(daemon_warning);
-        Ok(a)
-    }
-
-    /// One or two sentences on what `command` does, from whoever answered last. Within the
-    /// last request's time limit when `same_request` (`--explain`), else with its own (the
-    /// loop's Explain, asked after the user read the answer).
-    pub fn explain(&mut self, command: &str, same_request: bool) -> Result<String, String> {
-        if self.served_by == "daemon"
-            && let Some(c) = &self.client
-        {
-            return c.explain(command, self.shell).map_err(|e| e.to_string());
-        }
-        let cancel = match (&self.last_cancel, same_request) {
-            (Some(c), true) => c.clone(),
-            _ => self.cancel(),
-        };
-        let shell = self.shell;
-        match self.local() {
-            Ok((_, backend, _)) => backend
-                .explain_with(command, shell, &cancel)
-                .map_err(|e| e.to_string()),
-            Err(Halt::Error(e)) => Err(e.to_string()),
-            Err(Halt::Exit(_)) => Err("the model is not available".to_owned()),
-        }
-    }
-
-    /// Frees the model's memory before a command runs (a later request loads it again).
-    pub fn release(&self) {
-        if let Some((generator, _, _)) = &self.local {
-            generator.shutdown();
-        }
-    }
-
-    fn cancel(&self) -> Cancel {
-        self.deadline
-            .map_or_else(Cancel::never, |d| Cancel::never().with_timeout(d))
-    }
-
-    /// The in-process generator, built on first use.
-    fn local(&mut self) -> Result<&caro_core::chain::Built, Halt> {
-        if self.local.is_none() {
-            let resolved = &self.settings.resolved;
-            let embedded = resolved.backend == caro_core::settings::BackendKind::Embedded;
-            // Quiet (the shell key binding) shows nothing while it works, so a 1.1 GB download
-            // would look like a hang: say what to run instead.
-            if embedded
-                && self.cli.quiet
-                && let Some(m) = caro_core::chain::model_to_fetch(resolved)
-            {
-                let _ = writeln!(
-                    anstream::stderr(),
-                    "caro: the model is not downloaded yet: run `caro model pull` once ({}, {})",
-                    m.title,
-                    caro_core::models::human_size(m.size)
-                );
-                return Err(Halt::Exit(ExitCode::from(exit::MODEL_MISSING)));
-            }
-            if embedded && let Err(e) = crate::model::ensure_for_run(resolved, self.cli.json) {
-                return Err(Halt::Exit(crate::model::model_fail(self.cli.json, &e)));
-            }
-            self.local = Some(backends::build(resolved, self.config.clone())?);
-        }
-        Ok(self.local.as_ref().expect("built above"))
-    }
-}
-
-impl Drop for Answers<'_> {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-/// Says on stderr what a slow request waits for, from its first second on, rewriting one line;
-/// only on a terminal and never under --json, so scripts and logs get no noise.
-struct Waiting {
+/// How the CLI presents the search for an answer: a waiting line on stderr (only on a
+/// terminal, never under --json), and the model's download before the first in-process
+/// request.
+pub(crate) struct Show {
+    json: bool,
+    quiet: bool,
+    /// On a terminal and not under --json: whether to show the waiting line at all.
     show: bool,
+    /// The waiting line is on screen.
     shown: bool,
 }
 
-impl Waiting {
-    fn new(json: bool) -> Self {
+impl Show {
+    fn new(cli: &Cli) -> Self {
         Self {
-            show: !json && std::io::stderr().is_terminal(),
+            json: cli.json,
+            quiet: cli.quiet,
+            show: !cli.json && std::io::stderr().is_terminal(),
             shown: false,
         }
     }
+}
 
-    fn report(&mut self, what: &str, waited: std::time::Duration) {
+impl Presenter for Show {
+    type Stop = ExitCode;
+
+    fn waiting(&mut self, what: &str, waited: std::time::Duration) {
         if !self.show || waited < std::time::Duration::from_secs(1) {
             return;
         }
@@ -339,52 +195,38 @@ impl Waiting {
         self.shown = true;
     }
 
-    fn clear(&mut self) {
+    fn done_waiting(&mut self) {
         if std::mem::take(&mut self.shown) {
             let _ = write!(anstream::stderr(), "\r\x1b[2K");
         }
     }
-}
 
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.clear();
+    fn before_local(&mut self, resolved: &Resolved) -> Result<(), ExitCode> {
+        if resolved.backend != caro_core::settings::BackendKind::Embedded {
+            return Ok(());
+        }
+        // Quiet (the shell key binding) shows nothing while it works, so a 1.1 GB download
+        // would look like a hang: say what to run instead.
+        if self.quiet
+            && let Some(m) = caro_core::chain::model_to_fetch(resolved)
+        {
+            let _ = writeln!(
+                anstream::stderr(),
+                "caro: the model is not downloaded yet: run `caro model pull` once ({}, {})",
+                m.title,
+                caro_core::models::human_size(m.size)
+            );
+            return Err(ExitCode::from(exit::MODEL_MISSING));
+        }
+        crate::model::ensure_for_run(resolved, self.json)
+            .map(drop)
+            .map_err(|e| crate::model::model_fail(self.json, &e))
     }
 }
 
-/// [`Waiting`] for an in-process request, whose generator blocks: a thread reports each
-/// second until the ticker is dropped.
-struct Ticker {
-    done: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start(json: bool, backend: String) -> Self {
-        let (done, rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let mut waiting = Waiting::new(json);
-            let started = std::time::Instant::now();
-            let what = format!("{backend} (generating)");
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                rx.recv_timeout(caro_core::daemon::WAIT_TICK)
-            {
-                waiting.report(&what, started.elapsed());
-            }
-        });
-        Self {
-            done: Some(done),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Ticker {
+impl Drop for Show {
     fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.done_waiting();
     }
 }
 

@@ -3,13 +3,12 @@
 use crate::backends;
 use crate::output::{BOLD, DIM, ERR, WARN};
 use crate::settings::RunSettings;
-use crate::stats;
 use anstyle::{AnsiColor, Style};
 use caro_core::chain::{BackendHealth, engine_name};
 use caro_core::embedded::prefix_store;
 use caro_core::models::human_size;
 use caro_core::settings::BackendKind;
-use caro_core::{ModelVariant, models};
+use caro_core::{ModelVariant, models, stats};
 use std::io::Write;
 
 const OK: Style = AnsiColor::Green.on_default().bold();

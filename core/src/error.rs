@@ -88,6 +88,24 @@ pub enum GeneratorError {
     Cancelled,
 }
 
+impl From<caro_engine::EngineError> for GeneratorError {
+    /// The engine's errors keep their meaning here: each maps to the variant (and so the code
+    /// and hint) it had before the engine was its own crate.
+    fn from(e: caro_engine::EngineError) -> Self {
+        use caro_engine::EngineError as E;
+        match e {
+            E::ModelNotFound { path } => Self::ModelNotFound {
+                searched: vec![path],
+            },
+            E::NotGguf { path, reason } => Self::NotGguf { path, reason },
+            E::CorruptModel { path, reason } => Self::CorruptModel { path, reason },
+            E::Io { path, source } => Self::Io { path, source },
+            E::MlxMissing => Self::InvalidConfig(caro_engine::MLX_MISSING.to_owned()),
+            E::Inference(what) => Self::Inference(what),
+        }
+    }
+}
+
 const TIMEOUT_HINT: &str = "give it longer with --timeout SECS (or CARO_TIMEOUT, or timeout_secs in \
      the config file; 0 = no limit), or check the server with `caro --list-backends`";
 

@@ -3,7 +3,13 @@
 //! The crate knows nothing about its frontends (CLI, tray app): it exposes a [`CommandGenerator`]
 //! trait, the embedded Candle backend that implements it, the prompt and reply handling that every
 //! backend shares, and model-file discovery. It never prints and never exits.
+//!
+//! The model itself runs in caro-engine, where all of caro's `unsafe` code lives; this crate
+//! has none.
 
+#![forbid(unsafe_code)]
+
+pub mod answers;
 pub mod cancel;
 pub mod chain;
 pub mod daemon;
@@ -21,6 +27,7 @@ pub mod retrieval;
 pub mod review;
 pub mod settings;
 pub mod shell_init;
+pub mod stats;
 pub mod workdir;
 
 /// The safety validator lives in its own crate (no I/O, no model); these paths keep working.

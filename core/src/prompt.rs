@@ -12,23 +12,8 @@
 
 use crate::generator::{CommandRequest, ToolFlavor};
 use crate::shell::ShellType;
-use serde::Serialize;
 
-/// One chat message, in the shape chat templates expect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChatMessage {
-    pub role: &'static str,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub(crate) fn new(role: &'static str, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-        }
-    }
-}
+pub use caro_engine::ChatMessage;
 
 /// Requests longer than this many characters are refused before tokenising, so a pasted log
 /// file cannot make the tokenizer or the model chew for minutes.

@@ -12,6 +12,8 @@
 //! [`intent`] screens the user's request, so a destructive request cannot come back looking
 //! harmless.
 
+#![forbid(unsafe_code)]
+
 mod cmdexe;
 mod gate;
 pub mod intent;

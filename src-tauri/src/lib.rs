@@ -2,6 +2,8 @@
 //! same model to the `caro` CLI over the local socket. Tauri glue only; the work is in
 //! [`state::AppState`] and caro-core.
 
+#![forbid(unsafe_code)]
+
 pub mod commands;
 pub mod download;
 pub mod error;

@@ -104,6 +104,8 @@ struct Inner {
     /// The model the embedded backend uses, and its first-launch download.
     model: caro_core::models::ModelManifest,
     downloader: Downloader,
+    /// The stats file each answer counts in (`caro status` shows it); none in tests.
+    stats: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -140,7 +142,12 @@ impl AppState {
     /// Loads the config file caro's CLI uses (or the defaults) and prepares the backend chain.
     /// Nothing is loaded from the model yet.
     pub fn new(config_path: Option<PathBuf>, history_path: PathBuf) -> Result<Self, ApiError> {
-        Self::with_options(config_path, history_path, true)
+        let mut state = Self::with_options(config_path, history_path, true)?;
+        // Just built, so not shared yet.
+        if let Some(inner) = Arc::get_mut(&mut state.0) {
+            inner.stats = caro_core::stats::path();
+        }
+        Ok(state)
     }
 
     /// [`AppState::new`], choosing whether Run appends to the shell's history file.
@@ -196,6 +203,7 @@ impl AppState {
             shell_history,
             model,
             downloader,
+            stats: None,
         })))
     }
 
@@ -423,6 +431,9 @@ impl AppState {
         answer.model = g.model;
         answer.fallback_reason = g.fallback_reason;
         answer.took_ms = started.elapsed().as_millis() as u64;
+        if let Some(p) = &self.0.stats {
+            caro_core::stats::record_to(p, answer.took_ms as f64, &answer.backend);
+        }
         if let Ok(mut h) = self.0.history.lock() {
             h.push(Entry::new(&shown, &answer.command));
         }

@@ -136,7 +136,17 @@ fn on_menu(app: &AppHandle, id: &str) {
                 }
             }
         }
-        "check" => note = Some(state.check_backends().join("; ")),
+        "check" => {
+            // The remote probes can take their whole timeout: off the main thread, so the
+            // menu and the popup stay responsive, with the result shown when it comes.
+            let app = app.clone();
+            std::thread::spawn(move || {
+                let found = state.check_backends().join("; ");
+                let main = app.clone();
+                let _ = app.run_on_main_thread(move || refresh(&main, Some(&found)));
+            });
+            note = Some("checking the backends…".to_owned());
+        }
         other => {
             let result = if let Some(b) = other.strip_prefix("backend:") {
                 b.parse::<BackendKind>()

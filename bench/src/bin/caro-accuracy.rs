@@ -523,6 +523,9 @@ fn evaluate(
                     ms,
                 };
                 writeln!(f, "{}", serde_json::to_string(&r)?)?;
+                // An item takes seconds: flushing each keeps every finished one on disk
+                // when a long run is stopped.
+                f.flush()?;
             }
         }
         eprintln!();

@@ -1,27 +1,15 @@
 //! The embedded backend: a GGUF model run in-process on Candle (CPU), loaded lazily on the
 //! first request, shared safely between threads, and unloadable.
 
-mod attention;
-mod chat;
-pub mod cpu;
-mod engine;
-mod gguf;
-mod kernels;
-mod matvec;
-#[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
-mod mlx;
-mod model;
 mod options;
 pub mod prefix_store;
-mod q4k;
-mod sampler;
-mod vecmath;
-mod weights;
 
-pub use chat::TextCodec;
-pub use engine::{Engine, EngineCache, KvSnapshot, mlx_compiled};
-pub use gguf::GgufFile;
-pub use model::{Architecture, Hyperparams, KvCache, Transformer};
+// The engine (GGUF, the forward pass, the kernels) is its own crate, where all of caro's
+// `unsafe` lives; these paths keep working for the CLI, bench and tests.
+pub use caro_engine::{
+    Architecture, Engine, EngineCache, GgufFile, Hyperparams, KvCache, KvSnapshot, MLX_MISSING,
+    ModelVariant, SUPPORTED_ARCHITECTURES, TextCodec, Transformer, cpu, mlx_compiled,
+};
 
 use crate::cancel::Cancel;
 use crate::error::GeneratorError;
@@ -32,64 +20,13 @@ use crate::preflight;
 use crate::prompt::{self, ChatMessage};
 use crate::reply;
 use crate::shell::ShellType;
+use caro_engine::Sampler;
 pub use options::{EmbeddedConfig, EmbeddedConfigBuilder};
 use prefix_store::{PrefixKey, PrefixStore};
-use sampler::Sampler;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
-
-/// `general.architecture` values the embedded backend can run.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["qwen2", "llama"];
-
-/// Which tensor engine runs the embedded model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelVariant {
-    /// Apple's MLX on the GPU of Apple Silicon.
-    Mlx,
-    /// Candle on the CPU, everywhere.
-    Cpu,
-}
-
-impl ModelVariant {
-    /// MLX on macOS/aarch64 builds with the `mlx` feature, the CPU engine everywhere else.
-    pub fn detect() -> Self {
-        if cfg!(all(
-            feature = "mlx",
-            target_os = "macos",
-            target_arch = "aarch64"
-        )) {
-            Self::Mlx
-        } else {
-            Self::Cpu
-        }
-    }
-
-    /// Parses an engine choice as the config file and `--engine` spell it: `auto` (`None`,
-    /// meaning [`ModelVariant::detect`]), `cpu` or `mlx`.
-    pub fn parse_choice(s: &str) -> Result<Option<Self>, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" => Ok(None),
-            "cpu" | "candle" => Ok(Some(Self::Cpu)),
-            "mlx" => Ok(Some(Self::Mlx)),
-            other => Err(format!("unknown engine {other:?} (use auto, cpu or mlx)")),
-        }
-    }
-
-    pub fn engine_name(self) -> &'static str {
-        match self {
-            Self::Mlx => "mlx",
-            Self::Cpu => "candle-cpu",
-        }
-    }
-}
-
-/// Why `--engine mlx` cannot run in this build.
-pub const MLX_MISSING: &str = "the MLX engine is not in this build of caro: it needs an Apple Silicon Mac \
-and a build with `--features mlx` (the -mlx release). Use `--engine cpu` (or engine \"auto\")";
 
 /// A model in memory, with the KV state of the last system prompt it saw.
 #[derive(Debug)]
@@ -406,7 +343,7 @@ impl EmbeddedModelBackend {
         })?;
         let params = Hyperparams::from_gguf(&gguf, arch)?;
         let codec = TextCodec::from_gguf(&gguf)?;
-        let model = engine::load(
+        let model = caro_engine::load(
             self.variant,
             &mut gguf,
             params,
@@ -629,7 +566,7 @@ fn prefill(
     cancel: &Cancel,
 ) -> Result<Vec<f32>, GeneratorError> {
     if !cancel.can_stop() || tokens.len() <= PREFILL_CHUNK {
-        return model.forward(tokens, cache);
+        return Ok(model.forward(tokens, cache)?);
     }
     let mut logits = Vec::new();
     for chunk in tokens.chunks(PREFILL_CHUNK) {
@@ -834,17 +771,6 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    #[rstest::rstest]
-    #[case::auto("auto", Ok(None))]
-    #[case::empty("", Ok(None))]
-    #[case::cpu("cpu", Ok(Some(ModelVariant::Cpu)))]
-    #[case::candle_alias("Candle", Ok(Some(ModelVariant::Cpu)))]
-    #[case::mlx(" MLX ", Ok(Some(ModelVariant::Mlx)))]
-    #[case::unknown("gpu", Err(()))]
-    fn engine_choices_parse(#[case] text: &str, #[case] want: Result<Option<ModelVariant>, ()>) {
-        assert_eq!(ModelVariant::parse_choice(text).map_err(|_| ()), want);
-    }
-
     #[test]
     fn mlx_is_refused_where_it_is_not_built() {
         let cfg = EmbeddedConfig::builder()
@@ -857,17 +783,6 @@ mod tests {
         } else {
             let err = made.expect_err("no MLX in this build");
             assert!(err.to_string().contains("--engine cpu"), "{err}");
-        }
-    }
-
-    #[test]
-    fn variant_is_cpu_without_mlx() {
-        if !cfg!(all(
-            feature = "mlx",
-            target_os = "macos",
-            target_arch = "aarch64"
-        )) {
-            assert_eq!(ModelVariant::detect(), ModelVariant::Cpu);
         }
     }
 

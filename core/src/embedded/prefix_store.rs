@@ -19,7 +19,7 @@
 //! own tokens are appended, so they must be owned, and the copy from a mapping would cost the
 //! same as the read (about 20 MB for the 1.5B model).
 
-use super::engine::{Engine, EngineCache, KvSnapshot};
+use caro_engine::{Engine, EngineCache, KvSnapshot};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};

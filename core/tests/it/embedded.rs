@@ -125,6 +125,44 @@ fn argmax(l: &[f32]) -> u32 {
         .map_or(0, |(i, _)| i as u32)
 }
 
+/// Issue 20: several sequences decoded as one batch (each matrix read once per step for all
+/// of them) give each sequence exactly the logits it gets decoded alone, also when the
+/// sequences are at different positions.
+#[test]
+fn a_batched_decode_step_gives_each_sequence_its_own_logits() {
+    for name in [QWEN_1_5B, SMOL] {
+        let (model, tokens) = transformer(name, true);
+        let mut base = model.new_cache();
+        let first = model.forward(&tokens, &mut base).expect("prefill");
+        // The four likeliest next tokens; the last sequence one token further on.
+        let mut order: Vec<u32> = (0..first.len() as u32).collect();
+        order.sort_by(|&a, &b| first[b as usize].total_cmp(&first[a as usize]));
+        let mut next = order[..4].to_vec();
+        let mut caches = vec![base.clone(); 4];
+        let ahead = model.forward(&[next[3]], &mut caches[3]).expect("ahead");
+        next[3] = argmax(&ahead);
+        let mut alone = caches.clone();
+        for step in 0..3 {
+            let batch = model.forward_batch(&next, &mut caches).expect("batch");
+            assert_eq!(batch.len(), next.len());
+            for (s, cache) in alone.iter_mut().enumerate() {
+                let want = model.forward(&[next[s]], cache).expect("alone");
+                assert!(
+                    batch[s] == want,
+                    "{name}: step {step}, sequence {s}: gap {}",
+                    logit_gap(&batch[s], &want)
+                );
+            }
+            next = batch.iter().map(|l| argmax(l)).collect();
+        }
+        for (b, a) in caches.iter().zip(&alone) {
+            assert_eq!(b.len(), a.len(), "{name}: cache lengths");
+        }
+        assert_eq!(caches[0].len() + 1, caches[3].len());
+        assert!(model.forward_batch(&next[..2], &mut caches).is_err());
+    }
+}
+
 #[test]
 fn restored_prefix_cache_matches_a_cold_prompt() {
     let (model, tokens) = transformer(SMOL, true);

@@ -1,7 +1,7 @@
 //! Opening a GGUF file: header parsing, validation against the file's real size, and
 //! typed access to the metadata the model and tokenizer need.
 
-use crate::error::GeneratorError;
+use crate::EngineError;
 use candle_core::quantized::gguf_file::{Content, Value};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
@@ -20,15 +20,15 @@ const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 impl GgufFile {
     /// Opens and validates `path`. Errors distinguish a missing file, a file that is not GGUF
     /// at all, and a GGUF that is truncated or internally inconsistent.
-    pub fn open(path: &Path) -> Result<Self, GeneratorError> {
-        let io_err = |source| GeneratorError::Io {
+    pub fn open(path: &Path) -> Result<Self, EngineError> {
+        let io_err = |source| EngineError::Io {
             path: path.to_path_buf(),
             source,
         };
         let mut file = File::open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                GeneratorError::ModelNotFound {
-                    searched: vec![path.to_path_buf()],
+                EngineError::ModelNotFound {
+                    path: path.to_path_buf(),
                 }
             } else {
                 io_err(e)
@@ -37,20 +37,20 @@ impl GgufFile {
         let file_len = file.metadata().map_err(io_err)?.len();
         let mut magic = [0u8; 4];
         if file_len < 4 || file.read_exact(&mut magic).is_err() || &magic != GGUF_MAGIC {
-            return Err(GeneratorError::NotGguf {
+            return Err(EngineError::NotGguf {
                 path: path.to_path_buf(),
                 reason: "it does not start with the GGUF magic bytes".to_owned(),
             });
         }
         file.rewind().map_err(io_err)?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| GeneratorError::CorruptModel {
+        let content = Content::read(&mut reader).map_err(|e| EngineError::CorruptModel {
             path: path.to_path_buf(),
             reason: format!("unreadable header: {e}"),
         })?;
         let needed = data_end(&content);
         if needed > file_len {
-            return Err(GeneratorError::CorruptModel {
+            return Err(EngineError::CorruptModel {
                 path: path.to_path_buf(),
                 reason: format!("the header describes {needed} bytes but the file has {file_len}"),
             });
@@ -62,18 +62,18 @@ impl GgufFile {
         })
     }
 
-    pub fn architecture(&self) -> Result<String, GeneratorError> {
+    pub fn architecture(&self) -> Result<String, EngineError> {
         self.string("general.architecture")
     }
 
-    pub fn string(&self, key: &str) -> Result<String, GeneratorError> {
+    pub fn string(&self, key: &str) -> Result<String, EngineError> {
         self.value(key)?
             .to_string()
             .cloned()
             .map_err(|e| self.corrupt(format!("`{key}` is not a string: {e}")))
     }
 
-    pub fn usize(&self, key: &str) -> Result<usize, GeneratorError> {
+    pub fn usize(&self, key: &str) -> Result<usize, EngineError> {
         let v = self.value(key)?;
         let n = match v {
             Value::U8(x) => u64::from(*x),
@@ -87,7 +87,7 @@ impl GgufFile {
         usize::try_from(n).map_err(|_| self.corrupt(format!("`{key}` is out of range: {n}")))
     }
 
-    pub fn f32(&self, key: &str) -> Result<f32, GeneratorError> {
+    pub fn f32(&self, key: &str) -> Result<f32, EngineError> {
         let v = self.value(key)?;
         match v {
             Value::F32(x) => Ok(*x),
@@ -100,15 +100,15 @@ impl GgufFile {
         self.content.metadata.contains_key(key)
     }
 
-    fn value(&self, key: &str) -> Result<&Value, GeneratorError> {
+    fn value(&self, key: &str) -> Result<&Value, EngineError> {
         self.content
             .metadata
             .get(key)
             .ok_or_else(|| self.corrupt(format!("metadata key `{key}` is missing")))
     }
 
-    pub fn corrupt(&self, reason: String) -> GeneratorError {
-        GeneratorError::CorruptModel {
+    pub fn corrupt(&self, reason: String) -> EngineError {
+        EngineError::CorruptModel {
             path: self.path.clone(),
             reason,
         }

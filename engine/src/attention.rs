@@ -18,19 +18,18 @@ pub fn decode_attention(
     let n_rep = (n_head / n_kv_head.max(1)).max(1);
     let row = n_kv_head * hd;
     let mut out = vec![0f32; n_head * hd];
-    let out_at = out.as_mut_ptr() as usize;
-    let pool = candle_core::utils::barrier_pool();
-    let threads = pool.n_workers() + 1;
     // Contiguous heads per thread, not a shared cursor: heads that share a KV head then run
     // on one core, which reads that KV head's cold cache rows from memory once.
-    let per = n_head.div_ceil(threads);
+    let per = n_head.div_ceil(crate::pool::threads());
     // Read once per call, not per head and token.
     #[cfg(target_arch = "x86_64")]
-    let avx2 = super::cpu::features().avx2;
-    pool.execute(|tid| {
-        let heads = (tid * per).min(n_head)..((tid + 1) * per).min(n_head);
+    let avx2 = crate::cpu::features().avx2;
+    // Thread tid's part of the output: heads tid * per.. (its last part may be shorter).
+    let parts = out.chunks_mut((per * hd).max(1)).collect();
+    crate::pool::per_thread(parts, |tid, part| {
         let mut w = vec![0f32; kv_len];
-        for h in heads {
+        for (i, o) in part.chunks_mut(hd).enumerate() {
+            let h = tid * per + i;
             let job = Head {
                 q: &q[h * hd..(h + 1) * hd],
                 k,
@@ -40,8 +39,6 @@ pub fn decode_attention(
                 kv_len,
                 scale,
             };
-            // SAFETY: each head writes only its own `hd` outputs.
-            let o = unsafe { std::slice::from_raw_parts_mut((out_at as *mut f32).add(h * hd), hd) };
             #[cfg(target_arch = "x86_64")]
             if hd.is_multiple_of(64)
                 && job.off + hd <= row
@@ -49,7 +46,9 @@ pub fn decode_attention(
                 && v.len() >= kv_len * row
                 && avx2
             {
-                // SAFETY: the CPU has the features (the probe's `avx2`: AVX2, FMA and F16C).
+                // SAFETY: the probe's `avx2` covers AVX2 and FMA; the condition above checks
+                // head_avx2's bounds on `k`, `v` and hd, `job.q` and `o` hold hd floats (a
+                // slice of `q` and a chunk of hd), and `w` holds kv_len.
                 unsafe { head_avx2(&job, &mut w, o) };
                 continue;
             }
@@ -80,38 +79,46 @@ struct Head<'a> {
 /// so each position costs one horizontal add instead of a dependent chain of them; the
 /// softmax's exponentials are eight at a time; the weighted sum of values keeps eight
 /// independent accumulators (64 head dims) so the FMAs are not waiting on each other.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA. With `hd = j.q.len()`: hd is a multiple of 64,
+/// `j.off + hd <= j.row`, `j.k` and `j.v` hold at least `j.kv_len * j.row` floats, `w` holds
+/// at least `j.kv_len` floats and `o` at least hd.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_avx2(j: &Head<'_>, w: &mut [f32], o: &mut [f32]) {
     use core::arch::x86_64::*;
     let hd = j.q.len();
     let n = j.kv_len;
+    // Raw pointers for the hot loads, whose bounds follow from the contract: position t's
+    // dims off..off + hd lie in row t of `k` and `v`, inside the buffer for every t < n.
     let (q, k, v) = (j.q.as_ptr(), j.k.as_ptr(), j.v.as_ptr());
     let at = |t: usize| t * j.row + j.off;
     let scale = _mm256_set1_ps(j.scale);
     let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
     let mut t = 0;
-    // SAFETY (whole body): the caller checked that `k` and `v` hold `kv_len` rows of `row`
-    // floats, that `off + hd <= row`, that `w` holds `kv_len` floats and `o` holds `hd`, and
-    // that hd is a multiple of 64.
     while t + 8 <= n {
         let mut acc = [_mm256_setzero_ps(); 8];
         for i in (0..hd).step_by(8) {
+            // SAFETY: i + 8 <= hd (a multiple of 8) and `q` holds hd floats.
             let qv = unsafe { _mm256_loadu_ps(q.add(i)) };
             for (p, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: position t + p < n, and i + 8 <= hd (see `at` above).
                 let kv = unsafe { _mm256_loadu_ps(k.add(at(t + p) + i)) };
                 *acc = _mm256_fmadd_ps(qv, kv, *acc);
                 if i % 16 == 0 && t + PREFETCH + p < n {
                     // The cache is cold (every layer's weights streamed through since this
                     // layer last ran) and rows are strided, which the hardware prefetcher
                     // follows poorly.
+                    // SAFETY: position t + PREFETCH + p < n, so the address lies in `k`.
                     unsafe { _mm_prefetch::<_MM_HINT_T0>(k.add(at(t + PREFETCH + p) + i).cast()) };
                 }
             }
         }
         // SAFETY: this function runs with AVX2.
         let s = _mm256_mul_ps(unsafe { sums8(&acc) }, scale);
-        unsafe { _mm256_storeu_ps(w.as_mut_ptr().add(t), s) };
+        // SAFETY: the slice holds 8 floats (t + 8 <= n <= w.len()).
+        unsafe { _mm256_storeu_ps(w[t..t + 8].as_mut_ptr(), s) };
         vmax = _mm256_max_ps(vmax, s);
         t += 8;
     }
@@ -125,10 +132,13 @@ unsafe fn head_avx2(j: &Head<'_>, w: &mut [f32], o: &mut [f32]) {
     let mut vsum = _mm256_setzero_ps();
     let mut t = 0;
     while t + 8 <= n {
-        let x = _mm256_sub_ps(unsafe { _mm256_loadu_ps(w.as_ptr().add(t)) }, vmax);
-        // SAFETY: this function runs with AVX2 and FMA.
-        let e = unsafe { super::vecmath::exp8(x) };
-        unsafe { _mm256_storeu_ps(w.as_mut_ptr().add(t), e) };
+        let w8 = &mut w[t..t + 8];
+        // SAFETY: `w8` holds 8 floats; this function runs with AVX2 and FMA (exp8's need).
+        let e = unsafe {
+            let e = crate::vecmath::exp8(_mm256_sub_ps(_mm256_loadu_ps(w8.as_ptr()), vmax));
+            _mm256_storeu_ps(w8.as_mut_ptr(), e);
+            e
+        };
         vsum = _mm256_add_ps(vsum, e);
         t += 8;
     }
@@ -143,23 +153,24 @@ unsafe fn head_avx2(j: &Head<'_>, w: &mut [f32], o: &mut [f32]) {
         let mut acc = [_mm256_setzero_ps(); 8];
         for (t, &wt) in w.iter().enumerate().take(n) {
             let wt = _mm256_set1_ps(wt);
-            let vr = unsafe { v.add(at(t) + start) };
             if t + PREFETCH < n {
                 for l in 0..4 {
+                    // SAFETY: position t + PREFETCH < n and start + 64 <= hd, so the address
+                    // lies in `v`.
                     unsafe {
                         _mm_prefetch::<_MM_HINT_T0>(v.add(at(t + PREFETCH) + start + 16 * l).cast())
                     };
                 }
             }
             for (i, acc) in acc.iter_mut().enumerate() {
-                let x = unsafe { _mm256_loadu_ps(vr.add(i * 8)) };
+                // SAFETY: position t < n, and start + 8 i + 8 <= start + 64 <= hd.
+                let x = unsafe { _mm256_loadu_ps(v.add(at(t) + start + i * 8)) };
                 *acc = _mm256_fmadd_ps(wt, x, *acc);
             }
         }
-        for (i, acc) in acc.iter().enumerate() {
-            unsafe {
-                _mm256_storeu_ps(o.as_mut_ptr().add(start + i * 8), _mm256_mul_ps(*acc, inv))
-            };
+        for (o, acc) in o[start..start + 64].chunks_exact_mut(8).zip(acc) {
+            // SAFETY: `o` here is a chunk of 8 floats.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), _mm256_mul_ps(acc, inv)) };
         }
     }
 }
@@ -187,6 +198,8 @@ unsafe fn sums8(a: &[core::arch::x86_64::__m256; 8]) -> core::arch::x86_64::__m2
     }
 }
 
+/// The sum of the eight lanes.
+///
 /// # Safety
 /// The CPU must have AVX.
 #[cfg(target_arch = "x86_64")]
@@ -198,6 +211,8 @@ unsafe fn hsum(x: core::arch::x86_64::__m256) -> f32 {
     l.iter().sum()
 }
 
+/// The largest of the eight lanes.
+///
 /// # Safety
 /// The CPU must have AVX.
 #[cfg(target_arch = "x86_64")]

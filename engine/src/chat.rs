@@ -1,12 +1,29 @@
 //! Text in and out of the model: the tokenizer built from the GGUF's own vocabulary, and the
 //! model's own chat template (Jinja, rendered with minijinja).
 
-use super::gguf::GgufFile;
-use crate::error::GeneratorError;
-use crate::prompt::ChatMessage;
+use crate::EngineError;
+use crate::gguf::GgufFile;
+
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
 use minijinja::{Environment, context};
+use serde::Serialize;
 use tokenizers::Tokenizer;
+
+/// One chat message, in the shape chat templates expect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    pub role: &'static str,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: &'static str, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
 
 /// ChatML, used only when a GGUF carries no template of its own.
 const CHATML_TEMPLATE: &str = "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
@@ -48,7 +65,7 @@ pub struct TextCodec {
 }
 
 impl TextCodec {
-    pub fn from_gguf(gguf: &GgufFile) -> Result<Self, GeneratorError> {
+    pub fn from_gguf(gguf: &GgufFile) -> Result<Self, EngineError> {
         let mut tokenizer = Tokenizer::from_gguf(&gguf.content)
             .map_err(|e| gguf.corrupt(format!("cannot build the tokenizer: {e}")))?;
         let pre = gguf.string("tokenizer.ggml.pre").unwrap_or_default();
@@ -104,34 +121,34 @@ impl TextCodec {
         &self,
         messages: &[ChatMessage],
         add_generation_prompt: bool,
-    ) -> Result<String, GeneratorError> {
+    ) -> Result<String, EngineError> {
         let tmpl = self
             .env
             .get_template("chat")
-            .map_err(|e| GeneratorError::Inference(format!("chat template: {e}")))?;
+            .map_err(|e| EngineError::Inference(format!("chat template: {e}")))?;
         tmpl.render(context! {
             messages => minijinja::value::Value::from(minijinja::value::Serde(messages)),
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         })
-        .map_err(|e| GeneratorError::Inference(format!("chat template failed to render: {e}")))
+        .map_err(|e| EngineError::Inference(format!("chat template failed to render: {e}")))
     }
 
     /// Token ids of `text`. Special tokens written in the text (`<|im_start|>`) map to their ids;
     /// no BOS/EOS is added, since the template writes what the model expects.
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, GeneratorError> {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
         self.tokenizer
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| GeneratorError::Inference(format!("tokenizer: {e}")))
+            .map_err(|e| EngineError::Inference(format!("tokenizer: {e}")))
     }
 
     /// Text of `ids`, without special tokens.
-    pub fn decode(&self, ids: &[u32]) -> Result<String, GeneratorError> {
+    pub fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
         self.tokenizer
             .decode(ids, true)
-            .map_err(|e| GeneratorError::Inference(format!("tokenizer: {e}")))
+            .map_err(|e| EngineError::Inference(format!("tokenizer: {e}")))
     }
 
     /// The id of a single token, if the vocabulary has it.

@@ -51,9 +51,9 @@ pub unsafe fn exp8(x: core::arch::x86_64::__m256) -> core::arch::x86_64::__m256 
 /// `gate[i] = silu(gate[i]) * up[i]`, the feed-forward's gated activation.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::cpu::features().avx2 {
+    if crate::cpu::features().avx2 {
         let n = gate.len().min(up.len());
-        // SAFETY: the CPU has the features.
+        // SAFETY: the probe's `avx2` covers AVX2 and FMA, all silu_mul_avx2 needs.
         unsafe { silu_mul_avx2(&mut gate[..n], &up[..n]) };
         return;
     }
@@ -62,6 +62,10 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
 }
 
+/// [`silu_mul`] eight values at a time, over the shorter of the two slices.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {

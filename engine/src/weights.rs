@@ -12,7 +12,7 @@
 //! files by rename, which leaves the mapped inode intact.
 #![allow(unsafe_code)]
 
-use super::kernels::{FastQ4_1, FastQ6K};
+use crate::kernels::{FastQ4_1, FastQ6K};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::k_quants::{
     self, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K,

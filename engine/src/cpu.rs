@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 /// What this CPU runs of caro's own kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Features {
-    /// AVX-512 F, BW and VNNI: the Q4_K tiles, the Q6_K dot product and the activation
+    /// AVX-512 F, BW and VNNI (and AVX2 and FMA, which every such CPU has and the Q6_K dot
+    /// product also uses): the Q4_K tiles, the Q6_K dot product and the activation
     /// quantizer. `CARO_NO_VNNI` turns them off (candle's kernels run instead).
     pub vnni: bool,
     /// AVX2, FMA and F16C: the Q4_1 dot product, attention on the KV cache, exp and SiLU.
@@ -29,7 +30,9 @@ fn probe(switched_off: impl Fn(&str) -> bool) -> Features {
     let (vnni, avx2) = (
         is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni"),
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma"),
         is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c"),

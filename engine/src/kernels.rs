@@ -19,7 +19,9 @@ use candle_core::quantized::k_quants::{BlockQ4_1, BlockQ6K, BlockQ8_1, BlockQ8K,
 
 /// Bytes of one Q6_K block in the file.
 pub const Q6K_BYTES: usize = 210;
-const Q8K_BYTES: usize = 292;
+/// Bytes of one Q8_K activation block (candle's [`BlockQ8K`]): f32 scale, 256 i8 quants,
+/// then 16 i16 sums of 16 quants each.
+pub(crate) const Q8K_BYTES: usize = 292;
 const _: () = assert!(std::mem::size_of::<BlockQ6K>() == Q6K_BYTES);
 const _: () = assert!(std::mem::size_of::<BlockQ8K>() == Q8K_BYTES);
 
@@ -41,12 +43,13 @@ pub struct FastQ4_1(BlockQ4_1);
 
 impl FastQ4_1 {
     fn inner(xs: &[Self]) -> &[BlockQ4_1] {
-        // SAFETY: repr(transparent) over BlockQ4_1.
+        // SAFETY: FastQ4_1 is repr(transparent) over BlockQ4_1, so the same memory holds
+        // xs.len() valid BlockQ4_1 with the same layout and alignment, borrowed as long.
         unsafe { std::slice::from_raw_parts(xs.as_ptr().cast(), xs.len()) }
     }
 
     fn inner_mut(xs: &mut [Self]) -> &mut [BlockQ4_1] {
-        // SAFETY: repr(transparent) over BlockQ4_1.
+        // SAFETY: as in `inner`, and the exclusive borrow of `xs` passes to the result.
         unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast(), xs.len()) }
     }
 }
@@ -68,8 +71,9 @@ impl GgmlType for FastQ4_1 {
         #[cfg(target_arch = "x86_64")]
         {
             let nb = n / Self::BLCK_SIZE;
-            if super::cpu::features().avx2 && xs.len() >= nb && ys.len() >= nb {
-                // SAFETY: the CPU has the features, and both slices hold nb blocks.
+            if crate::cpu::features().avx2 && xs.len() >= nb && ys.len() >= nb {
+                // SAFETY: the probe's `avx2` is AVX2, FMA and F16C; both slices hold at least
+                // nb blocks of 20 and 36 bytes (FastQ4_1 and BlockQ8_1 are those bytes).
                 return unsafe { avx2::q4_1(nb, xs.as_ptr().cast(), ys.as_ptr().cast()) };
             }
         }
@@ -89,12 +93,13 @@ pub struct FastQ8K(BlockQ8K);
 
 impl FastQ8K {
     fn inner(xs: &[Self]) -> &[BlockQ8K] {
-        // SAFETY: repr(transparent) over BlockQ8K.
+        // SAFETY: FastQ8K is repr(transparent) over BlockQ8K, so the same memory holds
+        // xs.len() valid BlockQ8K with the same layout and alignment, borrowed as long.
         unsafe { std::slice::from_raw_parts(xs.as_ptr().cast(), xs.len()) }
     }
 
     fn inner_mut(xs: &mut [Self]) -> &mut [BlockQ8K] {
-        // SAFETY: repr(transparent) over BlockQ8K.
+        // SAFETY: as in `inner`, and the exclusive borrow of `xs` passes to the result.
         unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast(), xs.len()) }
     }
 }
@@ -103,27 +108,49 @@ impl FastQ8K {
 /// `BlockQ8K::from_float` does.
 pub fn quantize_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
     #[cfg(target_arch = "x86_64")]
-    if super::cpu::features().vnni && xs.len() == ys.len() * QK_K {
-        for (x, y) in xs.chunks_exact(QK_K).zip(ys.iter_mut()) {
-            // SAFETY: the CPU has the features; `x` holds 256 floats and `y` is one
-            // 292-byte block.
-            unsafe { avx512::q8k(x.as_ptr(), (y as *mut BlockQ8K).cast()) };
+    if crate::cpu::features().vnni && xs.len() == ys.len() * QK_K {
+        let (xs, _) = xs.as_chunks::<QK_K>();
+        for (x, y) in xs.iter().zip(ys.iter_mut()) {
+            // SAFETY: the probe's `vnni` includes AVX-512 F and BW.
+            unsafe { avx512::q8k(x, y) };
         }
         return;
     }
     BlockQ8K::from_float(xs, ys)
 }
 
-/// One Q6_K row (`acts.len()` blocks of [`Q6K_BYTES`], as in the file) dotted with a
-/// quantized input, or `None` without AVX-512 VNNI or when the lengths disagree.
-pub fn q6k_row(row: &[u8], acts: &[BlockQ8K]) -> Option<f32> {
+/// One Q6_K row dotted with each of `out.len()` quantized inputs, which lie one after
+/// another in `acts` (`row.len() / 210` blocks each): `out[r]` for input r. The row is
+/// unpacked once for up to four inputs. False (and `out` untouched) without AVX-512 VNNI or
+/// when the lengths disagree.
+pub fn q6k_rows(row: &[u8], acts: &[BlockQ8K], out: &mut [f32]) -> bool {
+    let nb = row.len() / Q6K_BYTES;
     #[cfg(target_arch = "x86_64")]
-    if super::cpu::features().vnni && row.len() == acts.len() * Q6K_BYTES {
-        // SAFETY: the CPU has the features, and both slices hold acts.len() blocks.
-        return Some(unsafe { avx512::q6k(acts.len(), row.as_ptr(), acts.as_ptr().cast()) });
+    if crate::cpu::features().vnni
+        && nb > 0
+        && row.len() == nb * Q6K_BYTES
+        && acts.len() == nb * out.len()
+    {
+        let stride = nb * Q8K_BYTES;
+        for (g, out) in out.chunks_mut(4).enumerate() {
+            let y = acts[g * 4 * nb..].as_ptr().cast::<u8>();
+            let x = row.as_ptr();
+            // SAFETY: the probe's `vnni` covers q6k's features (AVX-512 F, BW, VNNI, AVX2,
+            // FMA); `row` holds nb blocks of 210 bytes, and from input 4g on `acts` holds
+            // out.len() rows of nb 292-byte blocks, `stride` bytes apart (lengths above).
+            unsafe {
+                match out.len() {
+                    1 => out.copy_from_slice(&avx512::q6k::<1>(nb, x, y, stride)),
+                    2 => out.copy_from_slice(&avx512::q6k::<2>(nb, x, y, stride)),
+                    3 => out.copy_from_slice(&avx512::q6k::<3>(nb, x, y, stride)),
+                    _ => out.copy_from_slice(&avx512::q6k::<4>(nb, x, y, stride)),
+                }
+            }
+        }
+        return true;
     }
-    let _ = (row, acts);
-    None
+    let _ = (row, acts, out, nb);
+    false
 }
 
 impl GgmlType for FastQ8K {
@@ -155,12 +182,13 @@ pub struct FastQ6K(BlockQ6K);
 
 impl FastQ6K {
     fn inner(xs: &[Self]) -> &[BlockQ6K] {
-        // SAFETY: repr(transparent) over BlockQ6K.
+        // SAFETY: FastQ6K is repr(transparent) over BlockQ6K, so the same memory holds
+        // xs.len() valid BlockQ6K with the same layout and alignment, borrowed as long.
         unsafe { std::slice::from_raw_parts(xs.as_ptr().cast(), xs.len()) }
     }
 
     fn inner_mut(xs: &mut [Self]) -> &mut [BlockQ6K] {
-        // SAFETY: repr(transparent) over BlockQ6K.
+        // SAFETY: as in `inner`, and the exclusive borrow of `xs` passes to the result.
         unsafe { std::slice::from_raw_parts_mut(xs.as_mut_ptr().cast(), xs.len()) }
     }
 }
@@ -182,9 +210,13 @@ impl GgmlType for FastQ6K {
         #[cfg(target_arch = "x86_64")]
         {
             let nb = n / QK_K;
-            if super::cpu::features().vnni && xs.len() >= nb && ys.len() >= nb {
-                // SAFETY: the CPU has the features, and both slices hold nb blocks.
-                return unsafe { avx512::q6k(nb, xs.as_ptr().cast(), ys.as_ptr().cast()) };
+            if crate::cpu::features().vnni && xs.len() >= nb && ys.len() >= nb {
+                // SAFETY: the probe's `vnni` covers q6k's features (AVX-512 F, BW, VNNI, AVX2,
+                // FMA); both slices hold at least nb blocks, of 210 bytes (FastQ6K) and 292
+                // (FastQ8K); one input row, so the stride is never used.
+                let [dot] =
+                    unsafe { avx512::q6k::<1>(nb, xs.as_ptr().cast(), ys.as_ptr().cast(), 0) };
+                return dot;
             }
         }
         BlockQ6K::vec_dot(n, Self::inner(xs), FastQ8K::inner(ys))
@@ -200,7 +232,7 @@ impl GgmlType for FastQ6K {
     ) -> (f32, f32, f32, f32) {
         // Four single-row calls: a kernel interleaving the four rows block by block measured
         // half the decode speed; rows read one after another suit the hardware prefetcher.
-        if super::cpu::features().vnni {
+        if crate::cpu::features().vnni {
             return (
                 Self::vec_dot(n, xs0, ys),
                 Self::vec_dot(n, xs1, ys),
@@ -230,9 +262,13 @@ mod avx2 {
     use core::arch::x86_64::*;
 
     /// Reads the f16 at `p` (unaligned) as f32.
+    ///
+    /// # Safety
+    /// The CPU has F16C, and `p` points at 2 readable bytes.
     #[target_feature(enable = "f16c")]
     #[inline]
     unsafe fn half(p: *const u8) -> f32 {
+        // SAFETY: the caller guarantees 2 readable bytes; `read_unaligned` needs no alignment.
         let bits = unsafe { p.cast::<u16>().read_unaligned() };
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
     }
@@ -254,7 +290,8 @@ mod avx2 {
         let pairs = nb / 2;
         for i in 0..pairs {
             for (j, (acc, mins)) in acc.iter_mut().zip(mins.iter_mut()).enumerate() {
-                // SAFETY: block 2i + j < nb.
+                // SAFETY: block 2i + j < 2 * pairs <= nb, so both blocks lie in the caller's
+                // rows; this function has block's features.
                 unsafe {
                     block(
                         x.add((2 * i + j) * Q4_1_BYTES),
@@ -266,7 +303,7 @@ mod avx2 {
             }
         }
         if nb % 2 == 1 {
-            // SAFETY: the last block, nb - 1.
+            // SAFETY: block nb - 1 is the rows' last; this function has block's features.
             unsafe {
                 block(
                     x.add((nb - 1) * Q4_1_BYTES),
@@ -287,19 +324,22 @@ mod avx2 {
     /// m_x times the activations' scaled sum into `mins`.
     ///
     /// # Safety
-    /// As [`q4_1`], for one block at `xb` and `yb`.
+    /// The CPU runs AVX2, FMA and F16C; `xb` points at one Q4_1 block (20 readable bytes)
+    /// and `yb` at one Q8_1 block (36).
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     unsafe fn block(xb: *const u8, yb: *const u8, acc: &mut __m256, mins: &mut f32) {
-        let (xd, xm) = unsafe { (half(xb), half(xb.add(2))) };
-        let (yd, ys) = unsafe { (half(yb), half(yb.add(2))) };
+        // SAFETY: both blocks start with two f16 (bytes 0..4); this function runs with F16C.
+        let (xd, xm, yd, ys) = unsafe { (half(xb), half(xb.add(2)), half(yb), half(yb.add(2))) };
         *mins += xm * ys;
         // Weight j is the low nibble of byte j, weight j + 16 its high nibble.
+        // SAFETY: the block's nibbles are bytes 4..20 of its 20.
         let packed = unsafe { _mm_loadu_si128(xb.add(4).cast()) };
         let qx = _mm256_and_si256(
             _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed),
             _mm256_set1_epi8(0x0f),
         );
+        // SAFETY: the activations are bytes 4..36 of the Q8_1 block's 36.
         let qy = unsafe { _mm256_loadu_si256(yb.add(4).cast()) };
         // Unsigned 4-bit times signed 8-bit pairs fit i16 (at most 2 * 15 * 128).
         let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_set1_epi16(1));
@@ -309,7 +349,7 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Q6K_BYTES, Q8K_BYTES};
+    use super::{BlockQ8K, Q6K_BYTES, Q8K_BYTES, QK_K};
     use core::arch::x86_64::*;
     use half::f16;
 
@@ -333,21 +373,31 @@ mod avx512 {
     /// One Q8_K block from 256 floats, as candle's scalar `from_float`: scale by -127 over
     /// the first value of largest magnitude, round half away from zero, clamp to i8, and
     /// sum each 16 quants.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F and BW.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn q8k(x: *const f32, y: *mut u8) {
-        let xs = |i: usize| unsafe { _mm512_loadu_ps(x.add(16 * i)) };
+    pub(super) unsafe fn q8k(x: &[f32; QK_K], y: &mut BlockQ8K) {
+        // candle's fields are private: the block is written as its 292 bytes, d (f32) at 0,
+        // the quants at 4..260, the sums (i16) at 260..292. Every bit pattern is a valid
+        // BlockQ8K, and `y` is borrowed exclusively.
+        let y = (y as *mut BlockQ8K).cast::<u8>();
+        let xp = x.as_ptr();
+        // SAFETY: called with i < 16 only, so floats 16i..16i + 16 lie in x's 256; the
+        // caller guarantees AVX-512 F.
+        let xs = |i: usize| unsafe { _mm512_loadu_ps(xp.add(16 * i)) };
         let mut m = _mm512_setzero_ps();
         for i in 0..16 {
             m = _mm512_max_ps(m, _mm512_abs_ps(xs(i)));
         }
         let amax = _mm512_reduce_max_ps(m);
         if amax == 0.0 || amax.is_nan() {
+            // SAFETY: the block's 292 bytes (see above).
             unsafe { std::ptr::write_bytes(y, 0, Q8K_BYTES) };
             return;
         }
         let mut max = amax;
-        for j in 0..256 {
-            let v = unsafe { *x.add(j) };
+        for &v in x {
             if v.abs() == amax {
                 max = v;
                 break;
@@ -371,27 +421,43 @@ mod avx512 {
             ));
             let r = _mm512_mask_add_ps(t, away, t, step);
             let q = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi));
+            let sum = _mm512_reduce_add_epi32(q) as i16;
+            // SAFETY: i < 16, so quants 16i..16i + 16 are bytes 4 + 16i..20 + 16i < 260 and
+            // sum i is bytes 260 + 2i..262 + 2i <= 292, both in the block (unaligned writes).
             unsafe {
                 _mm_storeu_si128(y.add(4 + 16 * i).cast(), _mm512_cvtepi32_epi8(q));
-                let sum = _mm512_reduce_add_epi32(q) as i16;
                 y.add(4 + 256 + 2 * i).cast::<i16>().write_unaligned(sum);
             }
         }
+        // SAFETY: d is the block's bytes 0..4.
         unsafe { y.cast::<f32>().write_unaligned(1.0 / iscale) };
     }
 
-    /// One Q6_K row (210-byte blocks) dotted with one Q8_K row.
+    /// One Q6_K row (210-byte blocks) dotted with `ROWS` Q8_K rows, each `nb` blocks,
+    /// `stride` bytes apart: the weights are unpacked once per block for all the rows
+    /// (batched decode reads each weight row once for every sequence).
     ///
     /// Each half-block of 128 weights is 64 bytes of low nibbles and 32 bytes of high bit
     /// pairs. The weights are used unsigned (0..63, i.e. q + 32), and 32 times each scaled
     /// 16-value activation sum is subtracted at the end.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VNNI, AVX2 and FMA; `x` points at `nb` Q6_K blocks
+    /// (`nb * 210` readable bytes) and `y` at `ROWS` rows of `nb` Q8_K blocks, row r's at
+    /// `y + r * stride` (`nb * 292` readable bytes each).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-    pub(super) unsafe fn q6k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    pub(super) unsafe fn q6k<const ROWS: usize>(
+        nb: usize,
+        x: *const u8,
+        y: *const u8,
+        stride: usize,
+    ) -> [f32; ROWS] {
         let m4 = _mm512_set1_epi8(0x0f);
         let m3 = _mm512_set1_epi8(0x03);
         let m30 = _mm512_set1_epi8(0x30);
         // No closures in here: a closure does not inherit `target_feature`, so its
         // intrinsics would not inline.
+        // SAFETY: each IDX row is 16 i32, one 64-byte (unaligned) load.
         let idx = unsafe {
             [
                 _mm512_loadu_si512(IDX[0].as_ptr().cast()),
@@ -400,53 +466,77 @@ mod avx512 {
                 _mm512_loadu_si512(IDX[3].as_ptr().cast()),
             ]
         };
-        let mut acc = _mm512_setzero_ps();
+        let mut acc = [_mm512_setzero_ps(); ROWS];
         for i in 0..nb {
-            let yb = unsafe { y.add(i * Q8K_BYTES) };
-            let yd = unsafe { yb.cast::<f32>().read_unaligned() };
-            let a = unsafe {
-                [
-                    _mm512_loadu_si512(yb.add(4).cast()),
-                    _mm512_loadu_si512(yb.add(4 + 64).cast()),
-                    _mm512_loadu_si512(yb.add(4 + 128).cast()),
-                    _mm512_loadu_si512(yb.add(4 + 192).cast()),
-                ]
+            let xb = x.wrapping_add(i * Q6K_BYTES);
+            // SAFETY: xb is block i < nb of the Q6_K row: its 16 i8 scales are bytes
+            // 192..208 and its f16 d bytes 208..210.
+            let (scales, xd) = unsafe {
+                (
+                    _mm_loadu_si128(xb.add(192).cast()),
+                    xb.add(208).cast::<u16>().read_unaligned(),
+                )
             };
-            let bsums = unsafe { _mm256_loadu_si256(yb.add(4 + 256).cast()) };
-            let xb = unsafe { x.add(i * Q6K_BYTES) };
-            let scales = unsafe { _mm_loadu_si128(xb.add(192).cast()) };
-            let d =
-                yd * f16::from_bits(unsafe { xb.add(208).cast::<u16>().read_unaligned() }).to_f32();
+            let xd = f16::from_bits(xd).to_f32();
             let sc32 = _mm512_cvtepi8_epi32(scales);
-            // 32 * sum over groups of scale * activation sum: the unsigned offset.
-            let offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bsums);
-            let mut sumi = _mm512_sub_epi32(
-                _mm512_setzero_si512(),
-                _mm512_slli_epi32(_mm512_zextsi256_si512(offset), 5),
-            );
+            let sc16 = _mm256_cvtepi8_epi16(scales);
+            // The block's 256 weights as four 64-byte groups, and each group's scales.
+            let mut w = [_mm512_setzero_si512(); 4];
             for h in 0..2 {
-                let ql = unsafe { _mm512_loadu_si512(xb.add(64 * h).cast()) };
-                let qh = unsafe { _mm256_loadu_si256(xb.add(128 + 32 * h).cast()) };
+                // SAFETY: h < 2: half h's low nibbles are bytes 64h..64h + 64 < 128 of block
+                // i and its high bits bytes 128 + 32h..160 + 32h <= 192.
+                let (ql, qh) = unsafe {
+                    (
+                        _mm512_loadu_si512(xb.add(64 * h).cast()),
+                        _mm256_loadu_si256(xb.add(128 + 32 * h).cast()),
+                    )
+                };
                 let qhz =
                     _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-                let w01 = _mm512_or_si512(
+                w[2 * h] = _mm512_or_si512(
                     _mm512_and_si512(ql, m4),
                     _mm512_slli_epi16(_mm512_and_si512(qhz, m3), 4),
                 );
-                let w23 = _mm512_or_si512(
+                w[2 * h + 1] = _mm512_or_si512(
                     _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
                     _mm512_and_si512(qhz, m30),
                 );
-                let p01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01, a[2 * h]);
-                let p23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23, a[2 * h + 1]);
-                let s01 = _mm512_permutexvar_epi32(idx[2 * h], sc32);
-                let s23 = _mm512_permutexvar_epi32(idx[2 * h + 1], sc32);
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p01, s01));
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p23, s23));
             }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+            let sg = [
+                _mm512_permutexvar_epi32(idx[0], sc32),
+                _mm512_permutexvar_epi32(idx[1], sc32),
+                _mm512_permutexvar_epi32(idx[2], sc32),
+                _mm512_permutexvar_epi32(idx[3], sc32),
+            ];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: block i < nb of row r < ROWS (the caller's contract). The Q8_K
+                // block is d (bytes 0..4), 256 quants (4..260, four 64-byte loads) and 16
+                // i16 sums (260..292, one 32-byte load); all loads are unaligned.
+                let (yd, a, bsums) = unsafe {
+                    let yb = y.add(r * stride + i * Q8K_BYTES);
+                    let a = [
+                        _mm512_loadu_si512(yb.add(4).cast()),
+                        _mm512_loadu_si512(yb.add(4 + 64).cast()),
+                        _mm512_loadu_si512(yb.add(4 + 128).cast()),
+                        _mm512_loadu_si512(yb.add(4 + 192).cast()),
+                    ];
+                    let bsums = _mm256_loadu_si256(yb.add(4 + 256).cast());
+                    (yb.cast::<f32>().read_unaligned(), a, bsums)
+                };
+                // 32 * sum over groups of scale * activation sum: the unsigned offset.
+                let offset = _mm256_madd_epi16(sc16, bsums);
+                let mut sumi = _mm512_sub_epi32(
+                    _mm512_setzero_si512(),
+                    _mm512_slli_epi32(_mm512_zextsi256_si512(offset), 5),
+                );
+                for g in 0..4 {
+                    let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[g], a[g]);
+                    sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sg[g]));
+                }
+                *acc = _mm512_fmadd_ps(_mm512_set1_ps(yd * xd), _mm512_cvtepi32_ps(sumi), *acc);
+            }
         }
-        _mm512_reduce_add_ps(acc)
+        acc.map(|a| _mm512_reduce_add_ps(a))
     }
 }
 
@@ -495,7 +585,7 @@ mod tests {
 
     #[test]
     fn q4_1_matches_the_reference_dot_product() {
-        use crate::embedded::cpu;
+        use crate::cpu;
         if !cpu::runs(cpu::features().avx2, "the AVX2 Q4_1 dot product") {
             return;
         }
@@ -515,7 +605,7 @@ mod tests {
 
     #[test]
     fn q6k_matches_the_reference_dot_product() {
-        use crate::embedded::cpu;
+        use crate::cpu;
         if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI Q6_K dot product") {
             return;
         }
@@ -523,13 +613,14 @@ mod tests {
     }
 
     fn bytes(b: &[BlockQ8K]) -> &[u8] {
-        // SAFETY: plain 292-byte blocks.
+        // SAFETY: BlockQ8K is 292 bytes of f32, i8 and i16 with no padding (size asserted at
+        // the top), so the blocks are b.len() * 292 initialized bytes, borrowed as long as b.
         unsafe { std::slice::from_raw_parts(b.as_ptr().cast(), b.len() * Q8K_BYTES) }
     }
 
     #[test]
     fn q8k_quantization_matches_candles_bit_for_bit() {
-        use crate::embedded::cpu;
+        use crate::cpu;
         if !cpu::runs(cpu::features().vnni, "the AVX-512 activation quantizer") {
             return;
         }

@@ -6,13 +6,13 @@
 //! snapshotted and restored per request) and a token-embedding table that stays quantized
 //! (the f32 copy costs ~0.9 GB on the 1.5B model).
 
-use super::attention::decode_attention;
-use super::gguf::GgufFile;
-use super::matvec::{Rows, matvec};
-use super::q4k::PackedQ4K;
-use super::vecmath::silu_mul;
-use super::weights::MappedGguf;
-use crate::error::GeneratorError;
+use crate::EngineError;
+use crate::attention::decode_attention;
+use crate::gguf::GgufFile;
+use crate::matvec::{Rows, matvec_batch};
+use crate::q4k::PackedQ4K;
+use crate::vecmath::silu_mul;
+use crate::weights::MappedGguf;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, QuantizedType};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use std::ops::Range;
@@ -62,7 +62,7 @@ impl Hyperparams {
     pub fn from_gguf(
         gguf: &GgufFile,
         arch: Architecture,
-    ) -> std::result::Result<Self, GeneratorError> {
+    ) -> std::result::Result<Self, EngineError> {
         let a = arch.name();
         let n_head = gguf.usize(&format!("{a}.attention.head_count"))?;
         let n_embd = gguf.usize(&format!("{a}.embedding_length"))?;
@@ -251,7 +251,7 @@ impl Linear {
             Self::Q4K { .. } => Some(self.packed().map(Rows::Q4K)),
             Self::Direct { q6k, n, k, .. } => {
                 let (map, range) = q6k.as_ref()?;
-                if !super::cpu::features().vnni {
+                if !crate::cpu::features().vnni {
                     return None;
                 }
                 Some(match map.bytes(range.clone()) {
@@ -268,25 +268,27 @@ impl Linear {
         }
     }
 
-    /// `w * x` for every `w` in `ws`, which share the input `x`: in one parallel pass when
-    /// caro's kernels take them all, else one by one.
-    fn vectors<const N: usize>(ws: [&Self; N], x: &[f32]) -> Result<[Vec<f32>; N]> {
+    /// `w * x` for every `w` in `ws` and every `x` in `xs` (one per sequence; decode's q/k/v
+    /// and gate/up share their inputs), without tensors: one parallel pass in which each
+    /// matrix is read once for all the inputs when caro's kernels take them all, else matrix
+    /// by matrix and input by input.
+    fn vectors_batch<const N: usize>(
+        ws: [&Self; N],
+        xs: &[Vec<f32>],
+    ) -> Result<[Vec<Vec<f32>>; N]> {
         let rows = ws.iter().map(|w| w.rows()).collect::<Option<Vec<_>>>();
         let outs = match rows {
-            Some(rows) => matvec(&rows.into_iter().collect::<Result<Vec<_>>>()?, x)?,
+            Some(rows) => {
+                let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+                matvec_batch(&rows.into_iter().collect::<Result<Vec<_>>>()?, &refs)?
+            }
             None => ws
                 .iter()
-                .map(|w| w.vector_alone(x))
+                .map(|w| xs.iter().map(|x| w.vector_alone(x)).collect())
                 .collect::<Result<Vec<_>>>()?,
         };
         outs.try_into()
             .map_err(|_| candle_core::Error::Msg("matvec lost an output".into()))
-    }
-
-    /// `w * x` for one input vector, without tensors (the decode path).
-    fn vector(&self, x: &[f32]) -> Result<Vec<f32>> {
-        let [y] = Self::vectors([self], x)?;
-        Ok(y)
     }
 
     fn vector_alone(&self, x: &[f32]) -> Result<Vec<f32>> {
@@ -393,7 +395,7 @@ impl Loader<'_> {
             .and_then(|info| info.shape.dims2().ok());
         let t = self.qtensor(name)?;
         if let Some((n, k)) = q4_1
-            && let Some(w) = super::weights::heap_q4_1(&t.data()?)
+            && let Some(w) = crate::weights::heap_q4_1(&t.data()?)
         {
             return Ok(Linear::Direct { w, n, k, q6k: None });
         }
@@ -416,7 +418,7 @@ struct Layer {
     up: Linear,
     down: Linear,
     /// The norms and biases as plain vectors, when every matrix takes slices: decode then
-    /// runs without tensors (see [`Transformer::decode_one`]).
+    /// runs without tensors (see [`Transformer::decode_rows`]).
     vectors: Option<LayerVectors>,
     /// File ranges of this layer's repacked matrices, and whether they were released.
     packed: Vec<Range<usize>>,
@@ -509,7 +511,7 @@ pub struct Transformer {
 impl Transformer {
     /// Loads the weights. `max_positions` bounds the rotary tables (and thus the context).
     ///
-    /// Quantized tensors borrow the file's pages (see [`super::weights`]) unless `map` is
+    /// Quantized tensors borrow the file's pages (see [`crate::weights`]) unless `map` is
     /// false or the mapping fails, in which case they are copied onto the heap.
     pub fn load(
         gguf: &mut GgufFile,
@@ -610,7 +612,10 @@ impl Transformer {
         if let [token] = tokens
             && self.layers.iter().all(|l| l.vectors.is_some())
         {
-            return self.decode_one(*token, cache);
+            let mut logits = self.decode_rows(&[*token], std::slice::from_mut(cache))?;
+            return logits
+                .pop()
+                .ok_or_else(|| candle_core::Error::Msg("decode lost its logits".into()));
         }
         let pos = cache.len;
         let row = p.n_kv_head * p.head_dim;
@@ -724,68 +729,131 @@ impl Transformer {
             }
         }
     }
+}
 
-    /// One decoded token on plain vectors. Each candle op on a 1-row tensor costs a few
-    /// microseconds of allocation and dispatch, on one thread while the other waits; a layer
-    /// has about twenty of them.
-    fn decode_one(&self, token: u32, cache: &mut KvCache) -> Result<Vec<f32>> {
+impl Transformer {
+    /// One decoded token for each of several sequences: `tokens[i]` continues the sequence
+    /// whose cache is `caches[i]` (they may be at different positions), and the result's
+    /// `i`th entry is its next-token logits.
+    ///
+    /// Decode is memory-bound: a step reads every weight once (about 1 GB for the 1.5B
+    /// model). Here each matrix is read once per step for all the sequences, which is what
+    /// makes several candidates cost little more than one; attention runs per sequence over
+    /// its own cache. Where the model has no vector form on this CPU, the sequences are
+    /// decoded one after another, with the same results.
+    pub fn forward_batch(&self, tokens: &[u32], caches: &mut [KvCache]) -> Result<Vec<Vec<f32>>> {
+        if tokens.len() != caches.len() {
+            candle_core::bail!("{} tokens for {} sequences", tokens.len(), caches.len());
+        }
+        if !self.layers.iter().all(|l| l.vectors.is_some()) {
+            return tokens
+                .iter()
+                .zip(caches.iter_mut())
+                .map(|(&t, c)| self.forward(&[t], c))
+                .collect();
+        }
+        for c in caches.iter_mut() {
+            if c.len + 1 > self.max_positions {
+                candle_core::bail!(
+                    "context overflow: {} positions, limit {}",
+                    c.len + 1,
+                    self.max_positions
+                );
+            }
+            if c.layers.len() != self.layers.len() {
+                *c = self.new_cache();
+            }
+        }
+        self.decode_rows(tokens, caches)
+    }
+
+    /// One decoded token for each sequence (one in plain decode, several in a batch) on
+    /// plain vectors. Each candle op on a 1-row tensor costs a few microseconds of
+    /// allocation and dispatch, on one thread while the other waits; a layer has about
+    /// twenty of them. The caller has checked the caches' room and shape.
+    fn decode_rows(&self, tokens: &[u32], caches: &mut [KvCache]) -> Result<Vec<Vec<f32>>> {
         let p = &self.params;
-        let (pos, hd) = (cache.len, p.head_dim);
+        let hd = p.head_dim;
         let row = p.n_kv_head * hd;
-        let ids = Tensor::new(&[token], &self.device)?;
-        let mut x = self
-            .embed
-            .embedding(&ids)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let cos = self.cos.get(pos)?.to_vec1::<f32>()?;
-        let sin = self.sin.get(pos)?.to_vec1::<f32>()?;
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut xs = self.embed.embedding(&ids)?.to_vec2::<f32>()?;
+        let rope_at = caches
+            .iter()
+            .map(|c| {
+                Ok((
+                    self.cos.get(c.len)?.to_vec1()?,
+                    self.sin.get(c.len)?.to_vec1()?,
+                ))
+            })
+            .collect::<Result<Vec<(Vec<f32>, Vec<f32>)>>>()?;
         let eps = p.rms_eps;
         let scale = 1.0 / (hd as f32).sqrt();
-        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (l, layer) in self.layers.iter().enumerate() {
             let Some(vs) = &layer.vectors else {
                 candle_core::bail!("layer has no vector form");
             };
-            let h = rms_norm(&x, &vs.attn_norm, eps);
-            let [mut q, mut k, mut v] = Linear::vectors([&layer.wq, &layer.wk, &layer.wv], &h)?;
-            for (t, b) in [(&mut q, &vs.bq), (&mut k, &vs.bk), (&mut v, &vs.bv)] {
-                if let Some(b) = b {
-                    t.iter_mut().zip(b).for_each(|(t, b)| *t += b);
+            let hs: Vec<Vec<f32>> = xs.iter().map(|x| rms_norm(x, &vs.attn_norm, eps)).collect();
+            let [mut qs, mut ks, mut vs_] =
+                Linear::vectors_batch([&layer.wq, &layer.wk, &layer.wv], &hs)?;
+            let mut ys = Vec::with_capacity(xs.len());
+            for (s, cache) in caches.iter_mut().enumerate() {
+                let (q, k, v) = (&mut qs[s], &mut ks[s], &mut vs_[s]);
+                for (t, b) in [(&mut *q, &vs.bq), (&mut *k, &vs.bk), (&mut *v, &vs.bv)] {
+                    if let Some(b) = b {
+                        t.iter_mut().zip(b).for_each(|(t, b)| *t += b);
+                    }
                 }
+                if q.len() != p.n_head * hd || k.len() != row || v.len() != row {
+                    candle_core::bail!("attention projections do not match the head layout");
+                }
+                let (cos, sin) = &rope_at[s];
+                for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
+                    rope(head, cos, sin, p.arch);
+                }
+                let pos = cache.len;
+                let slot = &mut cache.layers[l];
+                slot.append(pos * row, k, v);
+                ys.push(decode_attention(
+                    q,
+                    (&slot.k, &slot.v),
+                    pos + 1,
+                    (p.n_head, p.n_kv_head, hd),
+                    scale,
+                ));
             }
-            if q.len() != p.n_head * hd || k.len() != row || v.len() != row {
-                candle_core::bail!("attention projections do not match the head layout");
+            let [outs] = Linear::vectors_batch([&layer.wo], &ys)?;
+            for (x, o) in xs.iter_mut().zip(&outs) {
+                add(x, o);
             }
-            for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
-                rope(head, &cos, &sin, p.arch);
+            let hs: Vec<Vec<f32>> = xs.iter().map(|x| rms_norm(x, &vs.ffn_norm, eps)).collect();
+            let [mut gates, ups] = Linear::vectors_batch([&layer.gate, &layer.up], &hs)?;
+            for (g, u) in gates.iter_mut().zip(&ups) {
+                silu_mul(g, u);
             }
-            slot.append(pos * row, &k, &v);
-            let y = decode_attention(
-                &q,
-                (&slot.k, &slot.v),
-                pos + 1,
-                (p.n_head, p.n_kv_head, hd),
-                scale,
-            );
-            add(&mut x, &layer.wo.vector(&y)?);
-            let h = rms_norm(&x, &vs.ffn_norm, eps);
-            let [mut gate, up] = Linear::vectors([&layer.gate, &layer.up], &h)?;
-            silu_mul(&mut gate, &up);
-            add(&mut x, &layer.down.vector(&gate)?);
+            let [downs] = Linear::vectors_batch([&layer.down], &gates)?;
+            for (x, d) in xs.iter_mut().zip(&downs) {
+                add(x, d);
+            }
             self.release_repacked(layer);
         }
-        cache.len = pos + 1;
-        let last = rms_norm(&x, &self.norm_vector, eps);
-        if self.output.takes_slices() {
-            return self.output.vector(&last);
+        for c in caches.iter_mut() {
+            c.len += 1;
         }
-        let n = last.len();
-        let last = Tensor::from_vec(last, (1, 1, n), &self.device)?;
+        let lasts: Vec<Vec<f32>> = xs
+            .iter()
+            .map(|x| rms_norm(x, &self.norm_vector, eps))
+            .collect();
+        if self.output.takes_slices() {
+            let [logits] = Linear::vectors_batch([&self.output], &lasts)?;
+            return Ok(logits);
+        }
+        let (m, n) = (lasts.len(), p.n_embd);
+        let lasts = Tensor::from_vec(lasts.concat(), (1, m, n), &self.device)?;
         self.output
-            .forward(&last)?
-            .flatten_all()?
+            .forward(&lasts)?
+            .squeeze(0)?
             .to_dtype(DType::F32)?
-            .to_vec1()
+            .to_vec2()
     }
 }
 

@@ -5,10 +5,10 @@
 //! pass live behind [`Engine`]. Candle on the CPU is the engine everywhere; MLX on Apple
 //! Silicon's GPU is the other, compiled only on macOS/aarch64 with the `mlx` feature.
 
-use super::ModelVariant;
-use super::gguf::GgufFile;
-use super::model::{Hyperparams, KvCache, Transformer};
-use crate::error::GeneratorError;
+use crate::EngineError;
+use crate::ModelVariant;
+use crate::gguf::GgufFile;
+use crate::model::{Hyperparams, KvCache, Transformer};
 
 /// The attention state of one sequence, in the engine's own representation. Cloning is a
 /// cheap snapshot (the prefix cache restores one per request).
@@ -16,7 +16,7 @@ use crate::error::GeneratorError;
 pub enum EngineCache {
     Candle(KvCache),
     #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
-    Mlx(super::mlx::MlxCache),
+    Mlx(crate::mlx::MlxCache),
 }
 
 /// A loaded model that turns tokens into next-token logits.
@@ -30,7 +30,7 @@ pub trait Engine: Send + std::fmt::Debug {
 
     /// Runs `tokens` after the positions already in `cache`, appends them to it, and returns
     /// the logits for the last token.
-    fn forward(&self, tokens: &[u32], cache: &mut EngineCache) -> Result<Vec<f32>, GeneratorError>;
+    fn forward(&self, tokens: &[u32], cache: &mut EngineCache) -> Result<Vec<f32>, EngineError>;
 
     /// What, besides the weights and the tokens, decides the cache's exact numbers: the
     /// engine and the kernels it picked on this CPU. Part of the disk cache's key. `None`
@@ -59,8 +59,8 @@ pub struct KvSnapshot {
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
-fn inference(e: impl std::fmt::Display) -> GeneratorError {
-    GeneratorError::Inference(e.to_string())
+fn inference(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Inference(e.to_string())
 }
 
 impl Engine for Transformer {
@@ -76,7 +76,7 @@ impl Engine for Transformer {
         EngineCache::Candle(Transformer::new_cache(self))
     }
 
-    fn forward(&self, tokens: &[u32], cache: &mut EngineCache) -> Result<Vec<f32>, GeneratorError> {
+    fn forward(&self, tokens: &[u32], cache: &mut EngineCache) -> Result<Vec<f32>, EngineError> {
         match cache {
             EngineCache::Candle(c) => Transformer::forward(self, tokens, c).map_err(inference),
             #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
@@ -90,8 +90,8 @@ impl Engine for Transformer {
         // Mapped weights take caro's kernels, weights read into memory some of candle's.
         Some(format!(
             "candle-cpu;vnni={};avx2={};mapped={}",
-            super::cpu::features().vnni,
-            super::cpu::features().avx2,
+            crate::cpu::features().vnni,
+            crate::cpu::features().avx2,
             self.is_mapped()
         ))
     }
@@ -140,7 +140,7 @@ pub fn load(
     params: Hyperparams,
     max_positions: usize,
     mmap: bool,
-) -> Result<Box<dyn Engine>, GeneratorError> {
+) -> Result<Box<dyn Engine>, EngineError> {
     match variant {
         ModelVariant::Cpu => {
             let model = Transformer::load(gguf, params, max_positions, mmap)
@@ -148,14 +148,12 @@ pub fn load(
             Ok(Box::new(model))
         }
         #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
-        ModelVariant::Mlx => Ok(Box::new(super::mlx::MlxEngine::load(
+        ModelVariant::Mlx => Ok(Box::new(crate::mlx::MlxEngine::load(
             gguf,
             params,
             max_positions,
         )?)),
         #[cfg(not(all(feature = "mlx", target_os = "macos", target_arch = "aarch64")))]
-        ModelVariant::Mlx => Err(GeneratorError::InvalidConfig(
-            crate::embedded::MLX_MISSING.to_owned(),
-        )),
+        ModelVariant::Mlx => Err(EngineError::MlxMissing),
     }
 }

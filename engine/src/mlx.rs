@@ -11,11 +11,11 @@
 //! affine quantization at the bit width of the source type, so the model keeps its size and
 //! runs MLX's quantized matmul kernels.
 
-use super::ModelVariant;
-use super::engine::{Engine, EngineCache};
-use super::gguf::GgufFile;
-use super::model::{Architecture, Hyperparams};
-use crate::error::GeneratorError;
+use crate::EngineError;
+use crate::ModelVariant;
+use crate::engine::{Engine, EngineCache};
+use crate::gguf::GgufFile;
+use crate::model::{Architecture, Hyperparams};
 use candle_core::quantized::GgmlDType;
 use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
@@ -28,8 +28,8 @@ const GROUP: i32 = 64;
 /// Group size of GGUF's own Q4_0/Q4_1/Q8_0 blocks as MLX loads them.
 const GGUF_GROUP: i32 = 32;
 
-fn mlx_err(e: impl std::fmt::Display) -> GeneratorError {
-    GeneratorError::Inference(format!("MLX: {e}"))
+fn mlx_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Inference(format!("MLX: {e}"))
 }
 
 /// A weight matrix `(out, in)` in MLX's affine quantized layout.
@@ -125,7 +125,7 @@ struct Weights<'a> {
 }
 
 impl Weights<'_> {
-    fn array(&self, name: &str) -> Result<Array, GeneratorError> {
+    fn array(&self, name: &str) -> Result<Array, EngineError> {
         self.file
             .get_array(name)
             .map_err(mlx_err)?
@@ -137,13 +137,13 @@ impl Weights<'_> {
     }
 
     /// A float vector (norm weight, bias) in float32.
-    fn vector(&self, name: &str) -> Result<Array, GeneratorError> {
+    fn vector(&self, name: &str) -> Result<Array, EngineError> {
         self.array(name)?.as_dtype(Dtype::Float32).map_err(mlx_err)
     }
 
     /// The token-embedding table in float16: MLX-native blocks dequantized, anything else as
     /// MLX read it (already float16; quantizing it again would only add error).
-    fn embedding(&self, name: &str) -> Result<Array, GeneratorError> {
+    fn embedding(&self, name: &str) -> Result<Array, EngineError> {
         let base = name.strip_suffix(".weight").unwrap_or(name);
         let native = self
             .file
@@ -159,7 +159,7 @@ impl Weights<'_> {
     }
 
     /// A weight matrix: GGUF's own MLX-native blocks as they are, anything else quantized now.
-    fn linear(&self, name: &str) -> Result<QLinear, GeneratorError> {
+    fn linear(&self, name: &str) -> Result<QLinear, EngineError> {
         let w = self.array(name)?;
         let base = name.strip_suffix(".weight").unwrap_or(name);
         if let (Some(scales), Some(biases)) = (
@@ -209,7 +209,7 @@ impl MlxEngine {
         header: &mut GgufFile,
         params: Hyperparams,
         max_positions: usize,
-    ) -> Result<Self, GeneratorError> {
+    ) -> Result<Self, EngineError> {
         let file = MlxGguf::load(&header.path)
             .map_err(|e| header.corrupt(format!("MLX cannot read it: {e}")))?;
         let w = Weights {
@@ -223,7 +223,7 @@ impl MlxEngine {
         } else {
             w.linear("token_embd.weight")?
         };
-        let bias = |n: &str| -> Result<Option<Array>, GeneratorError> {
+        let bias = |n: &str| -> Result<Option<Array>, EngineError> {
             if params.arch == Architecture::Qwen2 && w.has(n) {
                 Ok(Some(w.vector(n)?))
             } else {
@@ -248,7 +248,7 @@ impl MlxEngine {
                     down: w.linear(&n("ffn_down.weight"))?,
                 })
             })
-            .collect::<Result<Vec<_>, GeneratorError>>()?;
+            .collect::<Result<Vec<_>, EngineError>>()?;
         let norm = w.vector("output_norm.weight")?;
         Ok(Self {
             max_positions: max_positions.min(params.context_length).max(1),
@@ -334,7 +334,7 @@ impl Engine for MlxEngine {
         EngineCache::Mlx(MlxCache::default())
     }
 
-    fn forward(&self, tokens: &[u32], cache: &mut EngineCache) -> Result<Vec<f32>, GeneratorError> {
+    fn forward(&self, tokens: &[u32], cache: &mut EngineCache) -> Result<Vec<f32>, EngineError> {
         if tokens.is_empty() {
             return Err(mlx_err("forward called with no tokens"));
         }

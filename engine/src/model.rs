@@ -745,6 +745,9 @@ impl Transformer {
         if tokens.len() != caches.len() {
             candle_core::bail!("{} tokens for {} sequences", tokens.len(), caches.len());
         }
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
         if !self.layers.iter().all(|l| l.vectors.is_some()) {
             return tokens
                 .iter()
@@ -847,13 +850,19 @@ impl Transformer {
             let [logits] = Linear::vectors_batch([&self.output], &lasts)?;
             return Ok(logits);
         }
-        let (m, n) = (lasts.len(), p.n_embd);
-        let lasts = Tensor::from_vec(lasts.concat(), (1, m, n), &self.device)?;
-        self.output
-            .forward(&lasts)?
-            .squeeze(0)?
-            .to_dtype(DType::F32)?
-            .to_vec2()
+        // candle's matrices, one sequence at a time: candle picks other kernels for several
+        // rows, and a sequence's logits must not depend on the batch it is in.
+        lasts
+            .into_iter()
+            .map(|last| {
+                let n = last.len();
+                self.output
+                    .forward(&Tensor::from_vec(last, (1, 1, n), &self.device)?)?
+                    .flatten_all()?
+                    .to_dtype(DType::F32)?
+                    .to_vec1()
+            })
+            .collect()
     }
 }
 

@@ -7,8 +7,8 @@
 //! one `Mutex` per part, emptied by the one thread that is dealt the part; [`units`] cuts
 //! them during the pass, under one `Mutex`, on the thread that will write them. Either way a
 //! thread locks once per grab of work (about eight grabs per thread and pass), never per work
-//! unit, and the parts are exactly the work candle itself would deal out, so which thread
-//! does what is unchanged.
+//! unit, and the parts are the same sizes as the work candle itself would deal out (which
+//! thread takes which part may differ, as with candle's own cursor).
 
 use candle_core::utils::barrier_pool;
 use std::sync::{Mutex, PoisonError};

@@ -12,7 +12,6 @@
 //! kernels run.
 #![allow(unsafe_code)]
 
-use crate::kernels::Q8K_BYTES;
 use candle_core::Result;
 use candle_core::quantized::k_quants::{BlockQ8K, GgmlType, QK_K};
 use std::mem::offset_of;
@@ -399,7 +398,8 @@ impl Job<'_> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Job, Q8K_BYTES, TILE_ROWS};
+    use super::{Job, TILE_ROWS};
+    use crate::kernels::Q8K_BYTES;
     use core::arch::x86_64::*;
 
     /// `ROWS` activation rows against one tile row. Low and high nibbles accumulate apart so

@@ -34,6 +34,12 @@ function render(a, opts = {}) {
   badge.setAttribute("aria-label", "risk: " + a.risk);
   $("meta").textContent = `${a.mode} mode · ${a.backend} · ${(a.took_ms / 1000).toFixed(1)} s` +
     (a.fallback_reason ? ` · fell back: ${a.fallback_reason}` : "");
+  // Issue 20: what the command did in a sandbox with a copy of the folder. An edited command
+  // has no preview (it never ran), so none is shown for it.
+  const preview = a.effects ? a.effects.summary : "";
+  $("preview").textContent = preview;
+  $("preview").classList.toggle("previewed", Boolean(a.effects && a.effects.previewed));
+  show($("preview"), Boolean(preview));
   const list = $("findings");
   list.replaceChildren();
   for (const f of a.findings) {

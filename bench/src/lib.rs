@@ -7,7 +7,9 @@ pub mod cold;
 pub mod devset;
 pub mod leaks;
 pub mod safety_corpus;
-pub mod sandbox;
 pub mod score;
 pub mod stats;
 pub mod sys;
+
+/// The execution sandbox lives in its own crate, which the product's preview shares.
+pub use caro_sandbox as sandbox;

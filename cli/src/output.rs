@@ -131,6 +131,13 @@ pub struct JsonAnswer<'a> {
     pub warnings: &'a [String],
     /// "daemon" when a running `caro serve` / tray app answered, else "in_process".
     pub served_by: &'static str,
+    /// Issue 20: how the command was chosen among the model's candidates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<&'a caro_core::select::Selection>,
+    /// Issue 20: what the command did in a sandbox holding a copy of the folder, or why it
+    /// was not previewed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effects: Option<&'a caro_core::select::EffectsPreview>,
 }
 
 impl<'a> JsonAnswer<'a> {
@@ -166,6 +173,8 @@ impl<'a> JsonAnswer<'a> {
             tokens: g.tokens,
             warnings: &g.warnings,
             served_by: "in_process",
+            selection: None,
+            effects: None,
         }
     }
 }
@@ -294,6 +303,38 @@ pub fn print_rated(g: &GeneratedCommand, gate: &Gate, verbose: bool, author: Aut
             g.tokens.generated,
             t.total
         );
+    }
+}
+
+/// The preview of the chosen command's effects on stderr, and with `verbose` how it was
+/// chosen among the candidates.
+pub fn print_choice(c: &caro_core::select::Choice, verbose: bool) {
+    let mut err = anstream::stderr().lock();
+    let style = if c.effects.previewed { BOLD } else { DIM };
+    let _ = writeln!(
+        err,
+        "{DIM}preview:{DIM:#} {style}{}{style:#}",
+        c.effects.summary
+    );
+    let s = &c.selection;
+    if verbose && s.k > 1 {
+        let how = match s.method {
+            caro_core::select::Method::Single => {
+                format!("all {} candidates had the same structure", s.k)
+            }
+            m => format!(
+                "chosen by {} among {} candidates ({} distinct, {} run in the sandbox, {} agreeing)",
+                m.as_str(),
+                s.k,
+                s.distinct,
+                s.executed,
+                s.agreeing
+            ),
+        };
+        let _ = writeln!(err, "{DIM}{how}{DIM:#}");
+        if let Some(note) = &s.note {
+            let _ = writeln!(err, "{DIM}{note}{DIM:#}");
+        }
     }
 }
 

@@ -120,6 +120,8 @@ pub fn run(
                     explanation: None,
                     warnings: Vec::new(),
                     fallback_reason: None,
+                    // The user's command is the one rated, never swapped for a candidate.
+                    candidates: Vec::new(),
                     ..answer
                 };
                 conversation.answered(&answer.command);
@@ -137,12 +139,23 @@ pub fn run(
                     continue;
                 }
                 match answers.generate(revised.request()) {
-                    Ok(a) => {
+                    Ok(mut a) => {
+                        // Issue 20: a revision is chosen and previewed like the first answer.
+                        let choice = caro_core::select::settle(
+                            &mut a,
+                            pipeline.shell(),
+                            pipeline.validator(),
+                            here.as_ref(),
+                            here.as_ref().map(|l| std::path::Path::new(&l.cwd)),
+                        );
                         gate = pipeline.gate(Some(&revised), &a.command, here.as_ref());
                         revised.answered(&a.command);
                         conversation = revised;
                         answer = a;
                         output::print_human(&answer, &gate, false);
+                        if !gate.blocked() {
+                            output::print_choice(&choice, false);
+                        }
                     }
                     Err(Halt::Error(e)) => output::print_error(&e, e.hint().as_deref()),
                     Err(Halt::Stop(code)) => return code,

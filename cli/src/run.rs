@@ -44,6 +44,7 @@ fn overrides(cli: &Cli) -> Overrides {
             top_p: cli.top_p,
             max_tokens: cli.max_tokens,
             seed: cli.seed,
+            candidates: cli.candidates.map(usize::from),
         },
         ..Overrides::default()
     }
@@ -108,12 +109,21 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         .warnings
         .extend(settings.resolved.warnings.iter().cloned());
 
+    // Issue 20: choose among the candidates and preview the chosen command's effects in a
+    // sandbox. The shell key binding (quiet) shows no preview, so it only pays for a choice.
+    let location = Location::current();
+    let choice = (!cli.quiet || answer.candidates.len() > 1).then(|| {
+        caro_core::select::settle(
+            &mut answer,
+            shell,
+            pipeline.validator(),
+            location.as_ref(),
+            std::env::current_dir().ok().as_deref(),
+        )
+    });
+
     // `--execute` runs the command here, so the verdict is for this folder.
-    let gate = pipeline.gate(
-        Some(&conversation),
-        &answer.command,
-        Location::current().as_ref(),
-    );
+    let gate = pipeline.gate(Some(&conversation), &answer.command, location.as_ref());
     conversation.answered(&answer.command);
     let code = if gate.blocked() {
         ExitCode::from(exit::BLOCKED)
@@ -123,6 +133,8 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
     if cli.json {
         let mut doc = output::JsonAnswer::new(&answer, shell, &gate);
         doc.served_by = answers.served_by().as_str();
+        doc.selection = choice.as_ref().map(|c| &c.selection);
+        doc.effects = choice.as_ref().map(|c| &c.effects);
         output::print_json(&doc);
         return Ok(code);
     }
@@ -130,6 +142,11 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         output::print_quiet(&answer, &gate);
     } else {
         output::print_human(&answer, &gate, cli.verbose > 0);
+        if let Some(c) = &choice
+            && !gate.blocked()
+        {
+            output::print_choice(c, cli.verbose > 0);
+        }
     }
     if crate::review::wanted(cli) {
         return Ok(crate::review::run(

@@ -124,6 +124,12 @@ pub struct GeneratedCommand {
     /// Set when a remote backend failed and the embedded model answered instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// Issue 20: every candidate command the model wrote for this request, in its order (the
+    /// first is the greedy one, which `command` starts as), those that failed the command
+    /// check left out; empty when one command was decoded. [`crate::select`] chooses among
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
 }
 
 /// Describes a backend for status displays.

@@ -25,6 +25,7 @@ pub mod remote;
 pub mod reply;
 pub mod retrieval;
 pub mod review;
+pub mod select;
 pub mod settings;
 pub mod shell_init;
 pub mod stats;

@@ -340,6 +340,7 @@ pub fn asks_daemon(
         || s.top_p.is_some()
         || s.max_tokens.is_some()
         || s.seed.is_some()
+        || s.candidates.is_some()
         || ["CARO_BACKEND", "CARO_MODEL", "CARO_ENGINE"]
             .iter()
             .any(|k| env(k).is_some_and(|v| !v.is_empty()));
@@ -531,6 +532,14 @@ mod tests {
             ..Overrides::default()
         };
         assert!(!asks_daemon(false, &seeded, none));
+        let best_of = Overrides {
+            sampling: crate::settings::Sampling {
+                candidates: Some(4),
+                ..Default::default()
+            },
+            ..Overrides::default()
+        };
+        assert!(!asks_daemon(false, &best_of, none), "--candidates");
         let strict = Overrides {
             mode: Some(crate::safety::SafetyMode::Strict),
             timeout_secs: Some(3),

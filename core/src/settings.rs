@@ -39,6 +39,10 @@ variant = "auto"
 # check_options = false   # ask again when an option is missing from the tool's own --help
 # describe_paths = false  # say whether the paths your request names exist in this folder
 # list_folder = false     # list the first names in this folder
+# Issue 20: decode this many commands together (the greedy one and samples) and pick the one
+# most of them agree with by what they do in a sandbox (Linux with bubblewrap), else by their
+# structure. 1 = the greedy command alone. `--candidates` overrides it.
+# candidates = 1
 
 [ollama]
 url = "http://localhost:11434"
@@ -120,6 +124,9 @@ pub struct EmbeddedSection {
     pub describe_paths: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_folder: Option<bool>,
+    /// Issue 20: best-of-k; see [`crate::EmbeddedConfig::candidates`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<usize>,
 }
 
 fn auto() -> String {
@@ -138,6 +145,7 @@ impl Default for EmbeddedSection {
             check_options: None,
             describe_paths: None,
             list_folder: None,
+            candidates: None,
         }
     }
 }
@@ -848,6 +856,9 @@ impl EmbeddedSection {
         if let Some(v) = self.list_folder {
             b = b.list_folder(v);
         }
+        if let Some(k) = self.candidates {
+            b = b.candidates(k);
+        }
         Ok(b)
     }
 }
@@ -881,6 +892,9 @@ impl Resolved {
         }
         if let Some(seed) = s.seed {
             b = b.seed(seed);
+        }
+        if let Some(k) = s.candidates {
+            b = b.candidates(k);
         }
         b.build()
     }
@@ -928,13 +942,15 @@ pub struct Overrides {
     pub sampling: Sampling,
 }
 
-/// Sampling flags (`--temperature`, `--top-p`, `--max-tokens`, `--seed`), over `[embedded]`.
+/// Sampling flags (`--temperature`, `--top-p`, `--max-tokens`, `--seed`, `--candidates`),
+/// over `[embedded]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Sampling {
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
     pub max_tokens: Option<usize>,
     pub seed: Option<u64>,
+    pub candidates: Option<usize>,
 }
 
 /// Applies environment and flags over the file: the one place precedence is decided.
@@ -1149,6 +1165,7 @@ mod tests {
                 top_p: Some(0.5),
                 max_tokens: None,
                 seed: Some(9),
+                candidates: Some(4),
             },
             ..Overrides::default()
         };
@@ -1159,8 +1176,8 @@ mod tests {
         );
         let c = r.embedded_config().expect("config");
         assert_eq!(
-            (c.temperature, c.top_p, c.max_tokens, c.seed),
-            (0.0, 0.5, 80, 9)
+            (c.temperature, c.top_p, c.max_tokens, c.seed, c.candidates),
+            (0.0, 0.5, 80, 9, 4)
         );
     }
 

@@ -32,6 +32,28 @@ pub trait Engine: Send + std::fmt::Debug {
     /// the logits for the last token.
     fn forward(&self, tokens: &[u32], cache: &mut EngineCache) -> Result<Vec<f32>, EngineError>;
 
+    /// Advances each sequence by its one token (`tokens[i]` after `caches[i]`) and returns
+    /// each one's logits, exactly as [`Engine::forward`] would one at a time. The default
+    /// does that; an engine that shares each weight read among the sequences overrides it.
+    fn forward_batch(
+        &self,
+        tokens: &[u32],
+        caches: &mut [EngineCache],
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        if tokens.len() != caches.len() {
+            return Err(inference(format!(
+                "{} tokens for {} sequences",
+                tokens.len(),
+                caches.len()
+            )));
+        }
+        tokens
+            .iter()
+            .zip(caches.iter_mut())
+            .map(|(&t, c)| self.forward(&[t], c))
+            .collect()
+    }
+
     /// What, besides the weights and the tokens, decides the cache's exact numbers: the
     /// engine and the kernels it picked on this CPU. Part of the disk cache's key. `None`
     /// for an engine whose cache cannot be saved (MLX keeps its cache on the GPU).
@@ -82,6 +104,35 @@ impl Engine for Transformer {
             #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
             EngineCache::Mlx(_) => Err(inference("an MLX cache was given to the Candle engine")),
         }
+    }
+
+    fn forward_batch(
+        &self,
+        tokens: &[u32],
+        caches: &mut [EngineCache],
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
+        // The batched pass needs every cache in candle's form; the caches are taken out and
+        // put back so each sequence keeps its own.
+        #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
+        if caches.iter().any(|c| !matches!(c, EngineCache::Candle(_))) {
+            return Err(inference("an MLX cache was given to the Candle engine"));
+        }
+        let mut kv: Vec<KvCache> = caches
+            .iter_mut()
+            .map(|c| {
+                match std::mem::replace(c, EngineCache::Candle(Transformer::new_cache(self))) {
+                    EngineCache::Candle(k) => k,
+                    // Ruled out above.
+                    #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
+                    EngineCache::Mlx(_) => Transformer::new_cache(self),
+                }
+            })
+            .collect();
+        let out = Transformer::forward_batch(self, tokens, &mut kv).map_err(inference);
+        for (c, k) in caches.iter_mut().zip(kv) {
+            *c = EngineCache::Candle(k);
+        }
+        out
     }
 
     fn cache_signature(&self) -> Option<String> {

@@ -54,6 +54,11 @@ pub struct Answer {
     pub model: String,
     pub fallback_reason: Option<String>,
     pub took_ms: u64,
+    /// Issue 20: what the command did in a sandbox holding a copy of the folder, or why it
+    /// was not previewed; `None` for a command edited in the popup.
+    pub effects: Option<caro_core::select::EffectsPreview>,
+    /// Issue 20: how it was chosen among the model's candidates.
+    pub selection: Option<caro_core::select::Selection>,
 }
 
 /// What running a command produced: core's captured run, as the popup shows it.
@@ -360,6 +365,8 @@ impl AppState {
             model: String::new(),
             fallback_reason: None,
             took_ms: 0,
+            effects: None,
+            selection: None,
         }
     }
 
@@ -415,10 +422,17 @@ impl AppState {
         let generator = self.live(|l| l.service.generator.clone());
         let context =
             caro_core::ExecutionContext::for_os(std::env::consts::OS, Some(self.run_dir()));
-        let g = generator.generate_command(
+        let mut g = generator.generate_command(
             &CommandRequest::new(conversation.request(), self.0.shell).with_context(context),
         )?;
-        let gate = self.gate(Some(&conversation), &g.command, &self.location());
+        // Issue 20: the choice among the candidates and the chosen command's preview, in the
+        // folder Run would run it in, before the gate rates it.
+        let dir = self.run_dir();
+        let at = self.location_of(&dir);
+        let validator = self.live(|l| l.pipeline.validator().clone());
+        let choice =
+            caro_core::select::settle(&mut g, self.0.shell, &validator, Some(&at), Some(&dir));
+        let gate = self.gate(Some(&conversation), &g.command, &at);
         conversation.answered(&g.command);
         let shown = conversation.shown();
         *self
@@ -431,6 +445,8 @@ impl AppState {
         answer.model = g.model;
         answer.fallback_reason = g.fallback_reason;
         answer.took_ms = started.elapsed().as_millis() as u64;
+        answer.effects = Some(choice.effects);
+        answer.selection = Some(choice.selection);
         if let Some(p) = &self.0.stats {
             caro_core::stats::record_to(p, answer.took_ms as f64, &answer.backend);
         }

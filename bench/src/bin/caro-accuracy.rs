@@ -61,7 +61,9 @@ struct Args {
     #[arg(long)]
     temperature: Vec<f32>,
     /// Which grounding levers are on, comma-separated: `examples=N` (the N bank pairs closest
-    /// to the request), `options` (check options against the local --help), `paths` (say
+    /// to the request), `candidates=K` (best-of-k, issue 20: K candidates decoded together and
+    /// chosen among in the sandbox, as the CLI chooses), `options` (check options against the
+    /// local --help), `paths` (say
     /// whether the request's paths exist in its folder), `listing` (the folder's first names),
     /// or `none`. Repeat to compare settings in one run. Default: caro's defaults.
     #[arg(long, value_parser = parse_levers)]
@@ -362,6 +364,8 @@ struct Levers {
     options: bool,
     paths: bool,
     listing: bool,
+    /// Issue 20: best-of-k; 1 is off.
+    candidates: usize,
 }
 
 impl Levers {
@@ -372,6 +376,7 @@ impl Levers {
             options: c.check_options,
             paths: c.describe_paths,
             listing: c.list_folder,
+            candidates: c.candidates,
         }
     }
 
@@ -379,6 +384,9 @@ impl Levers {
         let mut on = Vec::new();
         if self.examples > 0 {
             on.push(format!("examples={}", self.examples));
+        }
+        if self.candidates > 1 {
+            on.push(format!("candidates={}", self.candidates));
         }
         for (set, name) in [
             (self.options, "options"),
@@ -403,6 +411,7 @@ fn parse_levers(s: &str) -> Result<Levers, String> {
         options: false,
         paths: false,
         listing: false,
+        candidates: 1,
     };
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part {
@@ -410,11 +419,15 @@ fn parse_levers(s: &str) -> Result<Levers, String> {
             "options" => l.options = true,
             "paths" => l.paths = true,
             "listing" => l.listing = true,
-            _ => match part.strip_prefix("examples=").map(str::parse) {
-                Some(Ok(n)) => l.examples = n,
+            _ => match (
+                part.strip_prefix("examples=").map(str::parse),
+                part.strip_prefix("candidates=").map(str::parse),
+            ) {
+                (Some(Ok(n)), _) => l.examples = n,
+                (_, Some(Ok(k))) => l.candidates = k,
                 _ => {
                     return Err(format!(
-                        "unknown lever `{part}`: use examples=N, options, paths, listing or none"
+                        "unknown lever `{part}`: use examples=N, candidates=K, options, paths, listing or none"
                     ));
                 }
             },
@@ -452,8 +465,15 @@ fn evaluate(
         .check_options(levers.options)
         .describe_paths(levers.paths)
         .list_folder(levers.listing)
+        .candidates(levers.candidates)
         .check_commands(check)
         .build()?;
+    let validator =
+        caro_core::safety::SafetyValidator::new(caro_core::safety::SafetyMode::Moderate);
+    let at = caro_core::safety::Location::new(
+        caro_bench::sandbox::PROJECT,
+        Some(Path::new("/home/user")),
+    );
     let backend = EmbeddedModelBackend::new(model, config)?;
     let label = levers.label();
     let t = Instant::now();
@@ -478,7 +498,19 @@ fn evaluate(
                 request =
                     request.with_surroundings(caro_core::workdir::look(sb.golden(), &item.nl));
             }
-            let generated = backend.generate_command(&request);
+            let mut generated = backend.generate_command(&request);
+            // Issue 20: the choice among candidates, as the CLI makes it, timed with the
+            // answer. Its preview runs on a copy of the fixture (mounted at the copy's own
+            // path, not PROJECT: a command naming PROJECT's absolute path fails there).
+            if let (Ok(g), true) = (&mut generated, levers.candidates > 1) {
+                caro_core::select::settle(
+                    g,
+                    item.shell_type(),
+                    &validator,
+                    Some(&at),
+                    sandbox.map(Sandbox::golden),
+                );
+            }
             let ms = t.elapsed().as_secs_f64() * 1e3;
             latencies.push(ms);
             let (candidate, error, warnings) = match generated {

@@ -377,3 +377,60 @@ fn help_teaches_and_version_prints() {
         .stdout(predicate::str::starts_with("caro "));
     caro().args(["--shell", "tcsh", "x"]).assert().code(2);
 }
+
+/// Issue 20: best-of-k end to end on the real model. `--json` says how the command was chosen
+/// among the candidates, and the preview says what it would do, run in the sandbox on a copy:
+/// the folder itself is left as it was.
+#[test]
+fn candidates_are_chosen_and_previewed_without_touching_the_folder() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("notes.txt"), "keep\n").expect("seed");
+    let v = json_exit(
+        caro()
+            .current_dir(dir.path())
+            .env("CARO_MODEL_PATH", model(QWEN_1_5B))
+            .args([
+                "--json",
+                "--candidates",
+                "3",
+                "create an empty file named marker.txt",
+            ]),
+        0,
+    );
+    let command = v["command"].as_str().expect("command");
+    assert!(command.contains("marker.txt"), "{v}");
+    let s = &v["selection"];
+    let k = s["k"].as_u64().expect("k");
+    assert!((1..=3).contains(&k), "{v}");
+    assert!(s["distinct"].as_u64().expect("distinct") <= k, "{v}");
+    assert!(
+        ["single", "execution"].contains(&s["method"].as_str().expect("method")),
+        "{v}"
+    );
+    assert_eq!(v["effects"]["previewed"], true, "{v}");
+    assert_eq!(v["effects"]["summary"], "would create marker.txt", "{v}");
+    assert!(
+        !dir.path().join("marker.txt").exists(),
+        "the preview ran on a copy"
+    );
+
+    // Human output shows the preview before anything runs.
+    caro()
+        .current_dir(dir.path())
+        .args(["--temperature", "0", "-m"])
+        .arg(model(QWEN_1_5B))
+        .arg("create an empty file named marker.txt")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("preview: would create marker.txt"));
+    assert!(!dir.path().join("marker.txt").exists());
+}
+
+#[test]
+fn candidates_out_of_range_is_a_usage_error() {
+    caro()
+        .args(["--candidates", "9", "list files"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--candidates"));
+}

@@ -115,12 +115,17 @@ struct RunOptions {
     cacheable_messages: usize,
     /// Stop as soon as the reply holds a whole command.
     stop_when_complete: bool,
+    /// Replies to decode together (issue 20): the configured number for a command, one for
+    /// an explanation or a second attempt.
+    candidates: usize,
 }
 
 /// What one run produced.
 #[derive(Debug)]
 struct RunOutput {
     text: String,
+    /// The other candidates' replies (issue 20), in the order they were sampled.
+    alternatives: Vec<String>,
     timings: Timings,
     tokens: TokenCounts,
 }
@@ -224,6 +229,7 @@ impl EmbeddedModelBackend {
             RunOptions {
                 cacheable_messages: 0,
                 stop_when_complete: false,
+                candidates: 1,
             },
             cancel,
         )?;
@@ -497,46 +503,21 @@ fn generate(
             (loaded.model.new_cache(), [prefix_ids, rest_ids].concat())
         };
     let model = &loaded.model;
-    let mut logits = prefill(model.as_ref(), &to_prefill, &mut cache, cancel)?;
+    let logits = prefill(model.as_ref(), &to_prefill, &mut cache, cancel)?;
     drop(prefill_guard);
     let prefill_ms = prefill_start.elapsed().as_secs_f64() * 1e3;
     tracing::debug!(tokens = prompt_len, cached, ms = prefill_ms, "prefill done");
 
     let decode_start = Instant::now();
-    let span = tracing::info_span!("decode");
+    let span = tracing::info_span!("decode", candidates = opts.candidates);
     let _decode_guard = span.enter();
-    let mut sampler = Sampler::new(config.temperature, config.top_p, config.seed);
-    let mut generated: Vec<u32> = Vec::new();
-    let mut text = String::new();
-    for step in 0..config.max_tokens {
-        let next = sampler.sample(&logits);
-        if codec.stop_ids.contains(&next) {
-            break;
-        }
-        generated.push(next);
-        text = codec.decode(&generated)?;
-        if let Some(cut) = config
-            .stop
-            .iter()
-            .filter_map(|s| text.find(s.as_str()))
-            .min()
-        {
-            text.truncate(cut);
-            break;
-        }
-        if opts.stop_when_complete && reply::is_complete(&text) {
-            break;
-        }
-        if step + 1 == config.max_tokens {
-            break;
-        }
-        cancel.check().map_err(stop)?;
-        logits = model.forward(&[next], &mut cache)?;
-    }
+    let mut replies = decode(model.as_ref(), codec, config, opts, logits, cache, cancel)?;
     let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
-    tracing::debug!(tokens = generated.len(), ms = decode_ms, "decode done");
+    let first = replies.remove(0);
+    tracing::debug!(tokens = first.tokens, ms = decode_ms, "decode done");
     Ok(RunOutput {
-        text,
+        text: first.text,
+        alternatives: replies.into_iter().map(|r| r.text).collect(),
         timings: Timings {
             load: 0.0,
             prefill: prefill_ms,
@@ -546,9 +527,121 @@ fn generate(
         tokens: TokenCounts {
             prompt: prompt_len,
             cached,
-            generated: generated.len(),
+            generated: first.tokens,
         },
     })
+}
+
+/// One decoded reply.
+#[derive(Debug)]
+struct Reply {
+    text: String,
+    tokens: usize,
+}
+
+/// One sequence being decoded.
+#[derive(Debug)]
+struct Sequence {
+    sampler: Sampler,
+    generated: Vec<u32>,
+    text: String,
+    done: bool,
+}
+
+/// Decodes `opts.candidates` replies from the same prompt: the first with the configured
+/// sampling (greedy by default), the others sampled at `candidate_temperature`, each with its
+/// own seed. Issue 20: the sequences advance together through [`Engine::forward_batch`], so
+/// each weight tile is read once per step for all of them; a finished one drops out.
+fn decode(
+    model: &dyn Engine,
+    codec: &TextCodec,
+    config: &EmbeddedConfig,
+    opts: RunOptions,
+    logits: Vec<f32>,
+    cache: EngineCache,
+    cancel: &Cancel,
+) -> Result<Vec<Reply>, GeneratorError> {
+    let stop = |s| GeneratorError::stopped(s, "embedded", cancel);
+    let k = opts.candidates.max(1);
+    let mut seqs: Vec<Sequence> = (0..k)
+        .map(|i| Sequence {
+            sampler: if i == 0 {
+                Sampler::new(config.temperature, config.top_p, config.seed)
+            } else {
+                Sampler::new(
+                    config.candidate_temperature,
+                    config.top_p,
+                    config.seed.wrapping_add(i as u64),
+                )
+            },
+            generated: Vec::new(),
+            text: String::new(),
+            done: false,
+        })
+        .collect();
+    let mut caches: Vec<Option<EngineCache>> = (1..k).map(|_| Some(cache.clone())).collect();
+    caches.insert(0, Some(cache));
+    let mut logits: Vec<Vec<f32>> = vec![logits; k];
+    for step in 0..config.max_tokens {
+        let mut active = Vec::with_capacity(k);
+        let mut next_tokens = Vec::with_capacity(k);
+        for (i, seq) in seqs.iter_mut().enumerate().filter(|(_, s)| !s.done) {
+            let next = seq.sampler.sample(&logits[i]);
+            seq.done = true;
+            if codec.stop_ids.contains(&next) {
+                continue;
+            }
+            seq.generated.push(next);
+            seq.text = codec.decode(&seq.generated)?;
+            if let Some(cut) = config
+                .stop
+                .iter()
+                .filter_map(|s| seq.text.find(s.as_str()))
+                .min()
+            {
+                seq.text.truncate(cut);
+                continue;
+            }
+            if (opts.stop_when_complete && reply::is_complete(&seq.text))
+                || step + 1 == config.max_tokens
+            {
+                continue;
+            }
+            seq.done = false;
+            active.push(i);
+            next_tokens.push(next);
+        }
+        if active.is_empty() {
+            break;
+        }
+        cancel.check().map_err(stop)?;
+        if let [i] = active[..] {
+            // One sequence left: the plain pass, exactly as a one-candidate request decodes.
+            let c = caches[i]
+                .as_mut()
+                .ok_or_else(|| GeneratorError::Inference("a sequence lost its cache".into()))?;
+            logits[i] = model.forward(&next_tokens, c)?;
+            continue;
+        }
+        let mut batch: Vec<EngineCache> = active.iter().filter_map(|&i| caches[i].take()).collect();
+        if batch.len() != active.len() {
+            return Err(GeneratorError::Inference(
+                "a sequence lost its cache".into(),
+            ));
+        }
+        let out = model.forward_batch(&next_tokens, &mut batch)?;
+        for ((&i, c), l) in active.iter().zip(batch).zip(out) {
+            caches[i] = Some(c);
+            logits[i] = l;
+        }
+    }
+    Ok(seqs
+        .into_iter()
+        .map(|s| Reply {
+            tokens: s.generated.len(),
+            text: s.text,
+        })
+        .collect())
 }
 
 /// Prompt tokens per forward pass when a request can be stopped: small enough that a stop
@@ -610,6 +703,7 @@ impl CommandGenerator for EmbeddedModelBackend {
             RunOptions {
                 cacheable_messages,
                 stop_when_complete: true,
+                candidates: self.config.candidates,
             },
             cancel,
         )?;
@@ -649,6 +743,7 @@ impl CommandGenerator for EmbeddedModelBackend {
                         RunOptions {
                             cacheable_messages,
                             stop_when_complete: true,
+                            candidates: 1,
                         },
                         cancel,
                     )
@@ -671,7 +766,35 @@ impl CommandGenerator for EmbeddedModelBackend {
                 }
             }
         }
+        // Issue 20: the other candidates, parsed, and those the command check finds fault
+        // with left out (the first is kept whatever the check said: it is the answer when
+        // nothing else survives).
+        let mut candidates = Vec::new();
+        if !out.alternatives.is_empty() {
+            candidates.push(command.clone());
+            let check = self.config.check_commands && request.context.os == std::env::consts::OS;
+            let checks = preflight::Checks {
+                options: self.config.check_options,
+                request: words,
+            };
+            candidates.extend(
+                out.alternatives
+                    .iter()
+                    .filter_map(|text| reply::extract_command(text))
+                    .filter(|c| {
+                        !check
+                            || preflight::find_problem(
+                                c,
+                                request.shell,
+                                &preflight::HostProbe,
+                                checks,
+                            )
+                            .is_none()
+                    }),
+            );
+        }
         Ok(GeneratedCommand {
+            candidates,
             command,
             explanation: None,
             backend: "embedded".to_owned(),

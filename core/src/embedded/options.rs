@@ -50,7 +50,17 @@ pub struct EmbeddedConfig {
     pub describe_paths: bool,
     /// Tell the model the first names in the request's folder.
     pub list_folder: bool,
+    /// Issue 20: how many commands to decode together (the greedy one and `candidates − 1`
+    /// samples at [`Self::candidate_temperature`]), to choose among by what they do; 1 decodes
+    /// the greedy command alone.
+    pub candidates: usize,
+    /// The temperature of the extra candidates (the first is always the greedy one, or the
+    /// one at [`Self::temperature`]).
+    pub candidate_temperature: f32,
 }
+
+/// The most candidates one request decodes together.
+pub const MAX_CANDIDATES: usize = 8;
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
@@ -70,6 +80,8 @@ impl Default for EmbeddedConfig {
             retrieved_examples: 0,
             describe_paths: false,
             list_folder: false,
+            candidates: 1,
+            candidate_temperature: 0.7,
         }
     }
 }
@@ -105,6 +117,20 @@ impl EmbeddedConfig {
         }
         if self.max_tokens >= self.context_limit {
             return bad("max_tokens must be smaller than context_limit".to_owned());
+        }
+        if !(1..=MAX_CANDIDATES).contains(&self.candidates) {
+            return bad(format!(
+                "candidates must be between 1 and {MAX_CANDIDATES}, got {}",
+                self.candidates
+            ));
+        }
+        if !(self.candidate_temperature.is_finite()
+            && (0.0..=5.0).contains(&self.candidate_temperature))
+        {
+            return bad(format!(
+                "candidate_temperature must be between 0 and 5, got {}",
+                self.candidate_temperature
+            ));
         }
         if self.stop.iter().any(String::is_empty) {
             return bad("stop sequences must not be empty strings".to_owned());
@@ -178,6 +204,14 @@ impl EmbeddedConfigBuilder {
         self.config.list_folder = v;
         self
     }
+    pub fn candidates(mut self, v: usize) -> Self {
+        self.config.candidates = v;
+        self
+    }
+    pub fn candidate_temperature(mut self, v: f32) -> Self {
+        self.config.candidate_temperature = v;
+        self
+    }
 
     pub fn variant(mut self, v: Option<ModelVariant>) -> Self {
         self.config.variant = v;
@@ -226,6 +260,8 @@ mod tests {
     #[case::zero_max_tokens(EmbeddedConfig::builder().max_tokens(0))]
     #[case::empty_stop(EmbeddedConfig::builder().stop([""]))]
     #[case::tiny_context(EmbeddedConfig::builder().context_limit(10))]
+    #[case::no_candidates(EmbeddedConfig::builder().candidates(0))]
+    #[case::too_many_candidates(EmbeddedConfig::builder().candidates(MAX_CANDIDATES + 1))]
     fn rejects_out_of_range(#[case] b: EmbeddedConfigBuilder) {
         let err = b.build().expect_err("must be rejected");
         assert_eq!(err.code(), "invalid_config");

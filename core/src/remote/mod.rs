@@ -352,6 +352,7 @@ fn answer(
         tokens,
         warnings,
         raw_output: raw,
+        candidates: Vec::new(),
         fallback_reason: None,
     })
 }

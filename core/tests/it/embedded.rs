@@ -163,6 +163,34 @@ fn a_batched_decode_step_gives_each_sequence_its_own_logits() {
     }
 }
 
+/// Issue 20: with several candidates decoded together, the first is still exactly the greedy
+/// answer decoded alone, the others are sampled, and each is a parsed command.
+#[test]
+fn best_of_k_keeps_the_greedy_answer_first_and_samples_the_rest() {
+    let alone = EmbeddedModelBackend::new(model(QWEN_1_5B), greedy()).expect("backend");
+    let together = EmbeddedModelBackend::new(model(QWEN_1_5B), greedy_with(|b| b.candidates(4)))
+        .expect("backend");
+    let req = request("show the five largest files in this folder");
+    let one = alone.generate_command(&req).expect("alone");
+    assert!(
+        one.candidates.is_empty(),
+        "one candidate lists none: {one:?}"
+    );
+    let four = together.generate_command(&req).expect("together");
+    assert_eq!(four.command, one.command);
+    assert_eq!(four.raw_output, one.raw_output);
+    assert_eq!(four.candidates.first(), Some(&one.command), "{four:?}");
+    assert!(
+        (1..=4).contains(&four.candidates.len()),
+        "{:?}",
+        four.candidates
+    );
+    assert!(four.candidates.iter().all(|c| !c.trim().is_empty()));
+    // The same seed gives the same samples.
+    let again = together.generate_command(&req).expect("again");
+    assert_eq!(again.candidates, four.candidates);
+}
+
 #[test]
 fn restored_prefix_cache_matches_a_cold_prompt() {
     let (model, tokens) = transformer(SMOL, true);

@@ -7,3 +7,4 @@ mod embedded;
 mod faults;
 mod fuzz;
 mod remote;
+mod select;

@@ -311,11 +311,15 @@ pub fn print_rated(g: &GeneratedCommand, gate: &Gate, verbose: bool, author: Aut
 pub fn print_choice(c: &caro_core::select::Choice, verbose: bool) {
     let mut err = anstream::stderr().lock();
     let style = if c.effects.previewed { BOLD } else { DIM };
-    let _ = writeln!(
-        err,
-        "{DIM}preview:{DIM:#} {style}{}{style:#}",
-        c.effects.summary
-    );
+    // File names come from the folder: a control character in one must not drive the
+    // terminal.
+    let summary: String = c
+        .effects
+        .summary
+        .chars()
+        .map(|ch| if ch.is_control() { '?' } else { ch })
+        .collect();
+    let _ = writeln!(err, "{DIM}preview:{DIM:#} {style}{summary}{style:#}");
     let s = &c.selection;
     if verbose && s.k > 1 {
         let how = match s.method {

@@ -105,10 +105,6 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         let explained = answers.explain(&answer.command, true);
         add_explanation(&mut answer, Some(explained));
     }
-    answer
-        .warnings
-        .extend(settings.resolved.warnings.iter().cloned());
-
     // Issue 20: choose among the candidates and preview the chosen command's effects in a
     // sandbox. The shell key binding (quiet) shows no preview, so it only pays for a choice.
     let location = Location::current();
@@ -121,6 +117,9 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
             std::env::current_dir().ok().as_deref(),
         )
     });
+    answer
+        .warnings
+        .extend(settings.resolved.warnings.iter().cloned());
 
     // `--execute` runs the command here, so the verdict is for this folder.
     let gate = pipeline.gate(Some(&conversation), &answer.command, location.as_ref());
@@ -134,7 +133,11 @@ fn generate(cli: &Cli) -> Result<ExitCode, GeneratorError> {
         let mut doc = output::JsonAnswer::new(&answer, shell, &gate);
         doc.served_by = answers.served_by().as_str();
         doc.selection = choice.as_ref().map(|c| &c.selection);
-        doc.effects = choice.as_ref().map(|c| &c.effects);
+        // A blocked command is shown nowhere, so neither is what it would do.
+        doc.effects = choice
+            .as_ref()
+            .filter(|_| !gate.blocked())
+            .map(|c| &c.effects);
         output::print_json(&doc);
         return Ok(code);
     }

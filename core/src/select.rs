@@ -37,7 +37,8 @@ impl Method {
 /// `--json`'s `selection`: what best-of-k did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Selection {
-    /// Candidates the model wrote that passed the command check.
+    /// Candidates considered: the model's first answer, and the others that passed the
+    /// command check.
     pub k: usize,
     /// Of those, how many differ in their normalized structure.
     pub distinct: usize,
@@ -94,11 +95,13 @@ pub fn structure(command: &str, shell: ShellType) -> String {
     }
     cmds.iter()
         .map(|c| {
+            // Options are in `flags` by name; an option's own value (`--max-depth=1`) is
+            // kept whole, so two values are two structures.
             let words: Vec<&str> = c
                 .argv
                 .iter()
                 .skip(1)
-                .filter(|w| !w.starts_with('-'))
+                .filter(|w| !w.starts_with('-') || (w.starts_with("--") && w.contains('=')))
                 .map(String::as_str)
                 .collect();
             format!(
@@ -210,7 +213,14 @@ pub fn best_of(
         .iter()
         .map(|(i, _, _)| validator.verdict(&candidates[*i], shell, at).risk)
         .collect();
+    let runnable: Vec<usize> = (0..distinct.len())
+        .filter(|&d| may_preview(risks[d]))
+        .collect();
     let sandbox = match (sandbox_shell(shell), cwd) {
+        // Nothing may run: the folder is not even copied.
+        _ if runnable.is_empty() => {
+            Err("every candidate is rated high or critical, and none of those runs".to_owned())
+        }
         (None, _) => Err(format!(
             "the sandbox runs bash and sh commands, not {}",
             shell.as_str()
@@ -218,9 +228,6 @@ pub fn best_of(
         (Some(_), None) => Err("the current folder is not known".to_owned()),
         (Some(_), Some(dir)) => Preview::of_dir(dir, Limits::default()).map_err(|e| e.to_string()),
     };
-    let runnable: Vec<usize> = (0..distinct.len())
-        .filter(|&d| may_preview(risks[d]))
-        .collect();
     let mut outcomes: Vec<Option<Result<Outcome, String>>> = vec![None; distinct.len()];
     if let (Ok(sb), Some(sh)) = (&sandbox, sandbox_shell(shell)) {
         let commands: Vec<String> = runnable
@@ -249,7 +256,11 @@ pub fn best_of(
             },
         })
         .collect();
-    let executed = outcomes.iter().filter(|o| matches!(o, Some(Ok(_)))).count();
+    // A run cut off at the time limit says nothing about what the command does.
+    let executed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Some(Ok(out)) if !out.timed_out))
+        .count();
     let (chosen, agreeing) = choose(&ranked);
     let method = if distinct.len() <= 1 {
         Method::Single
@@ -266,6 +277,10 @@ pub fn best_of(
         _ => None,
     };
     let preview = match (&sandbox, &outcomes.get(chosen), effects.get(chosen)) {
+        _ if !runnable.contains(&chosen) => EffectsPreview::not(format!(
+            "it is rated {}, and caro never runs high or critical commands, even in a sandbox",
+            risks.get(chosen).copied().unwrap_or(RiskLevel::Critical)
+        )),
         (Err(why), _, _) => EffectsPreview::not(why),
         (Ok(_), Some(Some(Ok(out))), Some(Some(e))) if out.timed_out => {
             EffectsPreview::not(format!(
@@ -281,10 +296,7 @@ pub fn best_of(
             exit_status: out.status,
         },
         (Ok(_), Some(Some(Err(why))), _) => EffectsPreview::not(why),
-        _ => EffectsPreview::not(format!(
-            "it is rated {}, and caro never runs high or critical commands, even in a sandbox",
-            risks.get(chosen).copied().unwrap_or(RiskLevel::Critical)
-        )),
+        _ => EffectsPreview::not("the sandbox did not run it"),
     };
     Choice {
         index: distinct.get(chosen).map_or(0, |d| d.0),
@@ -314,8 +326,17 @@ pub fn settle(
         answer.candidates.push(answer.command.clone());
     }
     let choice = best_of(&answer.candidates, shell, validator, at, cwd);
-    if let Some(c) = answer.candidates.get(choice.index) {
-        answer.command = c.clone();
+    if let Some(c) = answer.candidates.get(choice.index)
+        && *c != answer.command
+    {
+        // The warnings were about the model's first answer, which is not the one shown.
+        let first = std::mem::replace(&mut answer.command, c.clone());
+        answer.warnings = vec![format!(
+            "chosen by {} over the model's first answer `{first}`: {} of {} candidates agree with it",
+            choice.selection.method.as_str(),
+            choice.selection.agreeing,
+            choice.selection.k
+        )];
     }
     choice
 }
@@ -372,6 +393,7 @@ mod tests {
     #[case::other_target("rm a.log", "rm b.log")]
     #[case::other_program("ls", "ls | wc -l")]
     #[case::redirect("echo hi", "echo hi > out")]
+    #[case::option_value("du --max-depth=1", "du --max-depth=5")]
     fn other_structures(#[case] a: &str, #[case] b: &str) {
         assert_ne!(structure(a, ShellType::Bash), structure(b, ShellType::Bash));
     }

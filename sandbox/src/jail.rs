@@ -98,8 +98,15 @@ pub(crate) fn exec(
     let start = Instant::now();
     let mut timed_out = false;
     let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(e) => {
+                // Never leave a sandbox running behind an error.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.into());
+            }
         }
         let blown = match (jail.task_fuse, tasks_at_start) {
             (Some(fuse), Some(base)) => system_tasks().is_some_and(|now| now > base + fuse),

@@ -226,7 +226,21 @@ fn bwrap_args(dir: &Path, jail: &Jail) -> Vec<String> {
         }
         a.extend(["--tmpfs".into(), dest.into()]);
     }
-    a.extend(["--dir", "/var/tmp"].map(String::from));
+    match jail.tmpfs_bytes {
+        // The other places anyone may write, sized too: with several runs at once, uncapped
+        // they could take gigabytes of RAM.
+        Some(bytes) => {
+            for dest in ["/var/tmp", "/dev/shm"] {
+                a.extend([
+                    "--size".into(),
+                    bytes.to_string(),
+                    "--tmpfs".into(),
+                    dest.into(),
+                ]);
+            }
+        }
+        None => a.extend(["--dir", "/var/tmp"].map(String::from)),
+    }
     if Path::new("/lib64").exists() {
         a.extend(["--symlink", "usr/lib64", "/lib64"].map(String::from));
     }
@@ -278,7 +292,12 @@ fn bwrap_args(dir: &Path, jail: &Jail) -> Vec<String> {
 }
 
 fn check_bwrap() -> Result<(), SandboxError> {
-    probe(&Jail::bench(), Path::new("/usr"))
+    // An empty folder of its own to mount: never a host folder, writable inside.
+    let empty = tempfile::Builder::new()
+        .prefix("caro-probe-")
+        .tempdir()
+        .map_err(|e| SandboxError::Unavailable(format!("no temporary folder: {e}")))?;
+    probe(&Jail::bench(), empty.path())
 }
 
 /// Runs `true` under `jail` with `dir` mounted: proves bwrap starts with exactly these options.

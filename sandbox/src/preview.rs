@@ -71,6 +71,15 @@ pub struct Preview {
     jail: Jail,
 }
 
+impl Drop for Preview {
+    /// A command (or the user's own folder) may have left read-only folders in the copies,
+    /// which would make the temporary folder undeletable, and leave a copy of the user's
+    /// files behind: opened up first, then deleted with `root`.
+    fn drop(&mut self) {
+        crate::make_removable(self.root.path());
+    }
+}
+
 impl Preview {
     /// Copies `cwd` for previews, after checking that bubblewrap works and that the folder is
     /// small enough ([`SandboxError::NotPreviewable`] says why not).
@@ -97,19 +106,35 @@ impl Preview {
         refuse_system(&cwd)?;
         measure(&cwd, &limits)?;
         let root = tempfile::Builder::new().prefix("caro-preview-").tempdir()?;
+        // Until the Preview owns `root` (and opens it up on drop), a failure opens it up here.
+        let opened_up = |e: SandboxError| {
+            crate::make_removable(root.path());
+            e
+        };
         let golden = root.path().join("golden");
-        copy_dir(&cwd, &golden).map_err(|e| {
-            SandboxError::NotPreviewable(format!("the current folder could not be copied: {e}"))
-        })?;
-        let before = digest_copy(&golden)?;
-        let jail = jail_for(&cwd, &limits);
+        copy_dir(&cwd, &golden)
+            .map_err(|e| {
+                SandboxError::NotPreviewable(format!("the current folder could not be copied: {e}"))
+            })
+            .map_err(opened_up)?;
+        let before = digest_copy(&golden).map_err(opened_up)?;
+        let mut jail = jail_for(&cwd, &limits);
+        // bubblewrap before 0.7 has no `--size`: its tmpfs mounts go uncapped rather than the
+        // preview refused.
+        if let Err(SandboxError::Unavailable(why)) = crate::probe(&jail, &golden)
+            && why.contains("--size")
+        {
+            jail.tmpfs_bytes = None;
+        }
         // The generic check passed, so a failure here is this folder's mount point.
-        crate::probe(&jail, &golden).map_err(|e| match e {
-            SandboxError::Unavailable(why) => SandboxError::NotPreviewable(format!(
-                "the sandbox can't mount the current folder: {why}"
-            )),
-            other => other,
-        })?;
+        crate::probe(&jail, &golden)
+            .map_err(|e| match e {
+                SandboxError::Unavailable(why) => SandboxError::NotPreviewable(format!(
+                    "the sandbox can't mount the current folder: {why}"
+                )),
+                other => other,
+            })
+            .map_err(opened_up)?;
         Ok(Self {
             cwd,
             root,
@@ -334,11 +359,17 @@ fn digest_copy(dir: &Path) -> Result<BTreeMap<String, String>, SandboxError> {
     walked.map(|()| tree)
 }
 
+/// The most a run's copy may hold for its digest: a command that writes more (thousands of
+/// files, each under the file-size cap) is not previewed, rather than hashed for minutes.
+const DIGEST_MAX_ENTRIES: usize = 20_000;
+const DIGEST_MAX_BYTES: u64 = 256 << 20;
+
 fn walk(
     dir: &Path,
     tree: &mut BTreeMap<String, String>,
     opened: &mut Vec<(PathBuf, std::fs::Permissions)>,
 ) -> Result<(), SandboxError> {
+    let mut bytes = 0u64;
     let meta = dir.symlink_metadata()?;
     tree.insert(".".into(), describe(dir, &meta, mode_of(&meta))?);
     open_up(dir, &meta, opened);
@@ -356,6 +387,13 @@ fn walk(
                 .strip_prefix(dir)
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            bytes += if meta.is_file() { meta.len() } else { 0 };
+            if tree.len() >= DIGEST_MAX_ENTRIES || bytes > DIGEST_MAX_BYTES {
+                return Err(SandboxError::NotPreviewable(format!(
+                    "the command left more than {DIGEST_MAX_ENTRIES} entries or {} in the folder",
+                    human(DIGEST_MAX_BYTES)
+                )));
+            }
             let mode = mode_of(&meta);
             open_up(&path, &meta, opened);
             if !git_internal(&rel) {

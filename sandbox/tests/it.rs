@@ -489,3 +489,41 @@ fn a_folder_over_the_byte_limit_is_refused() {
         "{err}"
     );
 }
+
+/// Review of issue 20: the other places a command may write, `/var/tmp` and `/dev/shm`, are
+/// private tmpfs of a capped size, not the host's, and not bwrap's uncapped root.
+#[test]
+fn var_tmp_and_dev_shm_are_private_and_capped() {
+    let _shared = shared();
+    let dir = scratch();
+    let p = preview(dir.path());
+    for place in ["/var/tmp", "/dev/shm"] {
+        let out = run(
+            &p,
+            &format!("touch {place}/caro-it && df -B1 --output=size {place} | tail -n 1"),
+        );
+        assert!(out.succeeded(), "{place}: {out:?}");
+        let size: u64 = out.stdout.trim().parse().expect("a size");
+        assert!(size <= 64 << 20, "{place} holds {size} bytes");
+        assert!(
+            !Path::new(place).join("caro-it").exists(),
+            "{place} is the host's"
+        );
+    }
+}
+
+/// Review of issue 20: a command that writes more than the digest may read is not previewed,
+/// rather than hashed for minutes.
+#[test]
+fn a_command_that_leaves_too_much_behind_is_not_previewed() {
+    let _shared = shared();
+    let dir = scratch();
+    let p = preview(dir.path());
+    let err = p
+        .run("bash", "seq 1 20001 | xargs touch")
+        .expect_err("too many entries");
+    assert!(
+        matches!(&err, SandboxError::NotPreviewable(why) if why.contains("more than")),
+        "{err}"
+    );
+}

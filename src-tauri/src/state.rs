@@ -445,7 +445,8 @@ impl AppState {
         answer.model = g.model;
         answer.fallback_reason = g.fallback_reason;
         answer.took_ms = started.elapsed().as_millis() as u64;
-        answer.effects = Some(choice.effects);
+        // A blocked command is offered for nothing, so its effects are not shown either.
+        answer.effects = (!answer.blocked).then_some(choice.effects);
         answer.selection = Some(choice.selection);
         if let Some(p) = &self.0.stats {
             caro_core::stats::record_to(p, answer.took_ms as f64, &answer.backend);

@@ -123,3 +123,40 @@ fn without_a_sandbox_for_the_shell_the_vote_is_on_structure_and_says_so() {
     );
     assert!(c.effects.summary.starts_with("not previewed:"));
 }
+
+/// Review of issue 20: when the command shown is not the model's first answer, the first
+/// answer's warnings go (they were about it) and one warning names it.
+#[test]
+fn a_chosen_sample_replaces_the_first_answer_and_its_warnings() {
+    let dir = scratch();
+    let mut answer = caro_core::GeneratedCommand {
+        command: "ls *.txt | wc -l".into(),
+        explanation: None,
+        backend: "embedded".into(),
+        model: "m".into(),
+        timings: Default::default(),
+        tokens: Default::default(),
+        warnings: vec!["the command was extracted from a longer reply".into()],
+        raw_output: String::new(),
+        fallback_reason: None,
+        candidates: ["ls *.txt | wc -l", "ls | wc -l", "ls -1 | wc -l"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let at = Location::new(dir.path(), Some(Path::new("/nonexistent-home")));
+    let c = caro_core::select::settle(
+        &mut answer,
+        ShellType::Bash,
+        &SafetyValidator::new(SafetyMode::Moderate),
+        Some(&at),
+        Some(dir.path()),
+    );
+    assert_eq!(c.index, 1);
+    assert_eq!(answer.command, "ls | wc -l");
+    assert_eq!(answer.warnings.len(), 1, "{:?}", answer.warnings);
+    assert!(
+        answer.warnings[0].contains("`ls *.txt | wc -l`"),
+        "{:?}",
+        answer.warnings
+    );
+}

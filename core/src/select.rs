@@ -75,6 +75,13 @@ impl EffectsPreview {
             exit_status: None,
         }
     }
+
+    /// A run that was cut off still shows what it had done by then, for the record; its
+    /// summary says it was not previewed.
+    fn with_changes(mut self, e: &Effects) -> Self {
+        self.changes = Some(e.clone());
+        self
+    }
 }
 
 /// The command chosen, as an index into the candidates given to [`best_of`], with how.
@@ -241,7 +248,7 @@ pub fn best_of(
     let effects: Vec<Option<Effects>> = outcomes
         .iter()
         .map(|o| match (o, &sandbox) {
-            (Some(Ok(out)), Ok(sb)) => Some(Effects::between(sb.before(), &out.tree)),
+            (Some(Ok(out)), Ok(sb)) => Some(sb.effects(out)),
             _ => None,
         })
         .collect();
@@ -339,15 +346,6 @@ pub fn settle(
         )];
     }
     choice
-}
-
-impl EffectsPreview {
-    /// A run that was cut off still shows what it had done by then, for the record; its
-    /// summary says it was not previewed.
-    fn with_changes(mut self, e: &Effects) -> Self {
-        self.changes = Some(e.clone());
-        self
-    }
 }
 
 #[cfg(test)]

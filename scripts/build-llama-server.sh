@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's llama-server (an OpenAI-compatible server) for the vLLM backend's
-# real-server test, and llama-bench beside it (caro-bench's speed reference). llama.cpp's
+# real-server test, and llama-bench and llama-batched-bench beside it (caro-bench's speed
+# references: one sequence, and several decoded together). llama.cpp's
 # source ships inside the llama-cpp-python sdist on PyPI, the one package index these
 # machines reach. The binaries are cached and reused while this CPU's probed instruction sets
 # (scripts/cpu-features.sh) are the ones they were built for: reruns cost nothing, and a
@@ -8,6 +9,7 @@
 #
 #   scripts/build-llama-server.sh            # prints the absolute path of llama-server
 #   scripts/build-llama-server.sh --bench    # prints the absolute path of llama-bench
+#   scripts/build-llama-server.sh --batched-bench   # … of llama-batched-bench
 #
 # Needs cmake and a C++ compiler (.ci/run installs cmake).
 set -euo pipefail
@@ -18,12 +20,14 @@ SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 OUT=target/llama-server
 BIN="$OUT/llama-server-$VERSION"
 BENCH="$OUT/llama-bench-$VERSION"
+BATCHED="$OUT/llama-batched-bench-$VERSION"
 want="$BIN"
 [[ "${1:-}" == --bench ]] && want="$BENCH"
+[[ "${1:-}" == --batched-bench ]] && want="$BATCHED"
 
 STAMP="$OUT/cpu-flags-$VERSION"
 CPU_FLAGS="$(scripts/cpu-features.sh)"
-if [[ -x "$BIN" && -x "$BENCH" && -f "$STAMP" && "$(cat "$STAMP")" == "$CPU_FLAGS" ]]; then
+if [[ -x "$BIN" && -x "$BENCH" && -x "$BATCHED" && -f "$STAMP" && "$(cat "$STAMP")" == "$CPU_FLAGS" ]]; then
   echo "$PWD/$want"
   exit 0
 fi
@@ -65,15 +69,15 @@ if [[ ! -d "$SRC" ]]; then
   tar -xzf "$SDIST" -C "$SRC.tmp" "llama_cpp_python-$VERSION/vendor/llama.cpp"
   mv "$SRC.tmp/llama_cpp_python-$VERSION/vendor/llama.cpp" "$SRC" && rm -rf "$SRC.tmp"
 fi
-echo "building llama-server and llama-bench (a few minutes on 2 cores) with: $CPU_FLAGS" >&2
+echo "building llama-server, llama-bench and llama-batched-bench (a few minutes on 2 cores) with: $CPU_FLAGS" >&2
 rm -f "$STAMP"
 # shellcheck disable=SC2086 # CPU_FLAGS is a list of -D options
 cmake -S "$SRC" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON $CPU_FLAGS -DBUILD_SHARED_LIBS=OFF >&2
-cmake --build "$OUT/build" --config Release --target llama-server llama-bench \
+cmake --build "$OUT/build" --config Release --target llama-server llama-bench llama-batched-bench \
   -j "$(nproc 2>/dev/null || echo 2)" >&2
 # Single-config generators put them in bin/, Visual Studio's in bin/Release/ (with .exe).
-for name in llama-server llama-bench; do
+for name in llama-server llama-bench llama-batched-bench; do
   built="$(find "$OUT/build/bin" -maxdepth 2 -type f \( -name "$name" -o -name "$name.exe" \) | head -n 1)"
   [[ -n "$built" ]] || { echo "$name was not built" >&2; exit 1; }
   cp "$built" "$OUT/$name-$VERSION"

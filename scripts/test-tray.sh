@@ -14,12 +14,16 @@ mkdir -p "$out"
 
 scripts/fetch-test-models.sh qwen2.5-coder-1.5b
 scripts/fetch-test-models.sh smollm2-135m   # served by the first-launch download test
-# The same build as scripts/test.sh (it makes target/release/caro-tray and caro): building
+# The same build as scripts/test.sh (it makes release/caro-tray and caro
+# under the target folder): building
 # only these two packages resolves dependency features differently and rebuilds caro-core
 # and everything under it, minutes on two cores.
 # Without cross-crate LTO, as scripts/test.sh builds (see there).
 export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-false}"
 cargo test --release --locked --workspace --no-run
+# Where that build put its binaries: CARGO_TARGET_DIR moves them out of target/.
+bin="$(cd "${CARGO_TARGET_DIR:-$here/target}" && pwd)/release"
+export CARO_E2E_APP="${CARO_E2E_APP:-$bin/caro-tray}"
 
 driver_version=2.1.0
 driver="target/tools/bin/tauri-driver"
@@ -84,7 +88,7 @@ pkill -x caro-tray 2>/dev/null || true
 for _ in $(seq 50); do pgrep -x caro-tray >/dev/null || break; sleep 0.1; done
 
 log "global hotkey: start the app, press Ctrl+Shift+Space, expect the popup"
-"$here/target/release/caro-tray" >"$out/app.log" 2>&1 &
+"$bin/caro-tray" >"$out/app.log" 2>&1 &
 app=$!
 pids+=($app)
 for _ in $(seq 100); do [[ -S "$CARO_SOCKET" ]] && break; sleep 0.1; done
@@ -102,7 +106,7 @@ visible || { log "the hotkey did not open the popup"; cat "$out/app.log" >&2; ex
 log "popup visible after the hotkey"
 
 log "the CLI answers through the app's socket"
-served="$(target/release/caro --json "show disk usage of this folder" | sed -n 's/.*"served_by": "\(.*\)".*/\1/p')"
+served="$("$bin/caro" --json "show disk usage of this folder" | sed -n 's/.*"served_by": "\(.*\)".*/\1/p')"
 [[ "$served" == daemon ]] || { log "served_by=$served, expected daemon"; exit 1; }
 kill "$app" 2>/dev/null || true
 for _ in $(seq 50); do pgrep -x caro-tray >/dev/null || break; sleep 0.1; done

@@ -52,6 +52,12 @@ struct Args {
     /// this run (`scripts/build-llama-server.sh --bench` builds one).
     #[arg(long, env = "CARO_BENCH_LLAMA_BENCH")]
     llama_bench: Option<PathBuf>,
+    /// llama.cpp's `llama-batched-bench` binary: when given, it decodes 1, 2, 4 and 8
+    /// sequences together after the same shared prompt length, on the same file and threads,
+    /// in this run, beside caro's own batched sweep (`scripts/build-llama-server.sh
+    /// --batched-bench` builds one).
+    #[arg(long, env = "CARO_BENCH_LLAMA_BATCHED_BENCH")]
+    llama_batched_bench: Option<PathBuf>,
     /// The `caro` binary: when given, it is also measured from outside as separate processes
     /// on the same model and request, cold without and with the prefix cache on disk and as a
     /// client of a warm `caro serve`, each in a scratch home and cache (issue 21).
@@ -332,6 +338,64 @@ fn llama_bench(
     Ok((prefill, decode))
 }
 
+/// llama.cpp's `llama-batched-bench` on the same file and threads: `decode` steps of k
+/// sequences together (k = 1 and [`BATCH_SIZES`]) after one shared `prompt`-token prefill, as
+/// caro's sweep decodes them. Returns (k, milliseconds for the steps) in k's order.
+fn llama_batched_bench(
+    bin: &Path,
+    model: &Path,
+    threads: usize,
+    prompt: usize,
+    decode: usize,
+) -> Result<Vec<(usize, f64)>> {
+    let ks: Vec<String> = std::iter::once(1)
+        .chain(BATCH_SIZES)
+        .map(|k| k.to_string())
+        .collect();
+    let k_max = BATCH_SIZES.iter().copied().max().unwrap_or(1);
+    // A shared prompt (-pps) in one unified cache (-kvu), as caro's sequences share their
+    // prefix: the prompt once plus every sequence's own tokens. Without -kvu each sequence
+    // gets 1/k of the context and the prompt does not fit.
+    let ctx = (prompt + k_max * (decode + 1)).next_multiple_of(256);
+    let out = std::process::Command::new(bin)
+        .args(["-m", &model.to_string_lossy(), "-t", &threads.to_string()])
+        .args(["-c", &ctx.to_string(), "-b", "2048", "-ub", "512", "-pps", "-kvu"])
+        .args(["-npp", &prompt.to_string(), "-ntg", &decode.to_string()])
+        .args(["-npl", &ks.join(","), "--output-format", "jsonl"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot start {}: build it with scripts/build-llama-server.sh --batched-bench",
+                bin.display()
+            )
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "llama-batched-bench failed ({}); run it by hand with -m MODEL to see why: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+    );
+    // One JSON object per line for each k, on stdout or stderr depending on the build's log
+    // settings; everything else is its log.
+    let text = [out.stdout, out.stderr].concat();
+    let rows: Vec<(usize, f64)> = String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter_map(|v| Some((v["pl"].as_u64()? as usize, v["t_tg"].as_f64()? * 1e3)))
+        .collect();
+    anyhow::ensure!(
+        rows.len() == ks.len(),
+        "llama-batched-bench printed {} of the {} results asked for",
+        rows.len(),
+        ks.len()
+    );
+    Ok(rows)
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
@@ -384,6 +448,22 @@ fn main() -> Result<()> {
         )?),
         None => None,
     };
+    let batched_ref = match &args.llama_batched_bench {
+        Some(bin) => Some(llama_batched_bench(
+            bin,
+            &args.model,
+            threads,
+            mapped.prefill_tokens,
+            mapped.decode_tokens,
+        )?),
+        None => None,
+    };
+    // llama.cpp's time for k sequences over its own time for one, beside caro's.
+    let llama_over_one = |k: usize| {
+        let rows = batched_ref.as_ref()?;
+        let one = rows.iter().find(|r| r.0 == 1)?.1;
+        rows.iter().find(|r| r.0 == k).map(|r| (r.1, r.1 / one))
+    };
     let tps = |r: &Raw| {
         (
             r.prefill_tokens as f64 / (r.prefill_ms / 1e3),
@@ -407,7 +487,11 @@ fn main() -> Result<()> {
             "batched_decode": mapped.batched.iter().map(|&(k, ms)| serde_json::json!({
                 "k": k, "ms": ms, "over_one_sequence": ms / mapped.decode_ms,
                 "over_k_sequential": ms / (k as f64 * mapped.decode_ms),
+                "llama_batched_bench": llama_over_one(k).map(|(ms, over)| serde_json::json!({
+                    "ms": ms, "over_one_sequence": over,
+                })),
             })).collect::<Vec<_>>(),
+            "llama_batched_bench_one_sequence_ms": llama_over_one(1).map(|(ms, _)| ms),
             "heap": {"load_ms": heap.load_ms, "prefill_tok_s": heap_prefill_tps, "decode_tok_s": heap_decode_tps, "peak_rss_mb": heap.peak_rss_mb},
             "prefix_cache_on": {"ttft_ms": on.ttft_ms, "p50_ms": on.p50, "p90_ms": on.p90, "cached_tokens": on.cached_tokens, "peak_rss_mb": on.peak_rss_mb},
             "prefix_cache_off": {"ttft_ms": off.ttft_ms, "p50_ms": off.p50, "p90_ms": off.p90, "peak_rss_mb": off.peak_rss_mb},
@@ -471,18 +555,38 @@ fn main() -> Result<()> {
         mapped.decode_tokens
     );
     println!();
-    println!("| k | batch | tok/s (all sequences) | batch / one sequence | batch / k sequential |");
-    println!("|---|---|---|---|---|");
+    if batched_ref.is_some() {
+        println!(
+            "llama.cpp: llama-batched-bench on the same file and threads, in this run (-pps -kvu: \
+             the prompt prefilled once and shared; its own random tokens)."
+        );
+        println!();
+    }
+    let llama_cells = |k: usize| match (&batched_ref, llama_over_one(k)) {
+        (None, _) => String::new(),
+        (Some(_), Some((ms, over))) => format!(" {ms:.0} ms | {over:.2}x |"),
+        (Some(_), None) => " n/a | n/a |".to_owned(),
+    };
+    let (llama_head, llama_rule) = match batched_ref {
+        Some(_) => (" llama.cpp batch | llama.cpp batch / one |", "---|---|"),
+        None => ("", ""),
+    };
     println!(
-        "| 1 | {:.0} ms | {decode_tps:.1} | 1.00x | 1.00x |",
-        mapped.decode_ms
+        "| k | batch | tok/s (all sequences) | batch / one sequence | batch / k sequential |{llama_head}"
+    );
+    println!("|---|---|---|---|---|{llama_rule}");
+    println!(
+        "| 1 | {:.0} ms | {decode_tps:.1} | 1.00x | 1.00x |{}",
+        mapped.decode_ms,
+        llama_cells(1)
     );
     for &(k, ms) in &mapped.batched {
         println!(
-            "| {k} | {ms:.0} ms | {:.1} | {:.2}x | {:.2}x |",
+            "| {k} | {ms:.0} ms | {:.1} | {:.2}x | {:.2}x |{}",
             (k * mapped.decode_tokens) as f64 / (ms / 1e3),
             ms / mapped.decode_ms,
-            ms / (k as f64 * mapped.decode_ms)
+            ms / (k as f64 * mapped.decode_ms),
+            llama_cells(k)
         );
     }
     println!();

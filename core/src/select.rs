@@ -133,12 +133,21 @@ pub struct Ranked {
     /// What it did in the sandbox, as a key equal for equal results; `None` when it did not
     /// run (not rated safe or moderate, no sandbox, or it timed out).
     pub result: Option<String>,
+    /// It ran in the sandbox to the end and exited non-zero.
+    pub failed: bool,
 }
 
 /// Which distinct candidate to show (they are in the model's order) and how many candidates
 /// agree with it. Candidates that ran group by their result; one that did not run stands
-/// alone with its own votes. The heaviest group wins, ties going to the group holding the
-/// candidate the model ranked highest; within a group, its highest-ranked member is shown.
+/// alone with its own votes. A group that failed in the sandbox (exited non-zero) ranks below
+/// every candidate that did not fail: a failing command is rarely what was asked for,
+/// however many samples share its error. One that did not run (rated high or critical, or
+/// no sandbox) is not held to have failed. Then the heaviest group wins, ties going to the
+/// group holding the candidate the model ranked highest; within a group, its highest-ranked
+/// member is shown.
+///
+/// The failure tier was chosen on the dev split (issue 20, k = 8: 4 items more than the plain
+/// majority out of 128; `bench/analysis/best_of_k.py`), and judged on the test split.
 pub fn choose(candidates: &[Ranked]) -> (usize, usize) {
     let mut best: Option<(usize, usize)> = None;
     for (i, c) in candidates.iter().enumerate() {
@@ -159,7 +168,8 @@ pub fn choose(candidates: &[Ranked]) -> (usize, usize) {
             }
             None => c.votes,
         };
-        if best.is_none_or(|(_, w)| weight > w) {
+        let rank = (!c.failed, weight);
+        if best.is_none_or(|(b, w)| rank > (!candidates[b].failed, w)) {
             best = Some((i, weight));
         }
     }
@@ -261,6 +271,7 @@ pub fn best_of(
                 (Some(Ok(out)), Some(e)) => result_key(out, e),
                 _ => None,
             },
+            failed: matches!(&outcomes[d], Some(Ok(out)) if !out.timed_out && !out.succeeded()),
         })
         .collect();
     // A run cut off at the time limit says nothing about what the command does.
@@ -357,6 +368,14 @@ mod tests {
         Ranked {
             votes,
             result: Some(result.to_owned()),
+            failed: false,
+        }
+    }
+
+    fn failed(votes: usize, result: &str) -> Ranked {
+        Ranked {
+            failed: true,
+            ..ran(votes, result)
         }
     }
 
@@ -364,6 +383,7 @@ mod tests {
         Ranked {
             votes,
             result: None,
+            failed: false,
         }
     }
 
@@ -375,6 +395,11 @@ mod tests {
     #[case::an_unrun_candidate_keeps_its_votes(vec![unrun(3), ran(1, "a"), ran(1, "a")], (0, 3))]
     #[case::unrun_candidates_never_group(vec![unrun(1), unrun(1), ran(1, "a")], (0, 1))]
     #[case::structure_vote_without_a_sandbox(vec![unrun(1), unrun(2)], (1, 2))]
+    #[case::a_success_beats_a_larger_failing_group(vec![failed(1, "e"), failed(1, "e"), failed(1, "e"), ran(1, "a")], (3, 1))]
+    #[case::a_failure_loses_to_an_unrun_candidate(vec![failed(3, "e"), unrun(1)], (1, 1))]
+    #[case::a_failing_greedy_answer_loses_its_tie(vec![failed(1, "e"), ran(1, "a")], (1, 1))]
+    #[case::among_failures_the_heaviest_wins(vec![failed(1, "e"), failed(2, "f")], (1, 2))]
+    #[case::among_successes_the_heaviest_wins(vec![ran(1, "a"), ran(2, "b"), failed(4, "e")], (1, 2))]
     fn the_heaviest_group_wins(#[case] candidates: Vec<Ranked>, #[case] want: (usize, usize)) {
         assert_eq!(choose(&candidates), want);
     }

@@ -62,7 +62,8 @@ struct Args {
     temperature: Vec<f32>,
     /// Which grounding levers are on, comma-separated: `examples=N` (the N bank pairs closest
     /// to the request), `candidates=K` (best-of-k, issue 20: K candidates decoded together and
-    /// chosen among in the sandbox, as the CLI chooses), `options` (check options against the
+    /// chosen among in the sandbox, as the CLI chooses; `candidates=K@T` samples the others at
+    /// temperature T instead of caro's default), `options` (check options against the
     /// local --help), `paths` (say
     /// whether the request's paths exist in its folder), `listing` (the folder's first names),
     /// or `none`. Repeat to compare settings in one run. Default: caro's defaults.
@@ -116,6 +117,25 @@ struct ItemResult<'a> {
     exec_match: Option<bool>,
     candidate_status: Option<i32>,
     ms: f64,
+    /// Issue 20: with best-of-k, every candidate the model offered (its order, the first the
+    /// greedy one), each scored as the answer would be: what selection rules could have
+    /// chosen, studied offline on the split that tunes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    offered: Vec<Offered>,
+}
+
+/// One best-of-k candidate, scored.
+#[derive(Debug, serde::Serialize)]
+struct Offered {
+    command: String,
+    /// Safe, moderate, high or critical at the fixture's folder; caro runs only the first two.
+    risk: String,
+    exec_match: bool,
+    /// Exit status 0 in the scoring sandbox.
+    succeeded: bool,
+    /// The index of the first candidate with the same outcome (exit, output, folder), as the
+    /// harness compares outcomes.
+    group: usize,
 }
 
 /// A category's figures: execution match over its executed items, and utilities + flags
@@ -358,7 +378,7 @@ struct Setting {
 }
 
 /// Issue 19's grounding levers, as `--levers` names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Levers {
     examples: usize,
     options: bool,
@@ -366,6 +386,8 @@ struct Levers {
     listing: bool,
     /// Issue 20: best-of-k; 1 is off.
     candidates: usize,
+    /// Issue 20: the samples' temperature; None is caro's default.
+    candidate_temperature: Option<f32>,
 }
 
 impl Levers {
@@ -377,6 +399,7 @@ impl Levers {
             paths: c.describe_paths,
             listing: c.list_folder,
             candidates: c.candidates,
+            candidate_temperature: None,
         }
     }
 
@@ -385,8 +408,10 @@ impl Levers {
         if self.examples > 0 {
             on.push(format!("examples={}", self.examples));
         }
-        if self.candidates > 1 {
-            on.push(format!("candidates={}", self.candidates));
+        match (self.candidates, self.candidate_temperature) {
+            (1, _) => {}
+            (k, None) => on.push(format!("candidates={k}")),
+            (k, Some(t)) => on.push(format!("candidates={k}@{t}")),
         }
         for (set, name) in [
             (self.options, "options"),
@@ -412,6 +437,7 @@ fn parse_levers(s: &str) -> Result<Levers, String> {
         paths: false,
         listing: false,
         candidates: 1,
+        candidate_temperature: None,
     };
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part {
@@ -425,6 +451,18 @@ fn parse_levers(s: &str) -> Result<Levers, String> {
             ) {
                 (Some(Ok(n)), _) => l.examples = n,
                 (_, Some(Ok(k))) => l.candidates = k,
+                (_, Some(Err(_))) if part.contains('@') => {
+                    let (k, t) = part["candidates=".len()..]
+                        .split_once('@')
+                        .unwrap_or_default();
+                    match (k.parse(), t.parse()) {
+                        (Ok(k), Ok(t)) => {
+                            l.candidates = k;
+                            l.candidate_temperature = Some(t);
+                        }
+                        _ => return Err(format!("`{part}`: use candidates=K or candidates=K@T")),
+                    }
+                }
                 _ => {
                     return Err(format!(
                         "unknown lever `{part}`: use examples=N, candidates=K, options, paths, listing or none"
@@ -466,8 +504,12 @@ fn evaluate(
         .describe_paths(levers.paths)
         .list_folder(levers.listing)
         .candidates(levers.candidates)
-        .check_commands(check)
-        .build()?;
+        .check_commands(check);
+    let config = match levers.candidate_temperature {
+        Some(t) => config.candidate_temperature(t),
+        None => config,
+    }
+    .build()?;
     let validator =
         caro_core::safety::SafetyValidator::new(caro_core::safety::SafetyMode::Moderate);
     let at = caro_core::safety::Location::new(
@@ -499,6 +541,10 @@ fn evaluate(
                     request.with_surroundings(caro_core::workdir::look(sb.golden(), &item.nl));
             }
             let mut generated = backend.generate_command(&request);
+            let offered_commands = match &generated {
+                Ok(g) => g.candidates.clone(),
+                Err(_) => Vec::new(),
+            };
             // Issue 20: the choice among candidates, as the CLI makes it, timed with the
             // answer. Its preview runs on a copy of the fixture (mounted at the copy's own
             // path, not PROJECT: a command naming PROJECT's absolute path fails there).
@@ -531,6 +577,31 @@ fn evaluate(
             } else if item.exec && sandbox.is_some() {
                 exec_match = Some(false);
             }
+            // Scored outside the timed part: the product never runs these against a reference.
+            let mut offered = Vec::new();
+            if let (Some(sb), true) = (sandbox, item.exec) {
+                let mut outcomes: Vec<Outcome> = Vec::new();
+                for c in &offered_commands {
+                    let out = sb.run(&item.shell, c)?;
+                    let group = outcomes
+                        .iter()
+                        .position(|o| score::same_outcome(o, &out, item.order))
+                        .unwrap_or(outcomes.len());
+                    offered.push(Offered {
+                        command: c.clone(),
+                        risk: validator
+                            .verdict(c, item.shell_type(), Some(&at))
+                            .risk
+                            .to_string(),
+                        exec_match: refs
+                            .iter()
+                            .any(|r| score::same_outcome(&out, r, item.order)),
+                        succeeded: out.succeeded(),
+                        group,
+                    });
+                    outcomes.push(out);
+                }
+            }
             tally.add(&item.category, st, exec_match, error.is_some());
             eprint!(
                 "\r{name} t={temperature} levers={label} {}: {}/{total}",
@@ -553,6 +624,7 @@ fn evaluate(
                     exec_match,
                     candidate_status,
                     ms,
+                    offered,
                 };
                 writeln!(f, "{}", serde_json::to_string(&r)?)?;
                 // An item takes seconds: flushing each keeps every finished one on disk

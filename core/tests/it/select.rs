@@ -69,6 +69,19 @@ fn the_candidates_most_of_which_do_the_same_thing_win() {
 }
 
 #[test]
+fn candidates_that_fail_in_the_sandbox_lose_to_one_that_works_however_many_they_are() {
+    let dir = scratch();
+    let before = files(dir.path());
+    // Two samples agree on an error (no such folder); the one that works stands alone.
+    let c = choose(&["ls logs", "ls logs/", "ls *.log"], dir.path());
+    assert_eq!(c.index, 2, "{c:?}");
+    assert_eq!(c.selection.method, Method::Execution);
+    assert_eq!(c.selection.agreeing, 1);
+    assert!(c.effects.previewed, "{c:?}");
+    assert_eq!(files(dir.path()), before);
+}
+
+#[test]
 fn the_preview_names_what_would_be_deleted_and_created_and_the_folder_keeps_them() {
     let dir = scratch();
     let before = files(dir.path());

@@ -293,29 +293,41 @@ fn llama_cpp(server: &Path, model: &Path, threads: usize, decode: usize) -> Resu
     result
 }
 
-/// One llama-bench test's mean throughput, in tokens per second.
-fn llama_bench_tps(bin: &Path, model: &Path, threads: usize, test: &[&str]) -> Result<f64> {
-    let out = std::process::Command::new(bin)
-        .args(["-m", &model.to_string_lossy(), "-t", &threads.to_string()])
-        .args(["-r", "3", "-o", "json"])
-        .args(test)
+/// Runs one of llama.cpp's tools (`name`, built by `scripts/build-llama-server.sh flag`) with
+/// no input; its output once it exited 0, else an error with the last line it printed.
+fn run_llama_tool(
+    mut cmd: std::process::Command,
+    name: &str,
+    flag: &str,
+) -> Result<std::process::Output> {
+    let out = cmd
         .stdin(std::process::Stdio::null())
         .output()
         .with_context(|| {
             format!(
-                "cannot start {}: build it with scripts/build-llama-server.sh --bench",
-                bin.display()
+                "cannot start {}: build it with scripts/build-llama-server.sh {flag}",
+                cmd.get_program().to_string_lossy()
             )
         })?;
     anyhow::ensure!(
         out.status.success(),
-        "llama-bench failed ({}); run it by hand with -m MODEL to see why: {}",
+        "{name} failed ({}); run it by hand with -m MODEL to see why: {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
             .lines()
             .last()
             .unwrap_or("")
     );
+    Ok(out)
+}
+
+/// One llama-bench test's mean throughput, in tokens per second.
+fn llama_bench_tps(bin: &Path, model: &Path, threads: usize, test: &[&str]) -> Result<f64> {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["-m", &model.to_string_lossy(), "-t", &threads.to_string()])
+        .args(["-r", "3", "-o", "json"])
+        .args(test);
+    let out = run_llama_tool(cmd, "llama-bench", "--bench")?;
     let runs: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("llama-bench printed no JSON")?;
     runs.get(0)
@@ -357,28 +369,21 @@ fn llama_batched_bench(
     // prefix: the prompt once plus every sequence's own tokens. Without -kvu each sequence
     // gets 1/k of the context and the prompt does not fit.
     let ctx = (prompt + k_max * (decode + 1)).next_multiple_of(256);
-    let out = std::process::Command::new(bin)
-        .args(["-m", &model.to_string_lossy(), "-t", &threads.to_string()])
-        .args(["-c", &ctx.to_string(), "-b", "2048", "-ub", "512", "-pps", "-kvu"])
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["-m", &model.to_string_lossy(), "-t", &threads.to_string()])
+        .args([
+            "-c",
+            &ctx.to_string(),
+            "-b",
+            "2048",
+            "-ub",
+            "512",
+            "-pps",
+            "-kvu",
+        ])
         .args(["-npp", &prompt.to_string(), "-ntg", &decode.to_string()])
-        .args(["-npl", &ks.join(","), "--output-format", "jsonl"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .with_context(|| {
-            format!(
-                "cannot start {}: build it with scripts/build-llama-server.sh --batched-bench",
-                bin.display()
-            )
-        })?;
-    anyhow::ensure!(
-        out.status.success(),
-        "llama-batched-bench failed ({}); run it by hand with -m MODEL to see why: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .last()
-            .unwrap_or("")
-    );
+        .args(["-npl", &ks.join(","), "--output-format", "jsonl"]);
+    let out = run_llama_tool(cmd, "llama-batched-bench", "--batched-bench")?;
     // One JSON object per line for each k, on stdout or stderr depending on the build's log
     // settings; everything else is its log.
     let text = [out.stdout, out.stderr].concat();
@@ -438,26 +443,13 @@ fn main() -> Result<()> {
         Some(server) => Some(llama_cpp(server, &args.model, threads, args.max_tokens)?),
         None => None,
     };
-    let bench = match &args.llama_bench {
-        Some(bin) => Some(llama_bench(
-            bin,
-            &args.model,
-            threads,
-            mapped.prefill_tokens,
-            mapped.decode_tokens,
-        )?),
-        None => None,
-    };
-    let batched_ref = match &args.llama_batched_bench {
-        Some(bin) => Some(llama_batched_bench(
-            bin,
-            &args.model,
-            threads,
-            mapped.prefill_tokens,
-            mapped.decode_tokens,
-        )?),
-        None => None,
-    };
+    let (prompt, steps) = (mapped.prefill_tokens, mapped.decode_tokens);
+    let bench = (args.llama_bench.as_deref())
+        .map(|bin| llama_bench(bin, &args.model, threads, prompt, steps))
+        .transpose()?;
+    let batched_ref = (args.llama_batched_bench.as_deref())
+        .map(|bin| llama_batched_bench(bin, &args.model, threads, prompt, steps))
+        .transpose()?;
     // llama.cpp's time for k sequences over its own time for one, beside caro's.
     let llama_over_one = |k: usize| {
         let rows = batched_ref.as_ref()?;

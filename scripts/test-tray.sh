@@ -14,10 +14,9 @@ mkdir -p "$out"
 
 scripts/fetch-test-models.sh qwen2.5-coder-1.5b
 scripts/fetch-test-models.sh smollm2-135m   # served by the first-launch download test
-# The same build as scripts/test.sh (it makes release/caro-tray and caro
-# under the target folder): building
-# only these two packages resolves dependency features differently and rebuilds caro-core
-# and everything under it, minutes on two cores.
+# The same build as scripts/test.sh (it makes release/caro-tray and caro under the target
+# folder): building only these two packages resolves dependency features differently and
+# rebuilds caro-core and everything under it, minutes on two cores.
 # Without cross-crate LTO, as scripts/test.sh builds (see there).
 export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-false}"
 cargo test --release --locked --workspace --no-run

@@ -4,7 +4,10 @@ file written with `--levers candidates=K[@T]` (each item's `offered` candidates,
 
 Only for the split that tunes the rules (dev): a rule chosen here is then judged once, for
 real, on the test split. k < K is simulated from the first k candidates the model offered
-(those the command check dropped are not counted, so it is slightly optimistic).
+(those the command check dropped are not counted, so it is slightly optimistic). The replay
+approximates caro's grouping: it groups by the harness's outcome comparison (exit 0 or not,
+output, folder), where caro groups by structure and then by exact status, output and effects,
+and it counts a run that hit the harness's time limit as failed, where caro does not.
 
     python3 bench/analysis/best_of_k.py results.jsonl
 """
@@ -51,15 +54,17 @@ def choose(offered, tier):
     return best
 
 
-def main(path):
-    items = [json.loads(line) for line in open(path)]
-    items = [i for i in items if i["exec_match"] is not None]
+def report(name, items):
     n = len(items)
-    kmax = max((len(i.get("offered", [])) for i in items), default=1)
+    kmax = max((len(i.get("offered", [])) for i in items), default=0)
+    if n == 0 or kmax == 0:
+        print(f"{name}: no executed items with best-of-k candidates (write the file with "
+              "`caro-accuracy --levers candidates=K --results FILE`)")
+        return
     rows = []
     product = sum(bool(i["exec_match"]) for i in items)
     rows.append(("product's choice (as run)", kmax, product))
-    for k in sorted({1, 2, 4, kmax}):
+    for k in sorted(k for k in {1, 2, 4, kmax} if k <= kmax):
         greedy = oracle = 0
         by_rule = {None: 0, "succeeded": 0, "not failed": 0}
         for i in items:
@@ -82,12 +87,28 @@ def main(path):
         rows.append(("majority by outcome", k, by_rule[None]))
         rows.append(("majority, exit 0 first", k, by_rule["succeeded"]))
         rows.append(("majority, failures last (caro)", k, by_rule["not failed"]))
-    print(f"{path}: n = {n} executed items")
+    print(f"{name}: n = {n} executed items")
     print("| rule | k | execution match | 95% interval |")
     print("|---|---|---|---|")
-    for name, k, m in rows:
+    for rule, k, m in rows:
         lo, hi = wilson(m, n)
-        print(f"| {name} | {k} | {m}/{n} = {m / n * 100:.1f}% | {lo:.1f}–{hi:.1f} |")
+        print(f"| {rule} | {k} | {m}/{n} = {m / n * 100:.1f}% | {lo:.1f}–{hi:.1f} |")
+    print()
+
+
+def main(path):
+    # One table per model, setting and split: a file may hold several (`--levers none
+    # --levers candidates=8`, both splits).
+    groups = {}
+    for line in open(path):
+        i = json.loads(line)
+        if i["exec_match"] is None:
+            continue
+        key = (i["model"], i["temperature"], i["levers"], i["split"])
+        groups.setdefault(key, []).append(i)
+    for (model, t, levers, split), items in groups.items():
+        if any(i.get("offered") for i in items):
+            report(f"{path} [{model}, t={t}, levers={levers}, {split}]", items)
 
 
 if __name__ == "__main__":

@@ -423,8 +423,9 @@ pub struct Cli {
     seed: Option<u64>,
 
     /// Decode K commands together (the greedy one and K-1 samples) and show the one most of
-    /// them agree with, by what they do in a sandbox (Linux with bubblewrap), else by their
-    /// structure. 1 turns it off. Default: `[embedded] candidates` (1).
+    /// them agree with, by what they do in a sandbox (Linux with bubblewrap; those that fail
+    /// there rank last), else by their structure. 1 turns it off. Default: `[embedded]
+    /// candidates` (1).
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u8).range(1..=8))]
     candidates: Option<u8>,
 

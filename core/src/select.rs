@@ -142,9 +142,9 @@ pub struct Ranked {
 /// alone with its own votes. A group that failed in the sandbox (exited non-zero) ranks below
 /// every candidate that did not fail: a failing command is rarely what was asked for,
 /// however many samples share its error. One that did not run (rated high or critical, or
-/// no sandbox) or did not finish in time is not held to have failed. Then the heaviest group wins, ties going to the
-/// group holding the candidate the model ranked highest; within a group, its highest-ranked
-/// member is shown.
+/// no sandbox) or did not finish in time is not held to have failed. Then the heaviest group
+/// wins, ties going to the group holding the candidate the model ranked highest; within a
+/// group, its highest-ranked member is shown.
 ///
 /// The failure tier was chosen on the dev split (issue 20, k = 8: 4 items more than the plain
 /// majority out of 128; `bench/analysis/best_of_k.py`), and judged on the test split.

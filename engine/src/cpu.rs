@@ -11,11 +11,58 @@ use std::sync::OnceLock;
 pub struct Features {
     /// AVX-512 F, BW and VNNI (and AVX2 and FMA, which every such CPU has and the Q6_K dot
     /// product also uses): the Q4_K tiles, the Q6_K dot product and the activation
-    /// quantizer. `CARO_NO_VNNI` turns them off (candle's kernels run instead).
+    /// quantizer. `CARO_NO_VNNI` turns them off (the AVX2 tiles run instead, or candle's
+    /// kernels where AVX2 is off too).
     pub vnni: bool,
-    /// AVX2, FMA and F16C: the Q4_1 dot product, attention on the KV cache, exp and SiLU.
-    /// `CARO_NO_AVX2` turns them off (plain Rust runs instead).
+    /// AVX2, FMA and F16C: the Q4_1 dot product, attention on the KV cache, exp and SiLU,
+    /// and, without AVX-512 VNNI, the Q4_K tiles and Q6_K rows. `CARO_NO_AVX2` turns them
+    /// off (plain Rust, or candle's kernels, run instead).
     pub avx2: bool,
+}
+
+/// The integer instructions that multiply caro's Q4_K tiles and Q6_K rows by quantized
+/// activations, best first. Both give exactly the same integer sums; the Q4_K tiles also
+/// round the same way on either, so a tile's output does not depend on which one ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntDot {
+    /// AVX-512 VNNI's `vpdpbusd`: 64 byte products a step, 16 rows in one register.
+    Vnni,
+    /// AVX2's `vpmaddubsw` then `vpmaddwd`: 32 byte products a step, 16 rows in two
+    /// registers. Most x86-64 CPUs of the last decade have it and not AVX-512.
+    Avx2,
+}
+
+impl IntDot {
+    /// Its name in the prefix cache's signature and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vnni => "vnni",
+            Self::Avx2 => "avx2",
+        }
+    }
+}
+
+impl Features {
+    /// Which instructions caro's Q4_K and Q6_K kernels use here; `None` leaves those
+    /// matrices to candle's kernels.
+    pub fn int_dot(&self) -> Option<IntDot> {
+        if self.vnni {
+            Some(IntDot::Vnni)
+        } else if self.avx2 {
+            Some(IntDot::Avx2)
+        } else {
+            None
+        }
+    }
+
+    /// Whether this CPU runs `isa` (and no switch turned it off): what a kernel's caller
+    /// checks before it runs that kernel.
+    pub fn has(&self, isa: IntDot) -> bool {
+        match isa {
+            IntDot::Vnni => self.vnni,
+            IntDot::Avx2 => self.avx2,
+        }
+    }
 }
 
 /// This CPU's features, probed on first use.
@@ -73,6 +120,18 @@ mod tests {
         let no_avx2 = probe(|k| k == "CARO_NO_AVX2");
         assert!(!no_avx2.avx2);
         assert_eq!(no_avx2.vnni, none.vnni, "CARO_NO_AVX2 leaves VNNI alone");
+        // The tiles take the best instructions left on.
+        assert_eq!(probe(|_| true).int_dot(), None);
+        if none.vnni {
+            assert_eq!(none.int_dot(), Some(IntDot::Vnni));
+            assert_eq!(no_vnni.int_dot(), Some(IntDot::Avx2));
+            assert_eq!(no_avx2.int_dot(), Some(IntDot::Vnni));
+        } else if none.avx2 {
+            assert_eq!(none.int_dot(), Some(IntDot::Avx2));
+            assert_eq!(no_avx2.int_dot(), None);
+        }
+        assert_eq!(none.has(IntDot::Vnni), none.vnni);
+        assert_eq!(none.has(IntDot::Avx2), none.avx2);
         // The cached answer is the probe's with the process's own switches.
         assert_eq!(features(), probe(|name| std::env::var_os(name).is_some()));
     }

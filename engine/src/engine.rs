@@ -136,13 +136,17 @@ impl Engine for Transformer {
     }
 
     fn cache_signature(&self) -> Option<String> {
-        // The kernels differ in rounding (VNNI tiles, the AVX2 Q4_1 path, candle's own), so a
-        // cache computed with one set is not reused by a process that picked another.
-        // Mapped weights take caro's kernels, weights read into memory some of candle's.
+        // The kernels differ in rounding (VNNI tiles, the AVX2 tiles and Q4_1 path, candle's
+        // own), so a cache computed with one set is not reused by a process that picked
+        // another. Mapped weights take caro's kernels, weights read into memory some of
+        // candle's. `tiles` names the Q4_K/Q6_K kernels: before caro had AVX2 tiles, an AVX2
+        // CPU ran candle's, and its caches (signed without `tiles`) are not reused.
+        let f = crate::cpu::features();
         Some(format!(
-            "candle-cpu;vnni={};avx2={};mapped={}",
-            crate::cpu::features().vnni,
-            crate::cpu::features().avx2,
+            "candle-cpu;vnni={};avx2={};tiles={};mapped={}",
+            f.vnni,
+            f.avx2,
+            f.int_dot().map_or("none", |isa| isa.name()),
             self.is_mapped()
         ))
     }

@@ -1,5 +1,6 @@
-//! caro's own dot products on the GGUF's own blocks, chosen at run time: AVX-512 VNNI for
-//! Q6_K weights against Q8_K activations, and AVX2 for Q4_1 against Q8_1 ([`FastQ4_1`]).
+//! caro's own dot products on the GGUF's own blocks, chosen at run time: AVX-512 VNNI (or,
+//! for decode's rows, AVX2) for Q6_K weights against Q8_K activations, and AVX2 for Q4_1
+//! against Q8_1 ([`FastQ4_1`]).
 //!
 //! Q6_K holds the output projection (the largest matrix, 151936 x 1536 in the 1.5B model) and
 //! some of the down and value projections. caro multiplies Q6_K from the mapped file because
@@ -7,7 +8,9 @@
 //! those blocks is AVX2 `maddubs`. `vpdpbusd` multiplies 64 unsigned 6-bit weights by signed
 //! 8-bit activations per instruction instead. [`FastQ6K`] is a drop-in [`GgmlType`] with the
 //! same bytes as candle's block, so candle's threaded `k_quants::matmul` drives it; without
-//! AVX-512 VNNI, or with `CARO_NO_VNNI` set, it defers to candle's kernel.
+//! AVX-512 VNNI, or with `CARO_NO_VNNI` set, it defers to candle's kernel. Decode's
+//! [`q6k_rows`] multiplies one row by several sequences' activations at once (batched
+//! decode reads each row once for all of them), with AVX2 where AVX-512 VNNI is missing.
 //!
 //! Measured (README, "Speed"): cold prefill 1.14x faster than with candle's Q6_K kernel,
 //! decode unchanged. Q4_K is different: row by row on the file's blocks it prefills at less
@@ -122,34 +125,49 @@ pub fn quantize_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
 /// One Q6_K row dotted with each of `out.len()` quantized inputs, which lie one after
 /// another in `acts` (`row.len() / 210` blocks each): `out[r]` for input r. The row is
 /// unpacked once for up to four inputs. False (and `out` untouched) without AVX-512 VNNI or
-/// when the lengths disagree.
+/// AVX2 (`cpu::features().int_dot()`), or when the lengths disagree.
 pub fn q6k_rows(row: &[u8], acts: &[BlockQ8K], out: &mut [f32]) -> bool {
+    match crate::cpu::features().int_dot() {
+        Some(isa) => q6k_rows_on(isa, row, acts, out),
+        None => false,
+    }
+}
+
+/// [`q6k_rows`] with the instructions chosen by the caller (the tests run each). False when
+/// this CPU does not run `isa`.
+fn q6k_rows_on(isa: crate::cpu::IntDot, row: &[u8], acts: &[BlockQ8K], out: &mut [f32]) -> bool {
     let nb = row.len() / Q6K_BYTES;
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::features().vnni
+    if crate::cpu::features().has(isa)
         && nb > 0
         && row.len() == nb * Q6K_BYTES
         && acts.len() == nb * out.len()
     {
+        use crate::cpu::IntDot;
         let stride = nb * Q8K_BYTES;
         for (g, out) in out.chunks_mut(4).enumerate() {
             let y = acts[g * 4 * nb..].as_ptr().cast::<u8>();
             let x = row.as_ptr();
-            // SAFETY: the probe's `vnni` covers q6k's features (AVX-512 F, BW, VNNI, AVX2,
-            // FMA); `row` holds nb blocks of 210 bytes, and from input 4g on `acts` holds
-            // out.len() rows of nb 292-byte blocks, `stride` bytes apart (lengths above).
+            // SAFETY: `has(isa)` covers the kernel's features (VNNI: AVX-512 F, BW, VNNI,
+            // AVX2, FMA; AVX2: AVX2, FMA, F16C); `row` holds nb blocks of 210 bytes, and from
+            // input 4g on `acts` holds out.len() rows of nb 292-byte blocks, `stride` bytes
+            // apart (lengths above).
             unsafe {
-                match out.len() {
-                    1 => out.copy_from_slice(&avx512::q6k::<1>(nb, x, y, stride)),
-                    2 => out.copy_from_slice(&avx512::q6k::<2>(nb, x, y, stride)),
-                    3 => out.copy_from_slice(&avx512::q6k::<3>(nb, x, y, stride)),
-                    _ => out.copy_from_slice(&avx512::q6k::<4>(nb, x, y, stride)),
+                match (isa, out.len()) {
+                    (IntDot::Vnni, 1) => out.copy_from_slice(&avx512::q6k::<1>(nb, x, y, stride)),
+                    (IntDot::Vnni, 2) => out.copy_from_slice(&avx512::q6k::<2>(nb, x, y, stride)),
+                    (IntDot::Vnni, 3) => out.copy_from_slice(&avx512::q6k::<3>(nb, x, y, stride)),
+                    (IntDot::Vnni, _) => out.copy_from_slice(&avx512::q6k::<4>(nb, x, y, stride)),
+                    (IntDot::Avx2, 1) => out.copy_from_slice(&avx2::q6k::<1>(nb, x, y, stride)),
+                    (IntDot::Avx2, 2) => out.copy_from_slice(&avx2::q6k::<2>(nb, x, y, stride)),
+                    (IntDot::Avx2, 3) => out.copy_from_slice(&avx2::q6k::<3>(nb, x, y, stride)),
+                    (IntDot::Avx2, _) => out.copy_from_slice(&avx2::q6k::<4>(nb, x, y, stride)),
                 }
             }
         }
         return true;
     }
-    let _ = (row, acts, out, nb);
+    let _ = (isa, row, acts, out, nb);
     false
 }
 
@@ -258,7 +276,7 @@ impl GgmlType for FastQ6K {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Q4_1_BYTES, Q8_1_BYTES};
+    use super::{Q4_1_BYTES, Q6K_BYTES, Q8_1_BYTES, Q8K_BYTES};
     use core::arch::x86_64::*;
 
     /// Reads the f16 at `p` (unaligned) as f32.
@@ -344,6 +362,123 @@ mod avx2 {
         // Unsigned 4-bit times signed 8-bit pairs fit i16 (at most 2 * 15 * 128).
         let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_set1_epi16(1));
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(xd * yd), _mm256_cvtepi32_ps(dot), *acc);
+    }
+    /// One Q6_K row (210-byte blocks) dotted with `ROWS` Q8_K rows, each `nb` blocks,
+    /// `stride` bytes apart, with AVX2: the AVX-512 kernel's scheme (the weights unsigned,
+    /// 0..63, unpacked once per block for all the rows, and 32 times each scaled 16-value
+    /// activation sum subtracted at the end), 32 weights a step. `vpmaddubsw` gives 16-bit
+    /// pair sums of at most 2 * 63 * 128 = 16128 (no saturation); `vpmaddwd` multiplies them
+    /// by their 16-value group's scale and adds pairs into 32 bits. The integer sums are the
+    /// AVX-512 kernel's; the floats are added in another order, so the last bits may differ.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `x` points at `nb` Q6_K blocks (`nb * 210` readable
+    /// bytes) and `y` at `ROWS` rows of `nb` Q8_K blocks, row r's at `y + r * stride`
+    /// (`nb * 292` readable bytes each).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn q6k<const ROWS: usize>(
+        nb: usize,
+        x: *const u8,
+        y: *const u8,
+        stride: usize,
+    ) -> [f32; ROWS] {
+        let m4 = _mm256_set1_epi8(0x0f);
+        let m3 = _mm256_set1_epi8(0x03);
+        let m30 = _mm256_set1_epi8(0x30);
+        let mut acc = [_mm256_setzero_ps(); ROWS];
+        for i in 0..nb {
+            let xb = x.wrapping_add(i * Q6K_BYTES);
+            // SAFETY: xb is block i < nb of the Q6_K row: its 16 i8 scales are bytes
+            // 192..208 and its f16 d bytes 208..210.
+            let (scales, sc, xd) = unsafe {
+                (
+                    _mm_loadu_si128(xb.add(192).cast()),
+                    xb.add(192).cast::<[i8; 16]>().read_unaligned(),
+                    half(xb.add(208)),
+                )
+            };
+            let sc16 = _mm256_cvtepi8_epi16(scales);
+            let mut sumi = [_mm256_setzero_si256(); ROWS];
+            for h in 0..2 {
+                // SAFETY: h < 2: half h's low nibbles are bytes 64h..64h + 64 < 128 of block
+                // i and its high bits bytes 128 + 32h..160 + 32h <= 192. Unaligned loads.
+                let (ql0, ql1, qh) = unsafe {
+                    (
+                        _mm256_loadu_si256(xb.add(64 * h).cast()),
+                        _mm256_loadu_si256(xb.add(64 * h + 32).cast()),
+                        _mm256_loadu_si256(xb.add(128 + 32 * h).cast()),
+                    )
+                };
+                let qh2 = _mm256_srli_epi16::<2>(qh);
+                // Weights 128h + 32j .. + 32 for j = 0..4 (ggml's order: low nibbles of the
+                // first then second 32 bytes, then the high nibbles; the top two bits from
+                // qh's bit pairs 0, 1, 2, 3).
+                let w = [
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql0, m4),
+                        _mm256_slli_epi16::<4>(_mm256_and_si256(qh, m3)),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, m4),
+                        _mm256_slli_epi16::<4>(_mm256_and_si256(qh2, m3)),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+                        _mm256_and_si256(qh, m30),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+                        _mm256_and_si256(qh2, m30),
+                    ),
+                ];
+                // Register j's 32 weights are two 16-value groups, 8h + 2j and 8h + 2j + 1:
+                // each group's scale in the 8 16-bit lanes its pair sums land in.
+                // (No closure: it would not inherit `target_feature`.)
+                let mut s = [_mm256_setzero_si256(); 4];
+                for (j, s) in s.iter_mut().enumerate() {
+                    let g = 8 * h + 2 * j;
+                    *s = _mm256_set_m128i(
+                        _mm_set1_epi16(i16::from(sc[g + 1])),
+                        _mm_set1_epi16(i16::from(sc[g])),
+                    );
+                }
+                for (r, sumi) in sumi.iter_mut().enumerate() {
+                    for (j, (w, s)) in w.iter().zip(&s).enumerate() {
+                        // SAFETY: block i < nb of row r < ROWS (the caller's contract); its
+                        // quants 128h + 32j..+32 are bytes 4 + 128h + 32j..+32 <= 260 of 292.
+                        let a = unsafe {
+                            _mm256_loadu_si256(
+                                y.add(r * stride + i * Q8K_BYTES + 4 + 128 * h + 32 * j)
+                                    .cast(),
+                            )
+                        };
+                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*w, a), *s);
+                        *sumi = _mm256_add_epi32(*sumi, p);
+                    }
+                }
+            }
+            for (r, (acc, sumi)) in acc.iter_mut().zip(sumi).enumerate() {
+                // SAFETY: block i < nb of row r < ROWS: d (f32) is bytes 0..4 and the 16 i16
+                // sums bytes 260..292. Unaligned loads.
+                let (yd, bsums) = unsafe {
+                    let yb = y.add(r * stride + i * Q8K_BYTES);
+                    (
+                        yb.cast::<f32>().read_unaligned(),
+                        _mm256_loadu_si256(yb.add(4 + 256).cast()),
+                    )
+                };
+                // 32 * sum over groups of scale * activation sum: the unsigned offset.
+                let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bsums));
+                let sumi = _mm256_sub_epi32(sumi, offset);
+                *acc = _mm256_fmadd_ps(_mm256_set1_ps(yd * xd), _mm256_cvtepi32_ps(sumi), *acc);
+            }
+        }
+        acc.map(|a| {
+            let sum = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+            let sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+            let sum = _mm_add_ss(sum, _mm_shuffle_ps::<1>(sum, sum));
+            _mm_cvtss_f32(sum)
+        })
     }
 }
 
@@ -610,6 +745,72 @@ mod tests {
             return;
         }
         check::<FastQ6K>();
+    }
+
+    /// `isa`'s decode rows against candle's scalar reference, for one to nine inputs at a
+    /// time (every row count the kernel is instantiated for, and chunks of four with a
+    /// remainder), and each input's value equal bit for bit to the value it gets alone.
+    fn check_rows(isa: crate::cpu::IntDot) {
+        for (k, seed) in [(256, 1), (1536, 2), (8960, 3)] {
+            let w: Vec<BlockQ6K> = quantize(&values(k, 100 + seed));
+            let row = {
+                // SAFETY: BlockQ6K is 210 plain bytes, laid out as in the file (size asserted
+                // at the top), borrowed as long as `w`.
+                unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<u8>(), w.len() * Q6K_BYTES) }
+            };
+            let inputs: Vec<Vec<BlockQ8K>> = (0..9)
+                .map(|r| quantize(&values(k, seed * 10 + r)))
+                .collect();
+            let alone: Vec<f32> = inputs
+                .iter()
+                .map(|a| {
+                    let mut out = [f32::NAN];
+                    assert!(
+                        q6k_rows_on(isa, row, a, &mut out),
+                        "{isa:?} refused one input"
+                    );
+                    out[0]
+                })
+                .collect();
+            for (a, got) in inputs.iter().zip(&alone) {
+                let want = BlockQ6K::vec_dot_unopt(k, &w, a);
+                assert!(
+                    (got - want).abs() <= 1e-3 * want.abs().max(1.0),
+                    "{isa:?} k={k}: {got} vs {want}"
+                );
+            }
+            for m in 1..=9 {
+                let acts: Vec<BlockQ8K> = inputs[..m].concat();
+                let mut out = vec![f32::NAN; m];
+                assert!(
+                    q6k_rows_on(isa, row, &acts, &mut out),
+                    "{isa:?} refused {m} inputs"
+                );
+                assert_eq!(out, alone[..m], "{isa:?} k={k}, {m} inputs at once");
+            }
+            // Lengths that disagree are refused, with the output untouched.
+            let mut out = [f32::NAN; 2];
+            assert!(!q6k_rows_on(isa, row, &inputs[0], &mut out));
+            assert!(out.iter().all(|v| v.is_nan()));
+        }
+    }
+
+    #[test]
+    fn q6k_rows_match_the_reference_with_avx512_vnni() {
+        use crate::cpu;
+        if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI Q6_K rows") {
+            return;
+        }
+        check_rows(cpu::IntDot::Vnni);
+    }
+
+    #[test]
+    fn q6k_rows_match_the_reference_with_avx2() {
+        use crate::cpu;
+        if !cpu::runs(cpu::features().avx2, "the AVX2 Q6_K rows") {
+            return;
+        }
+        check_rows(cpu::IntDot::Avx2);
     }
 
     fn bytes(b: &[BlockQ8K]) -> &[u8] {

@@ -46,8 +46,8 @@ pub fn matvec(mats: &[Rows<'_>], x: &[f32]) -> Result<Vec<Vec<f32>>> {
 /// unit of a matrix is multiplied with every input while it is in the core's cache, so a
 /// step reads the weights from memory once, not once per input.
 pub fn matvec_batch(mats: &[Rows<'_>], xs: &[&[f32]]) -> Result<Vec<Vec<Vec<f32>>>> {
-    if !crate::cpu::features().vnni {
-        candle_core::bail!("caro's decode kernels need AVX-512 VNNI")
+    if crate::cpu::features().int_dot().is_none() {
+        candle_core::bail!("caro's decode kernels need AVX-512 VNNI or AVX2")
     }
     let Some(width) = xs.first().map(|x| x.len()) else {
         return Ok(mats.iter().map(|_| Vec::new()).collect());
@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn one_pass_over_q4k_and_q6k_matrices_matches_each_reference_dot_product() {
         use crate::cpu;
-        if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI decode passes") {
+        if !cpu::runs(
+            cpu::features().int_dot().is_some(),
+            "the decode passes (AVX-512 VNNI or AVX2)",
+        ) {
             return;
         }
         let k = 512;
@@ -192,7 +195,10 @@ mod tests {
     #[test]
     fn a_batched_pass_gives_each_input_exactly_its_own_pass() {
         use crate::cpu;
-        if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI decode passes") {
+        if !cpu::runs(
+            cpu::features().int_dot().is_some(),
+            "the decode passes (AVX-512 VNNI or AVX2)",
+        ) {
             return;
         }
         let k = 512;
@@ -229,7 +235,10 @@ mod tests {
     #[test]
     fn matvec_rejects_a_width_or_size_that_does_not_fit() {
         use crate::cpu;
-        if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI decode passes") {
+        if !cpu::runs(
+            cpu::features().int_dot().is_some(),
+            "the decode passes (AVX-512 VNNI or AVX2)",
+        ) {
             return;
         }
         let q6 = vec![0u8; 16 * Q6K_BYTES];

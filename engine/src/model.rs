@@ -251,9 +251,7 @@ impl Linear {
             Self::Q4K { .. } => Some(self.packed().map(Rows::Q4K)),
             Self::Direct { q6k, n, k, .. } => {
                 let (map, range) = q6k.as_ref()?;
-                if !crate::cpu::features().vnni {
-                    return None;
-                }
+                crate::cpu::features().int_dot()?;
                 Some(match map.bytes(range.clone()) {
                     Some(blocks) => Ok(Rows::Q6K {
                         blocks,

@@ -1,4 +1,5 @@
-//! Q4_K matrices repacked into 16-row tiles with integer scales, multiplied with AVX-512 VNNI.
+//! Q4_K matrices repacked into 16-row tiles with integer scales, multiplied with AVX-512 VNNI
+//! or AVX2.
 //!
 //! Decode reads every weight once per token, so its speed is set by how many bytes a weight
 //! costs and how little work each byte needs. candle's x86 tiles widen Q4_K's 6-bit scales and
@@ -6,12 +7,16 @@
 //! an f32 multiply per subblock. caro's [`PackedQ4K`] keeps the file's 6-bit scales and f16
 //! factors, regrouped by row (4.5 bits per weight, the file's own size), sums each superblock
 //! in 32-bit integers, and converts to float once per superblock, in the layout `vpdpbusd`
-//! wants: 16 rows in the 16 lanes of a register, so no horizontal sums are needed. Up to four prompt rows share each weight load during prefill.
+//! wants: 16 rows in the 16 lanes of a register, so no horizontal sums are needed. Up to four
+//! prompt rows (or sequences, in batched decode) share each weight load.
 //!
-//! Only used where AVX-512 VNNI is present (`cpu::features().vnni`); elsewhere candle's own
-//! kernels run.
+//! Two kernels read the same tiles (`cpu::features().int_dot()`): AVX-512 VNNI, and AVX2
+//! (`vpmaddubsw` + `vpmaddwd`, the 16 rows as two 8-lane halves) for the many CPUs without
+//! AVX-512. They compute the same integer sums and round the same floats in the same order,
+//! so their outputs are equal bit for bit. Without either, candle's own kernels run.
 #![allow(unsafe_code)]
 
+use crate::cpu::IntDot;
 use candle_core::Result;
 use candle_core::quantized::k_quants::{BlockQ8K, GgmlType, QK_K};
 use std::mem::offset_of;
@@ -81,7 +86,7 @@ fn scale_min(j: usize, s: &[u8]) -> (u8, u8) {
 impl PackedQ4K {
     /// Whether this CPU and shape can use the packed kernel.
     pub fn supported(n: usize, k: usize) -> bool {
-        crate::cpu::features().vnni
+        crate::cpu::features().int_dot().is_some()
             && n > 0
             && k > 0
             && n.is_multiple_of(TILE_ROWS)
@@ -153,6 +158,14 @@ impl PackedQ4K {
     /// `dst (m x n) = lhs (m x k) * selfᵀ`, row-major, with the activations quantized to Q8_K
     /// as candle does for its own kernels.
     pub fn matmul(&self, m: usize, lhs: &[f32], dst: &mut [f32]) -> Result<()> {
+        let Some(isa) = crate::cpu::features().int_dot() else {
+            candle_core::bail!("the packed Q4_K kernel needs AVX-512 VNNI or AVX2")
+        };
+        self.matmul_on(isa, m, lhs, dst)
+    }
+
+    /// [`Self::matmul`] with the instructions chosen by the caller (the tests run each).
+    fn matmul_on(&self, isa: IntDot, m: usize, lhs: &[f32], dst: &mut [f32]) -> Result<()> {
         let (n, k) = (self.n, self.k);
         if lhs.len() != m * k || dst.len() != m * n {
             candle_core::bail!(
@@ -161,8 +174,8 @@ impl PackedQ4K {
                 dst.len()
             )
         }
-        if !crate::cpu::features().vnni {
-            candle_core::bail!("the packed Q4_K kernel needs AVX-512 VNNI")
+        if !crate::cpu::features().has(isa) {
+            candle_core::bail!("this CPU does not run the {} Q4_K tiles", isa.name())
         }
         if m == 0 {
             return Ok(());
@@ -180,13 +193,13 @@ impl PackedQ4K {
                 acts: &acts[m0 * kb..],
                 pairs: &pairs[m0 * kb..],
             };
-            // SAFETY: `cpu::features().vnni` was checked above.
+            // SAFETY: `cpu::features().has(isa)` was checked above.
             unsafe {
                 match out.len() {
-                    1 => put(&job.sums::<1>(), nt, out),
-                    2 => put(&job.sums::<2>(), nt, out),
-                    3 => put(&job.sums::<3>(), nt, out),
-                    _ => put(&job.sums::<4>(), nt, out),
+                    1 => put(&job.sums::<1>(isa), nt, out),
+                    2 => put(&job.sums::<2>(isa), nt, out),
+                    3 => put(&job.sums::<3>(isa), nt, out),
+                    _ => put(&job.sums::<4>(isa), nt, out),
                 }
             }
         });
@@ -328,14 +341,21 @@ impl PackedQ4K {
     /// `dst[j * m + r]` for output row `16 t + j` (`m` input rows). The tile is unpacked once
     /// for up to four inputs at a time, while it is in cache.
     pub fn tile_rows(&self, t: usize, acts: &Acts, dst: &mut [f32]) -> Result<()> {
+        let Some(isa) = crate::cpu::features().int_dot() else {
+            candle_core::bail!("the packed Q4_K kernel needs AVX-512 VNNI or AVX2")
+        };
+        self.tile_rows_on(isa, t, acts, dst)
+    }
+
+    /// [`Self::tile_rows`] with the instructions chosen by the caller (the tests run each).
+    fn tile_rows_on(&self, isa: IntDot, t: usize, acts: &Acts, dst: &mut [f32]) -> Result<()> {
         let kb = self.k / QK_K;
         let m = acts.rows();
-        if t >= self.n / TILE_ROWS
-            || acts.kb != kb
-            || dst.len() != TILE_ROWS * m
-            || !crate::cpu::features().vnni
-        {
+        if t >= self.n / TILE_ROWS || acts.kb != kb || dst.len() != TILE_ROWS * m {
             candle_core::bail!("Q4_K tile {t} does not fit this matrix and input")
+        }
+        if !crate::cpu::features().has(isa) {
+            candle_core::bail!("this CPU does not run the {} Q4_K tiles", isa.name())
         }
         let mut put = |m0: usize, sums: &[[f32; TILE_ROWS]]| {
             for (i, row) in sums.iter().enumerate() {
@@ -350,13 +370,13 @@ impl PackedQ4K {
                 acts: &acts.blocks[m0 * kb..],
                 pairs: &acts.pairs[m0 * kb..],
             };
-            // SAFETY: `cpu::features().vnni` was checked above; `sums` checks the lengths.
+            // SAFETY: `cpu::features().has(isa)` was checked above; `sums` checks the lengths.
             unsafe {
                 match m - m0 {
-                    1 => put(m0, &job.sums::<1>()),
-                    2 => put(m0, &job.sums::<2>()),
-                    3 => put(m0, &job.sums::<3>()),
-                    _ => put(m0, &job.sums::<4>()),
+                    1 => put(m0, &job.sums::<1>(isa)),
+                    2 => put(m0, &job.sums::<2>(isa)),
+                    3 => put(m0, &job.sums::<3>(isa)),
+                    _ => put(m0, &job.sums::<4>(isa)),
                 }
             }
         }
@@ -376,23 +396,28 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// The tile row's 16 outputs for each of `ROWS` activation rows.
+    /// The tile row's 16 outputs for each of `ROWS` activation rows, computed with `isa`.
     ///
     /// # Safety
-    /// The CPU has AVX-512 F, BW and VNNI (`cpu::features().vnni`).
+    /// The CPU runs `isa` (`cpu::features().has(isa)`).
     #[cfg(target_arch = "x86_64")]
-    unsafe fn sums<const ROWS: usize>(&self) -> [[f32; TILE_ROWS]; ROWS] {
+    unsafe fn sums<const ROWS: usize>(&self, isa: IntDot) -> [[f32; TILE_ROWS]; ROWS] {
         // SAFETY: the caller guarantees the features; `unit` checks the job's lengths.
-        unsafe { avx512::unit::<ROWS>(self) }
+        unsafe {
+            match isa {
+                IntDot::Vnni => avx512::unit::<ROWS>(self),
+                IntDot::Avx2 => avx2::unit::<ROWS>(self),
+            }
+        }
     }
 
-    /// Never called: no CPU but x86-64 has AVX-512 VNNI, and every caller checks for it.
+    /// Never called: no CPU but x86-64 has AVX-512 VNNI or AVX2, and every caller checks.
     ///
     /// # Safety
     /// As on x86-64.
     #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn sums<const ROWS: usize>(&self) -> [[f32; TILE_ROWS]; ROWS] {
-        unreachable!("no CPU but x86-64 has AVX-512 VNNI")
+    unsafe fn sums<const ROWS: usize>(&self, isa: IntDot) -> [[f32; TILE_ROWS]; ROWS] {
+        unreachable!("no CPU but x86-64 runs the {} Q4_K tiles", isa.name())
     }
 }
 
@@ -516,6 +541,142 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Job, TILE_ROWS};
+    use crate::kernels::Q8K_BYTES;
+    use core::arch::x86_64::*;
+
+    /// Rows of a tile in one 256-bit register (8 lanes of 32 bits).
+    const HALF: usize = TILE_ROWS / 2;
+
+    /// `ROWS` activation rows against one tile row, the AVX-512 kernel's arithmetic on
+    /// AVX2: each half of the tile (8 rows, 32 of every 64 bytes) in turn, while the tile
+    /// is in L1. `vpmaddubsw` multiplies unsigned nibbles by signed activations into 16-bit
+    /// pair sums; a subblock's eight of them (4 groups, low and high nibbles) add up to at
+    /// most 16 * 15 * 128 = 30720 in 16 bits, so nothing saturates, and `vpmaddwd` with the
+    /// scale in both halves of each lane gives (sum of the pair) * scale in 32 bits: the
+    /// same integers as `vpdpbusd` then `vpmulld`. The floats then follow the AVX-512
+    /// kernel lane for lane, so both give the same bits. No closures in here: a closure does
+    /// not inherit `target_feature`, so its intrinsics would not inline.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C. (The job's lengths are checked here.)
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn unit<const ROWS: usize>(job: &Job<'_>) -> [[f32; TILE_ROWS]; ROWS] {
+        let kb = job.tiles.len();
+        // The activation reads below rely on this: block b of row r < ROWS is
+        // `acts[r * kb + b]`, 292 bytes (no padding) at byte r * stride + b * 292.
+        assert!(
+            job.acts.len() >= ROWS * kb && job.pairs.len() >= ROWS * kb,
+            "a Q4_K job needs {ROWS} activation rows of {kb} blocks"
+        );
+        let acts = job.acts.as_ptr().cast::<u8>();
+        let mask = _mm256_set1_epi8(0x0f);
+        let m4 = _mm256_set1_epi32(0x0f);
+        let m2 = _mm256_set1_epi32(0x03);
+        let m12 = _mm256_set1_epi32(0x0c);
+        let stride = kb * Q8K_BYTES;
+        // `acc[h][r]`: half h of row r's outputs.
+        let mut acc = [[_mm256_setzero_ps(); ROWS]; 2];
+        for (b, t) in job.tiles.iter().enumerate() {
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let mut tot = [_mm256_setzero_si256(); ROWS];
+                let mut mins = [_mm256_setzero_si256(); ROWS];
+                for sub in 0..8 {
+                    let mut pairs16 = [_mm256_setzero_si256(); ROWS];
+                    for g4 in 0..4 {
+                        let g = sub * 4 + g4;
+                        // SAFETY: g < 32 and h < 2, so bytes 64g + 32h..+32 lie in `qs`
+                        // (2048 bytes), which starts the 64-aligned tile: an aligned load.
+                        let w =
+                            unsafe { _mm256_load_si256(t.qs.as_ptr().add(g * 64 + h * 32).cast()) };
+                        let wl = _mm256_and_si256(w, mask);
+                        let wh = _mm256_and_si256(_mm256_srli_epi16::<4>(w), mask);
+                        for (r, p) in pairs16.iter_mut().enumerate() {
+                            // SAFETY: block b of row r lies in `acts` (asserted above); quants
+                            // 8g..8g + 8 are its bytes 4 + 8g..12 + 8g <= 260. Unaligned reads.
+                            let (al, ah) = unsafe {
+                                let a = acts.add(r * stride + b * Q8K_BYTES + 4 + g * 8);
+                                (
+                                    a.cast::<i32>().read_unaligned(),
+                                    a.add(4).cast::<i32>().read_unaligned(),
+                                )
+                            };
+                            let lo = _mm256_maddubs_epi16(wl, _mm256_set1_epi32(al));
+                            let hi = _mm256_maddubs_epi16(wh, _mm256_set1_epi32(ah));
+                            *p = _mm256_add_epi16(*p, _mm256_add_epi16(lo, hi));
+                        }
+                    }
+                    // SAFETY: sub < 8, pair sub / 2 < 4 and h < 2: 8 bytes each inside `lo`
+                    // (128) and `hi` (64). Unaligned 8-byte loads.
+                    let (lo4, hi2) = unsafe {
+                        (
+                            _mm_loadl_epi64(t.lo.as_ptr().add(sub * TILE_ROWS + h * HALF).cast()),
+                            _mm_loadl_epi64(
+                                t.hi.as_ptr().add(sub / 2 * TILE_ROWS + h * HALF).cast(),
+                            ),
+                        )
+                    };
+                    let lo4 = _mm256_cvtepu8_epi32(lo4);
+                    let mut hi2 = _mm256_cvtepu8_epi32(hi2);
+                    if sub % 2 == 1 {
+                        hi2 = _mm256_srli_epi32::<4>(hi2);
+                    }
+                    let sc = _mm256_or_si256(
+                        _mm256_and_si256(lo4, m4),
+                        _mm256_slli_epi32::<4>(_mm256_and_si256(hi2, m2)),
+                    );
+                    let mn = _mm256_or_si256(
+                        _mm256_srli_epi32::<4>(lo4),
+                        _mm256_slli_epi32::<2>(_mm256_and_si256(hi2, m12)),
+                    );
+                    // The scale (< 64) in both 16-bit halves of each lane.
+                    let sc2 = _mm256_or_si256(sc, _mm256_slli_epi32::<16>(sc));
+                    for r in 0..ROWS {
+                        // SAFETY: r * kb + b < ROWS * kb <= pairs.len() (asserted above).
+                        let pair = unsafe { job.pairs.get_unchecked(r * kb + b)[sub] };
+                        tot[r] = _mm256_add_epi32(tot[r], _mm256_madd_epi16(pairs16[r], sc2));
+                        mins[r] = _mm256_add_epi32(
+                            mins[r],
+                            _mm256_mullo_epi32(mn, _mm256_set1_epi32(pair)),
+                        );
+                    }
+                }
+                // SAFETY: `d` and `dmin` are 16 f16 (32 bytes) each, at 32-byte boundaries of
+                // the tile (offsets asserted at Tile); half h is their bytes 16h..16h + 16.
+                let (d, dmin) = unsafe {
+                    (
+                        _mm_load_si128(t.d.as_ptr().add(h * HALF).cast()),
+                        _mm_load_si128(t.dmin.as_ptr().add(h * HALF).cast()),
+                    )
+                };
+                let (d, dmin) = (_mm256_cvtph_ps(d), _mm256_cvtph_ps(dmin));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: block b of row r lies in `acts` (asserted above); its d (f32) is
+                    // bytes 0..4. Unaligned read.
+                    let ad = unsafe {
+                        acts.add(r * stride + b * Q8K_BYTES)
+                            .cast::<f32>()
+                            .read_unaligned()
+                    };
+                    let ad = _mm256_set1_ps(ad);
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot[r]), _mm256_mul_ps(d, ad), *a);
+                    *a = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins[r]), _mm256_mul_ps(dmin, ad), *a);
+                }
+            }
+        }
+        let mut out = [[0f32; TILE_ROWS]; ROWS];
+        for (h, acc) in acc.into_iter().enumerate() {
+            for (out, a) in out.iter_mut().zip(acc) {
+                // SAFETY: `out` is one row of 16 floats; half h is floats 8h..8h + 8.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(h * HALF), a) };
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -532,8 +693,8 @@ pub(super) mod tests {
             .collect()
     }
 
-    /// Each output against candle's scalar Q4_K reference dot product.
-    fn check(m: usize, n: usize, k: usize) {
+    /// A pseudo-random `n x k` Q4_K matrix: its blocks as in the file, and packed.
+    fn matrix(n: usize, k: usize) -> (Vec<BlockQ4K>, PackedQ4K) {
         let w = values(n * k, 7);
         let mut blocks = vec![BlockQ4K::zeros(); n * k / QK_K];
         BlockQ4K::from_float(&w, &mut blocks);
@@ -542,9 +703,15 @@ pub(super) mod tests {
             std::slice::from_raw_parts(blocks.as_ptr().cast::<u8>(), blocks.len() * Q4K_BYTES)
         };
         let packed = PackedQ4K::pack(bytes, n, k).expect("pack");
+        (blocks, packed)
+    }
+
+    /// Each output of `isa`'s kernel against candle's scalar Q4_K reference dot product.
+    fn check(isa: IntDot, m: usize, n: usize, k: usize) {
+        let (blocks, packed) = matrix(n, k);
         let lhs = values(m * k, 11);
         let mut dst = vec![0f32; m * n];
-        packed.matmul(m, &lhs, &mut dst).expect("matmul");
+        packed.matmul_on(isa, m, &lhs, &mut dst).expect("matmul");
         let kb = k / QK_K;
         for r in 0..m {
             let mut q = vec![BlockQ8K::zeros(); kb];
@@ -554,20 +721,70 @@ pub(super) mod tests {
                 let got = dst[r * n + c];
                 assert!(
                     (got - want).abs() <= 1e-3 * want.abs().max(1.0),
-                    "row {r} col {c} ({m}x{n}x{k}): {got} vs {want}"
+                    "{isa:?}: row {r} col {c} ({m}x{n}x{k}): {got} vs {want}"
                 );
             }
         }
     }
 
+    const SHAPES: [(usize, usize, usize); 4] =
+        [(1, 16, 256), (1, 48, 1536), (3, 32, 8960), (7, 64, 512)];
+
     #[test]
-    fn packed_q4k_matches_the_reference_dot_product() {
-        // Without AVX-512 VNNI caro never builds these tiles (candle's kernels run instead).
-        if !crate::cpu::runs(PackedQ4K::supported(16, 256), "the AVX-512 VNNI Q4_K tiles") {
+    fn packed_q4k_matches_the_reference_dot_product_with_avx512_vnni() {
+        if !crate::cpu::runs(crate::cpu::features().vnni, "the AVX-512 VNNI Q4_K tiles") {
             return;
         }
-        for (m, n, k) in [(1, 16, 256), (1, 48, 1536), (3, 32, 8960), (7, 64, 512)] {
-            check(m, n, k);
+        for (m, n, k) in SHAPES {
+            check(IntDot::Vnni, m, n, k);
+        }
+    }
+
+    #[test]
+    fn packed_q4k_matches_the_reference_dot_product_with_avx2() {
+        if !crate::cpu::runs(crate::cpu::features().avx2, "the AVX2 Q4_K tiles") {
+            return;
+        }
+        for (m, n, k) in SHAPES {
+            check(IntDot::Avx2, m, n, k);
+        }
+    }
+
+    /// The two kernels promise the same bits (so a tile's output, and the answer, does not
+    /// depend on which one this CPU has): checked on every shape and row count, through
+    /// both entry points, prefill's `matmul` and decode's `tile_rows`.
+    #[test]
+    fn the_avx2_and_avx512_tiles_give_the_same_bits() {
+        let f = crate::cpu::features();
+        if !crate::cpu::runs(
+            f.vnni && f.avx2,
+            "both the AVX-512 VNNI and the AVX2 Q4_K tiles",
+        ) {
+            return;
+        }
+        for (m, n, k) in SHAPES.into_iter().chain([(5, 32, 2048), (8, 16, 1536)]) {
+            let (_, packed) = matrix(n, k);
+            let lhs = values(m * k, 13);
+            let run = |isa| {
+                let mut dst = vec![0f32; m * n];
+                packed.matmul_on(isa, m, &lhs, &mut dst).expect("matmul");
+                dst
+            };
+            assert_eq!(run(IntDot::Avx2), run(IntDot::Vnni), "matmul {m}x{n}x{k}");
+            let xs: Vec<&[f32]> = lhs.chunks(k).collect();
+            let acts = Acts::batch(&xs).expect("acts");
+            let tile = |isa| {
+                let mut dst = vec![0f32; TILE_ROWS * m];
+                packed
+                    .tile_rows_on(isa, n / TILE_ROWS - 1, &acts, &mut dst)
+                    .expect("tile");
+                dst
+            };
+            assert_eq!(
+                tile(IntDot::Avx2),
+                tile(IntDot::Vnni),
+                "tile_rows {m}x{n}x{k}"
+            );
         }
     }
 

@@ -7,10 +7,12 @@
 //! candle's tiles would be 1.5 times its size (see `weights.rs`); candle's own dot product for
 //! those blocks is AVX2 `maddubs`. `vpdpbusd` multiplies 64 unsigned 6-bit weights by signed
 //! 8-bit activations per instruction instead. [`FastQ6K`] is a drop-in [`GgmlType`] with the
-//! same bytes as candle's block, so candle's threaded `k_quants::matmul` drives it; without
-//! AVX-512 VNNI, or with `CARO_NO_VNNI` set, it defers to candle's kernel. Decode's
-//! [`q6k_rows`] multiplies one row by several sequences' activations at once (batched
-//! decode reads each row once for all of them), with AVX2 where AVX-512 VNNI is missing.
+//! same bytes as candle's block, so candle's threaded `k_quants::matmul` can drive it; without
+//! AVX-512 VNNI, or with `CARO_NO_VNNI` set, it defers to candle's kernel. [`q6k_rows`]
+//! multiplies one row by several inputs at once, with AVX2 where AVX-512 VNNI is missing:
+//! batched decode's sequences, and prefill's prompt rows (`matvec::matmul`, which replaced
+//! candle's matmul for mapped Q6_K wherever these rows run: candle read the whole matrix once
+//! per prompt row).
 //!
 //! Measured (README, "Speed"): cold prefill 1.14x faster than with candle's Q6_K kernel,
 //! decode unchanged. Q4_K is different: row by row on the file's blocks it prefills at less

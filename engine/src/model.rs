@@ -205,9 +205,17 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Candle(m) => m.forward(x),
-            Self::Direct { w, n, k, .. } => {
-                Self::direct(x, *n, *k, |m, lhs, dst| w.matmul_t((m, *k, *n), lhs, dst))
-            }
+            Self::Direct { w, n, k, .. } => match self.rows() {
+                // Mapped Q6_K where caro's rows run: a pass per 32 inputs instead of
+                // candle's pass over the whole matrix per input (`matvec::matmul`).
+                Some(rows) => {
+                    let rows = rows?;
+                    Self::direct(x, *n, *k, |m, lhs, dst| {
+                        crate::matvec::matmul(rows, m, lhs, dst)
+                    })
+                }
+                None => Self::direct(x, *n, *k, |m, lhs, dst| w.matmul_t((m, *k, *n), lhs, dst)),
+            },
             Self::Q4K { n, k, .. } => {
                 let packed = self.packed()?;
                 Self::direct(x, *n, *k, |m, lhs, dst| packed.matmul(m, lhs, dst))

@@ -1,6 +1,6 @@
-//! caro's own dot products on the GGUF's own blocks, chosen at run time: AVX-512 VNNI (or,
-//! for decode's rows, AVX2) for Q6_K weights against Q8_K activations, and AVX2 for Q4_1
-//! against Q8_1 ([`FastQ4_1`]).
+//! caro's own dot products on the GGUF's own blocks, chosen at run time: AVX-512 VNNI or
+//! AVX2 for Q6_K weights against Q8_K activations, and AVX2 for Q4_1 against Q8_1
+//! ([`FastQ4_1`]).
 //!
 //! Q6_K holds the output projection (the largest matrix, 151936 x 1536 in the 1.5B model) and
 //! some of the down and value projections. caro multiplies Q6_K from the mapped file because
@@ -11,8 +11,8 @@
 //! AVX-512 VNNI, or with `CARO_NO_VNNI` set, it defers to candle's kernel. [`q6k_rows`]
 //! multiplies one row by several inputs at once, with AVX2 where AVX-512 VNNI is missing:
 //! batched decode's sequences, and prefill's prompt rows (`matvec::matmul`, which replaced
-//! candle's matmul for mapped Q6_K wherever these rows run: candle read the whole matrix once
-//! per prompt row).
+//! candle's matmul for mapped Q6_K wherever these rows run: candle unpacks each weight row
+//! again for every prompt row, and on AVX2 with its own kernel).
 //!
 //! Measured (README, "Speed"): cold prefill 1.14x faster than with candle's Q6_K kernel,
 //! decode unchanged. Q4_K is different: row by row on the file's blocks it prefills at less
@@ -227,16 +227,18 @@ impl GgmlType for FastQ6K {
     }
 
     fn vec_dot(n: usize, xs: &[Self], ys: &[FastQ8K]) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let nb = n / QK_K;
-            if crate::cpu::features().vnni && xs.len() >= nb && ys.len() >= nb {
-                // SAFETY: the probe's `vnni` covers q6k's features (AVX-512 F, BW, VNNI, AVX2,
-                // FMA); both slices hold at least nb blocks, of 210 bytes (FastQ6K) and 292
-                // (FastQ8K); one input row, so the stride is never used.
-                let [dot] =
-                    unsafe { avx512::q6k::<1>(nb, xs.as_ptr().cast(), ys.as_ptr().cast(), 0) };
-                return dot;
+        // caro's rows where they run (AVX-512 VNNI or AVX2), so a matrix gives the same
+        // values whether decode multiplies it in a shared pass or alone.
+        let nb = n / QK_K;
+        if let (Some(xs), Some(ys)) = (xs.get(..nb), ys.get(..nb)) {
+            let row = Self::inner(xs);
+            // SAFETY: BlockQ6K is 210 plain bytes laid out as in the file (size asserted at
+            // the top), so `row` is nb * 210 initialized bytes, borrowed as long as `xs`.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), nb * Q6K_BYTES) };
+            let mut out = [0f32];
+            if q6k_rows(bytes, FastQ8K::inner(ys), &mut out) {
+                return out[0];
             }
         }
         BlockQ6K::vec_dot(n, Self::inner(xs), FastQ8K::inner(ys))
@@ -252,7 +254,7 @@ impl GgmlType for FastQ6K {
     ) -> (f32, f32, f32, f32) {
         // Four single-row calls: a kernel interleaving the four rows block by block measured
         // half the decode speed; rows read one after another suit the hardware prefetcher.
-        if crate::cpu::features().vnni {
+        if crate::cpu::features().int_dot().is_some() {
             return (
                 Self::vec_dot(n, xs0, ys),
                 Self::vec_dot(n, xs1, ys),
@@ -435,7 +437,6 @@ mod avx2 {
                 ];
                 // Register j's 32 weights are two 16-value groups, 8h + 2j and 8h + 2j + 1:
                 // each group's scale in the 8 16-bit lanes its pair sums land in.
-                // (No closure: it would not inherit `target_feature`.)
                 let mut s = [_mm256_setzero_si256(); 4];
                 for (j, s) in s.iter_mut().enumerate() {
                     let g = 8 * h + 2 * j;
@@ -592,8 +593,6 @@ mod avx512 {
         let m4 = _mm512_set1_epi8(0x0f);
         let m3 = _mm512_set1_epi8(0x03);
         let m30 = _mm512_set1_epi8(0x30);
-        // No closures in here: a closure does not inherit `target_feature`, so its
-        // intrinsics would not inline.
         // SAFETY: each IDX row is 16 i32, one 64-byte (unaligned) load.
         let idx = unsafe {
             [
@@ -743,7 +742,10 @@ mod tests {
     #[test]
     fn q6k_matches_the_reference_dot_product() {
         use crate::cpu;
-        if !cpu::runs(cpu::features().vnni, "the AVX-512 VNNI Q6_K dot product") {
+        if !cpu::runs(
+            cpu::features().int_dot().is_some(),
+            "caro's Q6_K dot product (AVX-512 VNNI or AVX2)",
+        ) {
             return;
         }
         check::<FastQ6K>();

@@ -1,5 +1,6 @@
-//! Decode's matrix-vector products: matrices that read the same input (q/k/v, gate/up) run
-//! in one parallel pass over their rows, with the input quantized once.
+//! Decode's matrix-vector products, and prefill's Q6_K products built from them: matrices
+//! that read the same input (q/k/v, gate/up) run in one parallel pass over their rows, with
+//! the input quantized once.
 //!
 //! Each parallel pass ends at a barrier where the faster thread waits for the slower, and
 //! one decoded token makes seven passes per layer when every matrix runs alone, plus one
@@ -130,10 +131,10 @@ const MATMUL_INPUTS: usize = 32;
 
 /// `dst (m x n) = lhs (m x k) * wᵀ`, row-major (prefill's shape), as passes of
 /// [`matvec_batch`] over [`MATMUL_INPUTS`] inputs each: every weight row is read once per
-/// pass and unpacked once per four inputs. candle's own `k_quants::matmul` reads the whole
-/// matrix once per input row, which for prefill's Q6_K matrices (half the down projections)
-/// cost more than the arithmetic. Each output is bit for bit the value that input gets
-/// decoded alone.
+/// pass and unpacked once per four inputs. candle's own `k_quants::matmul` (16 prompt rows
+/// per group of four weight rows) unpacks each weight row again for every prompt row, with
+/// its own Q6_K kernel on AVX2. Each output is bit for bit the value that input gets decoded
+/// alone.
 pub fn matmul(w: Rows<'_>, m: usize, lhs: &[f32], dst: &mut [f32]) -> Result<()> {
     let (n, k) = w.shape();
     if lhs.len() != m * k || dst.len() != m * n {
@@ -143,8 +144,11 @@ pub fn matmul(w: Rows<'_>, m: usize, lhs: &[f32], dst: &mut [f32]) -> Result<()>
             dst.len()
         )
     }
-    if m == 0 {
+    if m == 0 || n == 0 {
         return Ok(());
+    }
+    if k == 0 {
+        candle_core::bail!("matmul input of width 0")
     }
     for (lhs, dst) in lhs
         .chunks(MATMUL_INPUTS * k)

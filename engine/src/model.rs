@@ -170,14 +170,15 @@ impl KvCache {
 ///
 /// Q6_K goes direct: candle tiles it only for prefill (1.5x its size) and still reads the
 /// original blocks for decode, so tiling it would keep both copies resident. Q4_K goes to
-/// caro's own tiles where the CPU has AVX-512 VNNI (see `q4k.rs`).
+/// caro's own tiles where the CPU has AVX-512 VNNI or AVX2 (see `q4k.rs`).
 enum Linear {
     Candle(QMatMul),
     Direct {
         w: Box<dyn QuantizedType>,
         n: usize,
         k: usize,
-        /// The file's blocks when they are Q6_K, for decode's shared passes (`matvec.rs`).
+        /// The file's blocks when they are Q6_K, for caro's rows (`matvec.rs`): decode's
+        /// shared passes and prefill's `matvec::matmul`.
         q6k: Option<(MappedGguf, Range<usize>)>,
     },
     /// Packed from the mapped blocks on first use, so loading stays a cheap mmap and the
@@ -206,8 +207,8 @@ impl Linear {
         match self {
             Self::Candle(m) => m.forward(x),
             Self::Direct { w, n, k, .. } => match self.rows() {
-                // Mapped Q6_K where caro's rows run: a pass per 32 inputs instead of
-                // candle's pass over the whole matrix per input (`matvec::matmul`).
+                // Mapped Q6_K where caro's rows run: each weight row unpacked once per four
+                // prompt rows, not once per row as in candle's matmul (`matvec::matmul`).
                 Some(rows) => {
                     let rows = rows?;
                     Self::direct(x, *n, *k, |m, lhs, dst| {

@@ -428,8 +428,7 @@ mod avx512 {
     use core::arch::x86_64::*;
 
     /// `ROWS` activation rows against one tile row. Low and high nibbles accumulate apart so
-    /// the `vpdpbusd` dependency chains stay short when `ROWS` is 1 (decode). No closures in
-    /// here: a closure does not inherit `target_feature`, so its intrinsics would not inline.
+    /// the `vpdpbusd` dependency chains stay short when `ROWS` is 1 (decode).
     ///
     /// # Safety
     /// The CPU has AVX-512 F, BW and VNNI. (The job's lengths are checked here.)
@@ -557,8 +556,7 @@ mod avx2 {
     /// most 16 * 15 * 128 = 30720 in 16 bits, so nothing saturates, and `vpmaddwd` with the
     /// scale in both halves of each lane gives (sum of the pair) * scale in 32 bits: the
     /// same integers as `vpdpbusd` then `vpmulld`. The floats then follow the AVX-512
-    /// kernel lane for lane, so both give the same bits. No closures in here: a closure does
-    /// not inherit `target_feature`, so its intrinsics would not inline.
+    /// kernel lane for lane, so both give the same bits.
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C. (The job's lengths are checked here.)

@@ -33,7 +33,7 @@ pub enum IntDot {
 }
 
 impl IntDot {
-    /// Its name in the prefix cache's signature and in messages.
+    /// Its name in messages.
     pub fn name(self) -> &'static str {
         match self {
             Self::Vnni => "vnni",

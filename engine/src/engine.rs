@@ -138,15 +138,13 @@ impl Engine for Transformer {
     fn cache_signature(&self) -> Option<String> {
         // The kernels differ in rounding (VNNI tiles, the AVX2 tiles and Q4_1 path, candle's
         // own), so a cache computed with one set is not reused by a process that picked
-        // another. Mapped weights take caro's kernels, weights read into memory some of
-        // candle's. `tiles` names the Q4_K/Q6_K kernels: before caro had AVX2 tiles, an AVX2
-        // CPU ran candle's, and its caches (signed without `tiles`) are not reused.
+        // another; the two switches decide which set runs (`cpu::Features::int_dot`).
+        // Mapped weights take caro's kernels, weights read into memory some of candle's.
         let f = crate::cpu::features();
         Some(format!(
-            "candle-cpu;vnni={};avx2={};tiles={};mapped={}",
+            "candle-cpu;vnni={};avx2={};mapped={}",
             f.vnni,
             f.avx2,
-            f.int_dot().map_or("none", |isa| isa.name()),
             self.is_mapped()
         ))
     }

@@ -179,13 +179,17 @@ mod tests {
         unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast(), std::mem::size_of_val(blocks)) }
     }
 
+    /// Whether this CPU runs the passes; says so loudly when it does not.
+    fn passes_run() -> bool {
+        crate::cpu::runs(
+            crate::cpu::features().int_dot().is_some(),
+            "the decode passes (AVX-512 VNNI or AVX2)",
+        )
+    }
+
     #[test]
     fn one_pass_over_q4k_and_q6k_matrices_matches_each_reference_dot_product() {
-        use crate::cpu;
-        if !cpu::runs(
-            cpu::features().int_dot().is_some(),
-            "the decode passes (AVX-512 VNNI or AVX2)",
-        ) {
+        if !passes_run() {
             return;
         }
         let k = 512;
@@ -237,11 +241,7 @@ mod tests {
 
     #[test]
     fn a_batched_pass_gives_each_input_exactly_its_own_pass() {
-        use crate::cpu;
-        if !cpu::runs(
-            cpu::features().int_dot().is_some(),
-            "the decode passes (AVX-512 VNNI or AVX2)",
-        ) {
+        if !passes_run() {
             return;
         }
         let k = 512;
@@ -279,11 +279,7 @@ mod tests {
     /// than one pass of inputs, and a partial last pass) gets exactly its own pass's values.
     #[test]
     fn a_matmul_gives_each_input_row_exactly_its_own_pass() {
-        use crate::cpu;
-        if !cpu::runs(
-            cpu::features().int_dot().is_some(),
-            "the decode passes (AVX-512 VNNI or AVX2)",
-        ) {
+        if !passes_run() {
             return;
         }
         let (n, k) = (20, 512);
@@ -313,11 +309,7 @@ mod tests {
 
     #[test]
     fn matvec_rejects_a_width_or_size_that_does_not_fit() {
-        use crate::cpu;
-        if !cpu::runs(
-            cpu::features().int_dot().is_some(),
-            "the decode passes (AVX-512 VNNI or AVX2)",
-        ) {
+        if !passes_run() {
             return;
         }
         let q6 = vec![0u8; 16 * Q6K_BYTES];

@@ -12,50 +12,83 @@ pub fn decode_attention(
     q: &[f32],
     (k, v): (&[f32], &[f32]),
     kv_len: usize,
-    (n_head, n_kv_head, hd): (usize, usize, usize),
+    heads: (usize, usize, usize),
     scale: f32,
 ) -> Vec<f32> {
+    let seq = Query { q, k, v, kv_len };
+    let mut outs = decode_attention_batch(&[seq], heads, scale);
+    outs.pop().unwrap_or_default()
+}
+
+/// One sequence's part of a batched decode step: its new position's query (`[head][head
+/// dim]`) and its own KV cache buffers, `kv_len` positions long.
+pub struct Query<'a> {
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub kv_len: usize,
+}
+
+/// [`decode_attention`] for several sequences in one parallel pass: result i is sequence i's,
+/// bit for bit what it gets alone. A pass ends at a barrier where one thread waits for the
+/// other, and batched decode ran one pass per sequence and layer (224 a step for eight
+/// sequences of the 1.5B model).
+pub fn decode_attention_batch(
+    seqs: &[Query<'_>],
+    (n_head, n_kv_head, hd): (usize, usize, usize),
+    scale: f32,
+) -> Vec<Vec<f32>> {
     let n_rep = (n_head / n_kv_head.max(1)).max(1);
     let row = n_kv_head * hd;
-    let mut out = vec![0f32; n_head * hd];
+    let mut outs: Vec<Vec<f32>> = seqs.iter().map(|_| vec![0f32; n_head * hd]).collect();
     // Contiguous heads per thread, not a shared cursor: heads that share a KV head then run
     // on one core, which reads that KV head's cold cache rows from memory once.
-    let per = n_head.div_ceil(crate::pool::threads());
+    let threads = crate::pool::threads();
+    let per = n_head.div_ceil(threads);
     // Read once per call, not per head and token.
     #[cfg(target_arch = "x86_64")]
     let avx2 = crate::cpu::features().avx2;
-    // Thread tid's part of the output: heads tid * per.. (its last part may be shorter).
-    let parts = out.chunks_mut((per * hd).max(1)).collect();
+    // Thread tid's part: heads tid * per.. (the last part may be shorter) of every sequence.
+    let mut parts: Vec<Vec<(usize, &mut [f32])>> = (0..threads).map(|_| Vec::new()).collect();
+    for (s, out) in outs.iter_mut().enumerate() {
+        for (tid, chunk) in out.chunks_mut((per * hd).max(1)).enumerate() {
+            parts[tid].push((s, chunk));
+        }
+    }
     crate::pool::per_thread(parts, |tid, part| {
-        let mut w = vec![0f32; kv_len];
-        for (i, o) in part.chunks_mut(hd).enumerate() {
-            let h = tid * per + i;
-            let job = Head {
-                q: &q[h * hd..(h + 1) * hd],
-                k,
-                v,
-                row,
-                off: (h / n_rep) * hd,
-                kv_len,
-                scale,
-            };
-            #[cfg(target_arch = "x86_64")]
-            if hd.is_multiple_of(64)
-                && job.off + hd <= row
-                && k.len() >= kv_len * row
-                && v.len() >= kv_len * row
-                && avx2
-            {
-                // SAFETY: the probe's `avx2` covers AVX2 and FMA; the condition above checks
-                // head_avx2's bounds on `k`, `v` and hd, `job.q` and `o` hold hd floats (a
-                // slice of `q` and a chunk of hd), and `w` holds kv_len.
-                unsafe { head_avx2(&job, &mut w, o) };
-                continue;
+        let mut w = Vec::new();
+        for (s, chunk) in part {
+            let Query { q, k, v, kv_len } = seqs[s];
+            w.resize(kv_len, 0f32);
+            for (i, o) in chunk.chunks_mut(hd).enumerate() {
+                let h = tid * per + i;
+                let job = Head {
+                    q: &q[h * hd..(h + 1) * hd],
+                    k,
+                    v,
+                    row,
+                    off: (h / n_rep) * hd,
+                    kv_len,
+                    scale,
+                };
+                #[cfg(target_arch = "x86_64")]
+                if hd.is_multiple_of(64)
+                    && job.off + hd <= row
+                    && k.len() >= kv_len * row
+                    && v.len() >= kv_len * row
+                    && avx2
+                {
+                    // SAFETY: the probe's `avx2` covers AVX2 and FMA; the condition above
+                    // checks head_avx2's bounds on `k`, `v` and hd, `job.q` and `o` hold hd
+                    // floats (a slice of `q` and a chunk of hd), and `w` holds kv_len.
+                    unsafe { head_avx2(&job, &mut w, o) };
+                    continue;
+                }
+                head(&job, &mut w, o);
             }
-            head(&job, &mut w, o);
         }
     });
-    out
+    outs
 }
 
 /// One query head against its KV head's cached positions.
@@ -330,5 +363,44 @@ mod tests {
                 assert!((g - w).abs() < 1e-4, "{heads:?} len {len}: {g} vs {w}");
             }
         }
+    }
+
+    #[test]
+    fn a_batch_gives_each_sequence_exactly_its_attention_alone() {
+        let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0) - 1.0;
+        for heads in [(12, 2, 128), (9, 3, 20), (1, 1, 64)] {
+            let (n_head, n_kv, hd) = heads;
+            // Different lengths and contents per sequence, as after different steps.
+            type Seq = (Vec<f32>, Vec<f32>, Vec<f32>, usize);
+            let seqs: Vec<Seq> = [37, 1, 300, 64]
+                .iter()
+                .enumerate()
+                .map(|(s, &len)| {
+                    let q = (0..n_head * hd).map(|i| val(i + 100 * s)).collect();
+                    let k = (0..len * n_kv * hd).map(|i| val(i + 3 + s)).collect();
+                    let v = (0..len * n_kv * hd).map(|i| val(i + 11 * s)).collect();
+                    (q, k, v, len)
+                })
+                .collect();
+            let queries: Vec<Query<'_>> = seqs
+                .iter()
+                .map(|(q, k, v, kv_len)| Query {
+                    q,
+                    k,
+                    v,
+                    kv_len: *kv_len,
+                })
+                .collect();
+            let got = decode_attention_batch(&queries, heads, 0.125);
+            assert_eq!(got.len(), seqs.len());
+            for ((q, k, v, len), got) in seqs.iter().zip(&got) {
+                let alone = decode_attention(q, (k, v), *len, heads, 0.125);
+                let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(got), bits(&alone), "{heads:?} len {len}");
+                let want = reference(q, k, v, *len, heads);
+                assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-4));
+            }
+        }
+        assert!(decode_attention_batch(&[], (12, 2, 128), 0.125).is_empty());
     }
 }

@@ -15,8 +15,9 @@ pub struct Features {
     /// kernels where AVX2 is off too).
     pub vnni: bool,
     /// AVX2, FMA and F16C: the Q4_1 dot product, attention on the KV cache, exp and SiLU,
-    /// and, without AVX-512 VNNI, the Q4_K tiles and Q6_K rows. `CARO_NO_AVX2` turns them
-    /// off (plain Rust, or candle's kernels, run instead).
+    /// and, without AVX-512 VNNI, the Q4_K tiles, the Q6_K rows and the activation
+    /// quantizer. `CARO_NO_AVX2` turns them off (plain Rust, or candle's kernels, run
+    /// instead).
     pub avx2: bool,
 }
 

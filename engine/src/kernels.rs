@@ -110,24 +110,47 @@ impl FastQ8K {
 }
 
 /// Quantizes `xs` (a multiple of 256 values) into `ys`, bit for bit as candle's
-/// `BlockQ8K::from_float` does.
+/// `BlockQ8K::from_float` does, with AVX-512 or AVX2 where the CPU has them: every matrix
+/// product quantizes its input first, and candle's loop is scalar (batched decode
+/// quantizes one input per sequence, on one thread, before each parallel pass).
 pub fn quantize_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
+    match crate::cpu::features().int_dot() {
+        Some(isa) => quantize_q8k_on(isa, xs, ys),
+        None => BlockQ8K::from_float(xs, ys),
+    }
+}
+
+/// [`quantize_q8k`] with the instructions chosen by the caller (the tests run each); candle's
+/// scalar code where this CPU does not run `isa`.
+fn quantize_q8k_on(isa: crate::cpu::IntDot, xs: &[f32], ys: &mut [BlockQ8K]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::features().vnni && xs.len() == ys.len() * QK_K {
+    if crate::cpu::features().has(isa) && xs.len() == ys.len() * QK_K {
+        use crate::cpu::IntDot;
         let (xs, _) = xs.as_chunks::<QK_K>();
         for (x, y) in xs.iter().zip(ys.iter_mut()) {
-            // SAFETY: the probe's `vnni` includes AVX-512 F and BW.
-            unsafe { avx512::q8k(x, y) };
+            match isa {
+                // SAFETY: the probe's `vnni` includes AVX-512 F and BW.
+                IntDot::Vnni => unsafe { avx512::q8k(x, y) },
+                IntDot::Avx2 => {
+                    // SAFETY: the probe's `avx2` includes AVX2.
+                    let done = unsafe { avx2::q8k(x, y) };
+                    if !done {
+                        BlockQ8K::from_float(x, std::slice::from_mut(y))
+                    }
+                }
+            }
         }
         return;
     }
+    let _ = isa;
     BlockQ8K::from_float(xs, ys)
 }
 
 /// One Q6_K row dotted with each of `out.len()` quantized inputs, which lie one after
 /// another in `acts` (`row.len() / 210` blocks each): `out[r]` for input r. The row is
-/// unpacked once for up to four inputs. False (and `out` untouched) without AVX-512 VNNI or
-/// AVX2 (`cpu::features().int_dot()`), or when the lengths disagree.
+/// unpacked once for up to four inputs (AVX-512) or eight (AVX2). False (and `out`
+/// untouched) without AVX-512 VNNI or AVX2 (`cpu::features().int_dot()`), or when the
+/// lengths disagree.
 pub fn q6k_rows(row: &[u8], acts: &[BlockQ8K], out: &mut [f32]) -> bool {
     match crate::cpu::features().int_dot() {
         Some(isa) => q6k_rows_on(isa, row, acts, out),
@@ -147,8 +170,14 @@ fn q6k_rows_on(isa: crate::cpu::IntDot, row: &[u8], acts: &[BlockQ8K], out: &mut
     {
         use crate::cpu::IntDot;
         let stride = nb * Q8K_BYTES;
-        for (g, out) in out.chunks_mut(4).enumerate() {
-            let y = acts[g * 4 * nb..].as_ptr().cast::<u8>();
+        // Inputs per unpacked row: the AVX2 kernel unpacks one register of weights at a time
+        // and has room for eight sums beside it.
+        let group = match isa {
+            IntDot::Vnni => 4,
+            IntDot::Avx2 => 8,
+        };
+        for (g, out) in out.chunks_mut(group).enumerate() {
+            let y = acts[g * group * nb..].as_ptr().cast::<u8>();
             let x = row.as_ptr();
             // SAFETY: `has(isa)` covers the kernel's features (VNNI: AVX-512 F, BW, VNNI,
             // AVX2, FMA; AVX2: AVX2, FMA, F16C); `row` holds nb blocks of 210 bytes, and from
@@ -163,7 +192,11 @@ fn q6k_rows_on(isa: crate::cpu::IntDot, row: &[u8], acts: &[BlockQ8K], out: &mut
                     (IntDot::Avx2, 1) => out.copy_from_slice(&avx2::q6k::<1>(nb, x, y, stride)),
                     (IntDot::Avx2, 2) => out.copy_from_slice(&avx2::q6k::<2>(nb, x, y, stride)),
                     (IntDot::Avx2, 3) => out.copy_from_slice(&avx2::q6k::<3>(nb, x, y, stride)),
-                    (IntDot::Avx2, _) => out.copy_from_slice(&avx2::q6k::<4>(nb, x, y, stride)),
+                    (IntDot::Avx2, 4) => out.copy_from_slice(&avx2::q6k::<4>(nb, x, y, stride)),
+                    (IntDot::Avx2, 5) => out.copy_from_slice(&avx2::q6k::<5>(nb, x, y, stride)),
+                    (IntDot::Avx2, 6) => out.copy_from_slice(&avx2::q6k::<6>(nb, x, y, stride)),
+                    (IntDot::Avx2, 7) => out.copy_from_slice(&avx2::q6k::<7>(nb, x, y, stride)),
+                    (IntDot::Avx2, _) => out.copy_from_slice(&avx2::q6k::<8>(nb, x, y, stride)),
                 }
             }
         }
@@ -280,7 +313,7 @@ impl GgmlType for FastQ6K {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Q4_1_BYTES, Q6K_BYTES, Q8_1_BYTES, Q8K_BYTES};
+    use super::{BlockQ8K, Q4_1_BYTES, Q6K_BYTES, Q8_1_BYTES, Q8K_BYTES, QK_K};
     use core::arch::x86_64::*;
 
     /// Reads the f16 at `p` (unaligned) as f32.
@@ -367,6 +400,106 @@ mod avx2 {
         let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_set1_epi16(1));
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(xd * yd), _mm256_cvtepi32_ps(dot), *acc);
     }
+    /// One Q8_K block from 256 finite floats, as candle's scalar `from_float`: scale by
+    /// -127 over the first value of largest magnitude, round half away from zero, clamp to
+    /// i8, and sum each 16 quants. False (and `y` untouched) when a value is NaN or
+    /// infinite: candle's scalar code then decides (it skips NaNs when it looks for the
+    /// largest magnitude, and its float-to-i8 cast turns NaN into 0), so the result never
+    /// depends on which code ran.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn q8k(x: &[f32; QK_K], y: &mut BlockQ8K) -> bool {
+        let xp = x.as_ptr();
+        // SAFETY: called with i < 32 only, so floats 8i..8i + 8 lie in x's 256.
+        let xs = |i: usize| unsafe { _mm256_loadu_ps(xp.add(8 * i)) };
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+        let mut m = _mm256_setzero_ps();
+        let mut odd = _mm256_setzero_ps();
+        for i in 0..32 {
+            let v = xs(i);
+            m = _mm256_max_ps(m, _mm256_and_ps(v, abs));
+            // NaN is unordered with itself; infinity minus itself is NaN.
+            odd = _mm256_or_ps(odd, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, _mm256_sub_ps(v, v)));
+        }
+        if _mm256_movemask_ps(odd) != 0 {
+            return false;
+        }
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)));
+        // candle's fields are private: the block is written as its 292 bytes, d (f32) at 0,
+        // the quants at 4..260, the sums (i16) at 260..292. Every bit pattern is a valid
+        // BlockQ8K, and `y` is borrowed exclusively.
+        let y = (y as *mut BlockQ8K).cast::<u8>();
+        if amax == 0.0 {
+            // SAFETY: the block's 292 bytes (see above).
+            unsafe { std::ptr::write_bytes(y, 0, Q8K_BYTES) };
+            return true;
+        }
+        let mut max = amax;
+        for &v in x {
+            if v.abs() == amax {
+                max = v;
+                break;
+            }
+        }
+        let iscale = -127.0 / max;
+        let scale = _mm256_set1_ps(iscale);
+        let half = _mm256_set1_ps(0.5);
+        let one = _mm256_set1_ps(1.0);
+        let sign = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+        let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+        // packs interleave 128-bit lanes; this puts the 32 bytes back in input order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let quant = |i: usize| {
+            let v = _mm256_mul_ps(xs(i), scale);
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+            // v - trunc(v) is exact, so this is f32::round's half-away-from-zero.
+            let away = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_and_ps(_mm256_sub_ps(v, t), abs), half);
+            let step = _mm256_and_ps(away, _mm256_or_ps(one, _mm256_and_ps(v, sign)));
+            let r = _mm256_add_ps(t, step);
+            _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
+        };
+        let mut sums = [_mm256_setzero_si256(); 8];
+        for (j, sum) in sums.iter_mut().enumerate() {
+            // Quants 32j..32j + 32: groups 2j and 2j + 1 of 16.
+            let q = [
+                quant(4 * j),
+                quant(4 * j + 1),
+                quant(4 * j + 2),
+                quant(4 * j + 3),
+            ];
+            // Already clamped to -128..=127, so the saturating packs change nothing.
+            let b = _mm256_permutevar8x32_epi32(
+                _mm256_packs_epi16(
+                    _mm256_packs_epi32(q[0], q[1]),
+                    _mm256_packs_epi32(q[2], q[3]),
+                ),
+                order,
+            );
+            // SAFETY: j < 8: bytes 4 + 32j..36 + 32j <= 260 of the block. Unaligned store.
+            unsafe { _mm256_storeu_si256(y.add(4 + 32 * j).cast(), b) };
+            // Lanes 0, 1, 4 and 5 add up to group 2j's sum, lanes 2, 3, 6 and 7 to group
+            // 2j + 1's (`vphaddd` adds neighbours within each 128-bit half).
+            *sum = _mm256_hadd_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        }
+        // Registers 2j and 2j + 1 cover groups 4j..4j + 4; one more `vphaddd` leaves each
+        // group's sum split over the same lane of the two 128-bit halves.
+        for (j, pair) in sums.chunks_exact(2).enumerate() {
+            let h = _mm256_hadd_epi32(pair[0], pair[1]);
+            let t = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            // t holds the four 16-value sums of groups 4j..4j + 4, in order.
+            let t16 = _mm_packs_epi32(t, t);
+            // SAFETY: j < 4: sums 4j..4j + 4 are bytes 260 + 8j..268 + 8j <= 292.
+            unsafe { _mm_storel_epi64(y.add(4 + QK_K + 8 * j).cast(), t16) };
+        }
+        // SAFETY: d is the block's bytes 0..4.
+        unsafe { y.cast::<f32>().write_unaligned(1.0 / iscale) };
+        true
+    }
+
     /// One Q6_K row (210-byte blocks) dotted with `ROWS` Q8_K rows, each `nb` blocks,
     /// `stride` bytes apart, with AVX2: the AVX-512 kernel's scheme (the weights unsigned,
     /// 0..63, unpacked once per block for all the rows, and 32 times each scaled 16-value
@@ -404,49 +537,46 @@ mod avx2 {
             let sc16 = _mm256_cvtepi8_epi16(scales);
             let mut sumi = [_mm256_setzero_si256(); ROWS];
             for h in 0..2 {
-                // SAFETY: h < 2: half h's low nibbles are bytes 64h..64h + 64 < 128 of block
-                // i and its high bits bytes 128 + 32h..160 + 32h <= 192. Unaligned loads.
-                let (ql0, ql1, qh) = unsafe {
-                    (
-                        _mm256_loadu_si256(xb.add(64 * h).cast()),
-                        _mm256_loadu_si256(xb.add(64 * h + 32).cast()),
-                        _mm256_loadu_si256(xb.add(128 + 32 * h).cast()),
-                    )
-                };
-                let qh2 = _mm256_srli_epi16::<2>(qh);
-                // Weights 128h + 32j .. + 32 for j = 0..4 (ggml's order: low nibbles of the
-                // first then second 32 bytes, then the high nibbles; the top two bits from
-                // qh's bit pairs 0, 1, 2, 3).
-                let w = [
-                    _mm256_or_si256(
-                        _mm256_and_si256(ql0, m4),
-                        _mm256_slli_epi16::<4>(_mm256_and_si256(qh, m3)),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(ql1, m4),
-                        _mm256_slli_epi16::<4>(_mm256_and_si256(qh2, m3)),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
-                        _mm256_and_si256(qh, m30),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                        _mm256_and_si256(qh2, m30),
-                    ),
-                ];
-                // Register j's 32 weights are two 16-value groups, 8h + 2j and 8h + 2j + 1:
-                // each group's scale in the 8 16-bit lanes its pair sums land in.
-                let mut s = [_mm256_setzero_si256(); 4];
-                for (j, s) in s.iter_mut().enumerate() {
+                // Weights 128h + 32j .. + 32, one register j at a time, multiplied into every
+                // row before the next is unpacked: with up to eight rows, all four registers
+                // at once did not fit the sixteen AVX2 registers beside the sums.
+                for j in 0..4 {
+                    // SAFETY: h < 2 and j < 4: the low nibbles are bytes 64h + 32 (j % 2)..+32
+                    // < 128 of block i and the high bits bytes 128 + 32h..160 + 32h <= 192.
+                    // Unaligned loads.
+                    let (ql, qh) = unsafe {
+                        (
+                            _mm256_loadu_si256(xb.add(64 * h + 32 * (j % 2)).cast()),
+                            _mm256_loadu_si256(xb.add(128 + 32 * h).cast()),
+                        )
+                    };
+                    // ggml's order: low nibbles of the first then second 32 bytes, then the
+                    // high nibbles; the top two bits from qh's bit pairs 0, 1, 2, 3.
+                    let qh = if j % 2 == 1 {
+                        _mm256_srli_epi16::<2>(qh)
+                    } else {
+                        qh
+                    };
+                    let w = if j < 2 {
+                        _mm256_or_si256(
+                            _mm256_and_si256(ql, m4),
+                            _mm256_slli_epi16::<4>(_mm256_and_si256(qh, m3)),
+                        )
+                    } else {
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(ql), m4),
+                            _mm256_and_si256(qh, m30),
+                        )
+                    };
+                    // The register's 32 weights are two 16-value groups, 8h + 2j and
+                    // 8h + 2j + 1: each group's scale in the 8 16-bit lanes its pair sums
+                    // land in.
                     let g = 8 * h + 2 * j;
-                    *s = _mm256_set_m128i(
+                    let s = _mm256_set_m128i(
                         _mm_set1_epi16(i16::from(sc[g + 1])),
                         _mm_set1_epi16(i16::from(sc[g])),
                     );
-                }
-                for (r, sumi) in sumi.iter_mut().enumerate() {
-                    for (j, (w, s)) in w.iter().zip(&s).enumerate() {
+                    for (r, sumi) in sumi.iter_mut().enumerate() {
                         // SAFETY: block i < nb of row r < ROWS (the caller's contract); its
                         // quants 128h + 32j..+32 are bytes 4 + 128h + 32j..+32 <= 260 of 292.
                         let a = unsafe {
@@ -455,7 +585,7 @@ mod avx2 {
                                     .cast(),
                             )
                         };
-                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*w, a), *s);
+                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), s);
                         *sumi = _mm256_add_epi32(*sumi, p);
                     }
                 }
@@ -824,12 +954,31 @@ mod tests {
     }
 
     #[test]
-    fn q8k_quantization_matches_candles_bit_for_bit() {
+    fn q8k_quantization_matches_candles_bit_for_bit_with_avx512() {
         use crate::cpu;
         if !cpu::runs(cpu::features().vnni, "the AVX-512 activation quantizer") {
             return;
         }
+        q8k_matches_candle(cpu::IntDot::Vnni, false);
+    }
+
+    #[test]
+    fn q8k_quantization_matches_candles_bit_for_bit_with_avx2() {
+        use crate::cpu;
+        if !cpu::runs(cpu::features().avx2, "the AVX2 activation quantizer") {
+            return;
+        }
+        q8k_matches_candle(cpu::IntDot::Avx2, true);
+    }
+
+    /// `quantize_q8k_on(isa)` against candle's scalar code, bytes compared, on random
+    /// values, zeros, tiny values, exact halves, ties and saturation; with `odd`, also on
+    /// blocks holding NaN or infinity among ordinary values.
+    fn q8k_matches_candle(isa: crate::cpu::IntDot, odd: bool) {
         let mut inputs = vec![values(4096, 9), vec![0.0; 256], vec![1e-30; 256]];
+        let mut neg = values(256, 5);
+        neg[77] = -40.0;
+        inputs.push(neg);
         // Exact halves after scaling (the largest magnitude is -127, so the scale is 1),
         // a tie between +max and -max, and values that saturate.
         let mut ties: Vec<f32> = (0..256).map(|i| (i as f32 - 128.0) / 2.0).collect();
@@ -839,11 +988,21 @@ mod tests {
         signs[3] = 50.0;
         signs[9] = -50.0;
         inputs.push(signs);
+        if odd {
+            // A NaN, then an infinity, in one block of three, the others ordinary.
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut xs = values(768, 6);
+                xs[300] = bad;
+                inputs.push(xs);
+            }
+        }
         for xs in inputs {
             let mut want = vec![BlockQ8K::zeros(); xs.len() / QK_K];
             BlockQ8K::from_float(&xs, &mut want);
+            // Filled with garbage first, so a block the kernel skipped would show.
             let mut got = vec![BlockQ8K::zeros(); xs.len() / QK_K];
-            quantize_q8k(&xs, &mut got);
+            BlockQ8K::from_float(&values(xs.len(), 77), &mut got);
+            quantize_q8k_on(isa, &xs, &mut got);
             assert_eq!(bytes(&got), bytes(&want));
         }
     }

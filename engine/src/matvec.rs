@@ -131,10 +131,10 @@ const MATMUL_INPUTS: usize = 32;
 
 /// `dst (m x n) = lhs (m x k) * wᵀ`, row-major (prefill's shape), as passes of
 /// [`matvec_batch`] over [`MATMUL_INPUTS`] inputs each: every weight row is read once per
-/// pass and unpacked once per four inputs. candle's own `k_quants::matmul` (16 prompt rows
-/// per group of four weight rows) unpacks each weight row again for every prompt row, with
-/// its own Q6_K kernel on AVX2. Each output is bit for bit the value that input gets decoded
-/// alone.
+/// pass and unpacked once per four inputs (eight with AVX2). candle's own `k_quants::matmul`
+/// (16 prompt rows per group of four weight rows) unpacks each weight row again for every
+/// prompt row, with its own Q6_K kernel on AVX2. Each output is bit for bit the value that
+/// input gets decoded alone.
 pub fn matmul(w: Rows<'_>, m: usize, lhs: &[f32], dst: &mut [f32]) -> Result<()> {
     let (n, k) = w.shape();
     if lhs.len() != m * k || dst.len() != m * n {
@@ -261,7 +261,8 @@ mod tests {
             },
             Rows::Q4K(&p4),
         ];
-        let xs: Vec<Vec<f32>> = (0..5).map(|s| values(k, 10 + s)).collect();
+        // Past eight, so the kernels' row groups (four or eight) run full and partial.
+        let xs: Vec<Vec<f32>> = (0..11).map(|s| values(k, 10 + s)).collect();
         let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
         let batch = matvec_batch(&mats, &refs).expect("batch");
         assert_eq!(batch.len(), mats.len());

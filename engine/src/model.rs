@@ -7,7 +7,7 @@
 //! (the f32 copy costs ~0.9 GB on the 1.5B model).
 
 use crate::EngineError;
-use crate::attention::decode_attention;
+use crate::attention::{Query, decode_attention, decode_attention_batch};
 use crate::gguf::GgufFile;
 use crate::matvec::{Rows, matvec_batch};
 use crate::q4k::PackedQ4K;
@@ -805,7 +805,6 @@ impl Transformer {
             let hs: Vec<Vec<f32>> = xs.iter().map(|x| rms_norm(x, &vs.attn_norm, eps)).collect();
             let [mut qs, mut ks, mut vs_] =
                 Linear::vectors_batch([&layer.wq, &layer.wk, &layer.wv], &hs)?;
-            let mut ys = Vec::with_capacity(xs.len());
             for (s, cache) in caches.iter_mut().enumerate() {
                 let (q, k, v) = (&mut qs[s], &mut ks[s], &mut vs_[s]);
                 for (t, b) in [(&mut *q, &vs.bq), (&mut *k, &vs.bk), (&mut *v, &vs.bv)] {
@@ -821,16 +820,20 @@ impl Transformer {
                     rope(head, cos, sin, p.arch);
                 }
                 let pos = cache.len;
-                let slot = &mut cache.layers[l];
-                slot.append(pos * row, k, v);
-                ys.push(decode_attention(
-                    q,
-                    (&slot.k, &slot.v),
-                    pos + 1,
-                    (p.n_head, p.n_kv_head, hd),
-                    scale,
-                ));
+                cache.layers[l].append(pos * row, k, v);
             }
+            // Every sequence in one parallel pass, each over its own cache.
+            let queries: Vec<Query<'_>> = caches
+                .iter()
+                .zip(&qs)
+                .map(|(c, q)| Query {
+                    q,
+                    k: &c.layers[l].k,
+                    v: &c.layers[l].v,
+                    kv_len: c.len + 1,
+                })
+                .collect();
+            let ys = decode_attention_batch(&queries, (p.n_head, p.n_kv_head, hd), scale);
             let [outs] = Linear::vectors_batch([&layer.wo], &ys)?;
             for (x, o) in xs.iter_mut().zip(&outs) {
                 add(x, o);

@@ -547,7 +547,7 @@ mod avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Job, TILE_ROWS};
+    use super::{Job, TILE_ROWS, Tile};
     use crate::kernels::Q8K_BYTES;
     use core::arch::x86_64::*;
 
@@ -589,6 +589,18 @@ mod avx2 {
                     let mut pairs16 = [_mm256_setzero_si256(); ROWS];
                     for g4 in 0..4 {
                         let g = sub * 4 + g4;
+                        if h == 0 {
+                            // The tile two ahead, one cache line per group (its 32 lines of
+                            // nibbles) and one per subblock pair (its 4 of scales and
+                            // factors), spread over this tile's work.
+                            let ahead = (t as *const Tile).wrapping_add(2).cast::<i8>();
+                            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(g * 64));
+                            if g4 == 0 && sub % 2 == 0 {
+                                _mm_prefetch::<_MM_HINT_T0>(
+                                    ahead.wrapping_add((32 + sub / 2) * 64),
+                                );
+                            }
+                        }
                         // SAFETY: g < 32 and h < 2, so bytes 64g + 32h..+32 lie in `qs`
                         // (2048 bytes), which starts the 64-aligned tile: an aligned load.
                         let w =

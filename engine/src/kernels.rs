@@ -146,6 +146,14 @@ fn quantize_q8k_on(isa: crate::cpu::IntDot, xs: &[f32], ys: &mut [BlockQ8K]) {
     BlockQ8K::from_float(xs, ys)
 }
 
+/// The first of `x` whose magnitude is `amax` (their largest), with its sign: candle's Q8_K
+/// scale divides by it, so both vector quantizers take the same one. `amax` itself if none
+/// matches (never, for the largest magnitude of finite values).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn first_of_magnitude(x: &[f32], amax: f32) -> f32 {
+    x.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax)
+}
+
 /// One Q6_K row dotted with each of `out.len()` quantized inputs, which lie one after
 /// another in `acts` (`row.len() / 210` blocks each): `out[r]` for input r. The row is
 /// unpacked once for up to four inputs (AVX-512) or eight (AVX2). False (and `out`
@@ -438,14 +446,7 @@ mod avx2 {
             unsafe { std::ptr::write_bytes(y, 0, Q8K_BYTES) };
             return true;
         }
-        let mut max = amax;
-        for &v in x {
-            if v.abs() == amax {
-                max = v;
-                break;
-            }
-        }
-        let iscale = -127.0 / max;
+        let iscale = -127.0 / super::first_of_magnitude(x, amax);
         let scale = _mm256_set1_ps(iscale);
         let half = _mm256_set1_ps(0.5);
         let one = _mm256_set1_ps(1.0);
@@ -670,14 +671,7 @@ mod avx512 {
             unsafe { std::ptr::write_bytes(y, 0, Q8K_BYTES) };
             return;
         }
-        let mut max = amax;
-        for &v in x {
-            if v.abs() == amax {
-                max = v;
-                break;
-            }
-        }
-        let iscale = -127.0 / max;
+        let iscale = -127.0 / super::first_of_magnitude(x, amax);
         let scale = _mm512_set1_ps(iscale);
         let half = _mm512_set1_ps(0.5);
         let one = _mm512_set1_ps(1.0);

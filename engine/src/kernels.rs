@@ -109,10 +109,13 @@ impl FastQ8K {
     }
 }
 
-/// Quantizes `xs` (a multiple of 256 values) into `ys`, bit for bit as candle's
-/// `BlockQ8K::from_float` does, with AVX-512 or AVX2 where the CPU has them: every matrix
-/// product quantizes its input first, and candle's loop is scalar (batched decode
-/// quantizes one input per sequence, on one thread, before each parallel pass).
+/// Quantizes `xs` (a multiple of 256 values) into `ys` as candle's `BlockQ8K::from_float`
+/// does, with AVX-512 or AVX2 where the CPU has them: every matrix product quantizes its
+/// input first, and candle's loop is scalar (batched decode quantizes one input per
+/// sequence, on one thread, before each parallel pass). The AVX2 kernel gives candle's bytes
+/// for every input (it hands the blocks it cannot match to candle's code); the AVX-512 one
+/// for finite blocks whose largest magnitude is at least about 1e-36 (its tests cover no
+/// others), which activations always are.
 pub fn quantize_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
     match crate::cpu::features().int_dot() {
         Some(isa) => quantize_q8k_on(isa, xs, ys),
@@ -189,8 +192,8 @@ fn q6k_rows_on(isa: crate::cpu::IntDot, row: &[u8], acts: &[BlockQ8K], out: &mut
             let x = row.as_ptr();
             // SAFETY: `has(isa)` covers the kernel's features (VNNI: AVX-512 F, BW, VNNI,
             // AVX2, FMA; AVX2: AVX2, FMA, F16C); `row` holds nb blocks of 210 bytes, and from
-            // input 4g on `acts` holds out.len() rows of nb 292-byte blocks, `stride` bytes
-            // apart (lengths above).
+            // input `group * g` on `acts` holds out.len() rows of nb 292-byte blocks, `stride`
+            // bytes apart (lengths above).
             unsafe {
                 match (isa, out.len()) {
                     (IntDot::Vnni, 1) => out.copy_from_slice(&avx512::q6k::<1>(nb, x, y, stride)),
@@ -411,9 +414,10 @@ mod avx2 {
     /// One Q8_K block from 256 finite floats, as candle's scalar `from_float`: scale by
     /// -127 over the first value of largest magnitude, round half away from zero, clamp to
     /// i8, and sum each 16 quants. False (and `y` untouched) when a value is NaN or
-    /// infinite: candle's scalar code then decides (it skips NaNs when it looks for the
-    /// largest magnitude, and its float-to-i8 cast turns NaN into 0), so the result never
-    /// depends on which code ran.
+    /// infinite, or the scale overflows (the largest magnitude under about 1e-36, where
+    /// 0 times the scale is NaN): candle's scalar code then decides (it skips NaNs when it
+    /// looks for the largest magnitude, and its float-to-i8 cast turns NaN into 0), so the
+    /// result never depends on whether this kernel or candle's code ran.
     ///
     /// # Safety
     /// The CPU has AVX2.
@@ -447,6 +451,9 @@ mod avx2 {
             return true;
         }
         let iscale = -127.0 / super::first_of_magnitude(x, amax);
+        if !iscale.is_finite() {
+            return false;
+        }
         let scale = _mm256_set1_ps(iscale);
         let half = _mm256_set1_ps(0.5);
         let one = _mm256_set1_ps(1.0);
@@ -526,9 +533,10 @@ mod avx2 {
         let mut acc = [_mm256_setzero_ps(); ROWS];
         for i in 0..nb {
             let xb = x.wrapping_add(i * Q6K_BYTES);
-            // The block two ahead (210 bytes: four cache lines at most), while this one is
-            // multiplied: one sequence's decode waited on memory here. A prefetch never
-            // faults, so past the row's end is harmless.
+            // The block two ahead, while this one is multiplied: one sequence's decode waited
+            // on memory here. Its 210 bytes may touch a fifth cache line, which is the next
+            // block's first prefetch. A prefetch never faults, so past the row's end is
+            // harmless.
             for line in 0..4 {
                 _mm_prefetch::<_MM_HINT_T0>(xb.wrapping_add(2 * Q6K_BYTES + 64 * line).cast());
             }
@@ -993,6 +1001,15 @@ mod tests {
             for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
                 let mut xs = values(768, 6);
                 xs[300] = bad;
+                inputs.push(xs);
+            }
+            // Magnitudes so small that -127 over the largest overflows, with zeros of both
+            // signs beside them (0 times an infinite scale is NaN).
+            for tiny in [1e-38f32, -3e-39, f32::MIN_POSITIVE] {
+                let mut xs = vec![0.0f32; 256];
+                xs[7] = tiny;
+                xs[8] = -0.0;
+                xs[100] = tiny / 2.0;
                 inputs.push(xs);
             }
         }

@@ -208,7 +208,8 @@ impl Linear {
             Self::Candle(m) => m.forward(x),
             Self::Direct { w, n, k, .. } => match self.rows() {
                 // Mapped Q6_K where caro's rows run: each weight row unpacked once per four
-                // prompt rows, not once per row as in candle's matmul (`matvec::matmul`).
+                // prompt rows (eight with AVX2), not once per row as in candle's matmul
+                // (`matvec::matmul`).
                 Some(rows) => {
                     let rows = rows?;
                     Self::direct(x, *n, *k, |m, lhs, dst| {

@@ -545,13 +545,51 @@ struct Sequence {
     sampler: Sampler,
     generated: Vec<u32>,
     text: String,
-    done: bool,
+}
+
+impl Sequence {
+    /// Takes `next` as the sequence's token at `step`; true when the sequence goes on, false
+    /// when it ended there (a stop token, a stop string, a complete reply or the last step).
+    fn take(
+        &mut self,
+        next: u32,
+        step: usize,
+        codec: &TextCodec,
+        config: &EmbeddedConfig,
+        opts: &RunOptions,
+    ) -> Result<bool, GeneratorError> {
+        if codec.stop_ids.contains(&next) {
+            return Ok(false);
+        }
+        self.generated.push(next);
+        self.text = codec.decode(&self.generated)?;
+        if let Some(cut) = config
+            .stop
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.text.truncate(cut);
+            return Ok(false);
+        }
+        Ok(
+            !((opts.stop_when_complete && reply::is_complete(&self.text))
+                || step + 1 == config.max_tokens),
+        )
+    }
 }
 
 /// Decodes `opts.candidates` replies from the same prompt: the first with the configured
 /// sampling (greedy by default), the others sampled at `candidate_temperature`, each with its
 /// own seed. Issue 20: the sequences advance together through [`Engine::forward_batch`], so
 /// each weight tile is read once per step for all of them; a finished one drops out.
+///
+/// Sequences that have written the same tokens so far share one cache and one forward pass
+/// (a branch): their logits would be the same bits anyway, since a sequence's logits depend
+/// only on its tokens, batched or not. A branch splits when its sequences sample different
+/// tokens, the new branches each taking a copy of its cache. A 1.5B model's samples mostly
+/// agree on a short command's confident tokens, so a step decodes far fewer rows than there
+/// are candidates, and the replies are exactly those of one row per sequence.
 fn decode(
     model: &dyn Engine,
     codec: &TextCodec,
@@ -576,65 +614,56 @@ fn decode(
             },
             generated: Vec::new(),
             text: String::new(),
-            done: false,
         })
         .collect();
-    let mut caches: Vec<Option<EngineCache>> = (1..k).map(|_| Some(cache.clone())).collect();
-    caches.insert(0, Some(cache));
-    let mut logits: Vec<Vec<f32>> = vec![logits; k];
+    // The branches, as three parallel lists: the sequences in each, its cache, its logits.
+    let mut members: Vec<Vec<usize>> = vec![(0..k).collect()];
+    let mut caches: Vec<EngineCache> = vec![cache];
+    let mut logits: Vec<Vec<f32>> = vec![logits];
+    let mut rows = 0;
     for step in 0..config.max_tokens {
-        let mut active = Vec::with_capacity(k);
+        let mut next_members = Vec::with_capacity(k);
+        let mut next_caches = Vec::with_capacity(k);
         let mut next_tokens = Vec::with_capacity(k);
-        for (i, seq) in seqs.iter_mut().enumerate().filter(|(_, s)| !s.done) {
-            let next = seq.sampler.sample(&logits[i]);
-            seq.done = true;
-            if codec.stop_ids.contains(&next) {
-                continue;
+        for ((branch, cache), logits) in members.into_iter().zip(caches).zip(&logits) {
+            let mut split: Vec<(u32, Vec<usize>)> = Vec::new();
+            for i in branch {
+                let seq = &mut seqs[i];
+                let next = seq.sampler.sample(logits);
+                if !seq.take(next, step, codec, config, &opts)? {
+                    continue;
+                }
+                match split.iter_mut().find(|(t, _)| *t == next) {
+                    Some((_, same)) => same.push(i),
+                    None => split.push((next, vec![i])),
+                }
             }
-            seq.generated.push(next);
-            seq.text = codec.decode(&seq.generated)?;
-            if let Some(cut) = config
-                .stop
-                .iter()
-                .filter_map(|s| seq.text.find(s.as_str()))
-                .min()
-            {
-                seq.text.truncate(cut);
-                continue;
+            // The last new branch takes the cache itself; the others a copy each.
+            if let Some((token, same)) = split.pop() {
+                for (token, same) in split {
+                    next_tokens.push(token);
+                    next_members.push(same);
+                    next_caches.push(cache.clone());
+                }
+                next_tokens.push(token);
+                next_members.push(same);
+                next_caches.push(cache);
             }
-            if (opts.stop_when_complete && reply::is_complete(&seq.text))
-                || step + 1 == config.max_tokens
-            {
-                continue;
-            }
-            seq.done = false;
-            active.push(i);
-            next_tokens.push(next);
         }
-        if active.is_empty() {
+        members = next_members;
+        caches = next_caches;
+        if caches.is_empty() {
             break;
         }
         cancel.check().map_err(stop)?;
-        if let [i] = active[..] {
-            // One sequence left: the plain pass, exactly as a one-candidate request decodes.
-            let c = caches[i]
-                .as_mut()
-                .ok_or_else(|| GeneratorError::Inference("a sequence lost its cache".into()))?;
-            logits[i] = model.forward(&next_tokens, c)?;
-            continue;
-        }
-        let mut batch: Vec<EngineCache> = active.iter().filter_map(|&i| caches[i].take()).collect();
-        if batch.len() != active.len() {
-            return Err(GeneratorError::Inference(
-                "a sequence lost its cache".into(),
-            ));
-        }
-        let out = model.forward_batch(&next_tokens, &mut batch)?;
-        for ((&i, c), l) in active.iter().zip(batch).zip(out) {
-            caches[i] = Some(c);
-            logits[i] = l;
-        }
+        rows += caches.len();
+        logits = match &mut caches[..] {
+            // One branch left: the plain pass, exactly as a one-candidate request decodes.
+            [c] => vec![model.forward(&next_tokens, c)?],
+            batch => model.forward_batch(&next_tokens, batch)?,
+        };
     }
+    tracing::debug!(candidates = k, rows, "decoded");
     Ok(seqs
         .into_iter()
         .map(|s| Reply {

@@ -191,6 +191,49 @@ fn best_of_k_keeps_the_greedy_answer_first_and_samples_the_rest() {
     assert_eq!(again.candidates, four.candidates);
 }
 
+/// Issue 20: sequences that wrote the same tokens share one cache and one forward pass until
+/// their samples differ. Each candidate must still be exactly the command its sampler writes
+/// decoded alone (same temperature, same seed), whichever branch it travelled in.
+#[test]
+fn candidates_sharing_their_first_tokens_are_each_what_their_sampler_writes_alone() {
+    const K: usize = 8;
+    // One disk prefix cache for all the backends: the system prompt is prefilled once.
+    let dir = tempfile::tempdir().expect("tmp");
+    let unchecked = |b: caro_core::embedded::EmbeddedConfigBuilder| {
+        b.check_commands(false)
+            .prefix_cache_dir(Some(dir.path().to_path_buf()))
+    };
+    let together = EmbeddedModelBackend::new(
+        model(QWEN_1_5B),
+        greedy_with(|b| unchecked(b.candidates(K))),
+    )
+    .expect("backend");
+    let req = request("show the five largest files in this folder");
+    let all = together.generate_command(&req).expect("together");
+    let defaults = EmbeddedConfig::default();
+    let alone: Vec<String> = (0..K)
+        .filter_map(|i| {
+            let config = greedy_with(|b| {
+                let b = unchecked(b).seed(defaults.seed.wrapping_add(i as u64));
+                if i == 0 {
+                    b
+                } else {
+                    b.temperature(defaults.candidate_temperature)
+                }
+            });
+            let backend = EmbeddedModelBackend::new(model(QWEN_1_5B), config).expect("backend");
+            // A sample with no command in it is left out of the candidates, as here.
+            backend.generate_command(&req).ok().map(|g| g.command)
+        })
+        .collect();
+    assert_eq!(all.candidates, alone);
+    let distinct: std::collections::HashSet<&String> = alone.iter().collect();
+    assert!(
+        distinct.len() > 1,
+        "the samples never split, so no branch was exercised: {alone:?}"
+    );
+}
+
 #[test]
 fn restored_prefix_cache_matches_a_cold_prompt() {
     let (model, tokens) = transformer(SMOL, true);

@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
         references in a throwaway bubblewrap sandbox: read-only system, no network, a fresh copy \
         of the fixture tree, a time limit. Line order counts unless the item says \
         \"order\": \"any\".\n\n\
+        The latency (p50, p90) is the whole answer as the CLI gives it: the backend's answer, \
+        then the choice among candidates and the preview of the chosen command's effects in the \
+        sandbox, which the CLI makes for one candidate too. `--results` splits each item's time \
+        into prefill, decode and select.\n\n\
         Tune on dev. The test split is frozen: report it, never choose a prompt, an example or \
         a parameter by it.",
     after_help = "Examples:\n  \
@@ -117,11 +121,24 @@ struct ItemResult<'a> {
     exec_match: Option<bool>,
     candidate_status: Option<i32>,
     ms: f64,
+    /// Where `ms` went: the backend's prefill and decode (both tries when the command check
+    /// asked again), and the choice among candidates with the preview in the sandbox (for one
+    /// candidate too, as the CLI makes it); None when there was no answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split_ms: Option<SplitMs>,
     /// Issue 20: with best-of-k, every candidate the model offered (its order, the first the
     /// greedy one), each scored as the answer would be: what selection rules could have
     /// chosen, studied offline on the split that tunes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     offered: Vec<Offered>,
+}
+
+/// An answer's time, by stage.
+#[derive(Debug, serde::Serialize)]
+struct SplitMs {
+    prefill: f64,
+    decode: f64,
+    select: f64,
 }
 
 /// One best-of-k candidate, scored.
@@ -545,10 +562,13 @@ fn evaluate(
                 Ok(g) => g.candidates.clone(),
                 Err(_) => Vec::new(),
             };
-            // Issue 20: the choice among candidates, as the CLI makes it, timed with the
-            // answer. Its preview runs on a copy of the fixture (mounted at the copy's own
-            // path, not PROJECT: a command naming PROJECT's absolute path fails there).
-            if let (Ok(g), true) = (&mut generated, levers.candidates > 1) {
+            // Issue 20: the choice among candidates and the preview of the chosen command's
+            // effects, timed with the answer: the CLI makes both before it shows any answer,
+            // one candidate or several. The preview runs on a copy of the fixture (mounted at
+            // the copy's own path, not PROJECT: a command naming PROJECT's absolute path fails
+            // there).
+            let select_start = Instant::now();
+            if let Ok(g) = &mut generated {
                 caro_core::select::settle(
                     g,
                     item.shell_type(),
@@ -557,8 +577,14 @@ fn evaluate(
                     sandbox.map(Sandbox::golden),
                 );
             }
+            let select_ms = select_start.elapsed().as_secs_f64() * 1e3;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             latencies.push(ms);
+            let split_ms = generated.as_ref().ok().map(|g| SplitMs {
+                prefill: g.timings.prefill,
+                decode: g.timings.decode,
+                select: select_ms,
+            });
             let (candidate, error, warnings) = match generated {
                 Ok(g) => (Some(g.command), None, g.warnings),
                 Err(e) => (None, Some(e.to_string()), Vec::new()),
@@ -624,6 +650,7 @@ fn evaluate(
                     exec_match,
                     candidate_status,
                     ms,
+                    split_ms,
                     offered,
                 };
                 writeln!(f, "{}", serde_json::to_string(&r)?)?;

@@ -662,6 +662,14 @@ fn decode(
             [c] => vec![model.forward(&next_tokens, c)?],
             batch => model.forward_batch(&next_tokens, batch)?,
         };
+        // The zip above would silently drop the sequences of branches given no logits.
+        if logits.len() != caches.len() {
+            return Err(GeneratorError::Inference(format!(
+                "{} logits for {} branches",
+                logits.len(),
+                caches.len()
+            )));
+        }
     }
     tracing::debug!(candidates = k, rows, "decoded");
     Ok(seqs

@@ -255,20 +255,35 @@ const MEMORY_MARGIN: u64 = 256 << 20;
 /// there too, and would fail the preview's commands where the disk would not.
 #[cfg(target_os = "linux")]
 fn scratch_root(bytes: u64) -> Result<tempfile::TempDir, SandboxError> {
-    let runs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u64;
-    let needed = bytes.saturating_mul(runs + 1).saturating_add(MEMORY_MARGIN);
+    let needed = room_needed(bytes);
     let mut builder = tempfile::Builder::new();
     builder.prefix("caro-preview-");
     // A memory folder that is missing or not writable (a container's read-only /dev/shm)
     // falls through to the next.
     for dir in memory_folders() {
-        let fits = rustix::fs::statvfs(&dir)
-            .is_ok_and(|fs| can_hold(fs.f_flag, fs.f_bavail.saturating_mul(fs.f_frsize), needed));
-        if fits && let Ok(root) = builder.tempdir_in(&dir) {
+        if has_room(&dir, needed)
+            && let Ok(root) = builder.tempdir_in(&dir)
+        {
             return Ok(root);
         }
     }
     Ok(builder.tempdir()?)
+}
+
+/// Bytes the copies of a folder of `bytes` need: the untouched copy, one per parallel run,
+/// and the margin.
+#[cfg(target_os = "linux")]
+fn room_needed(bytes: u64) -> u64 {
+    let runs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u64;
+    bytes.saturating_mul(runs + 1).saturating_add(MEMORY_MARGIN)
+}
+
+/// Whether the file system of `dir` can hold `needed` bytes of copies ([`can_hold`]); false
+/// when it cannot be asked.
+#[cfg(target_os = "linux")]
+fn has_room(dir: &Path, needed: u64) -> bool {
+    rustix::fs::statvfs(dir)
+        .is_ok_and(|fs| can_hold(fs.f_flag, fs.f_bavail.saturating_mul(fs.f_frsize), needed))
 }
 
 /// Whether a file system mounted with `flags`, with `available` bytes free, can hold copies
@@ -550,15 +565,8 @@ mod tests {
     /// took most of a preview's time (see [`scratch_root`]).
     #[test]
     fn the_copies_go_to_a_folder_in_memory() {
-        let usable = memory_folders().any(|d| {
-            rustix::fs::statvfs(&d).is_ok_and(|fs| {
-                can_hold(
-                    fs.f_flag,
-                    fs.f_bavail.saturating_mul(fs.f_frsize),
-                    MEMORY_MARGIN * 2,
-                )
-            }) && tempfile::tempdir_in(&d).is_ok()
-        });
+        let usable = memory_folders()
+            .any(|d| has_room(&d, room_needed(1 << 20)) && tempfile::tempdir_in(&d).is_ok());
         if !usable {
             // Past the test harness's capture, so that a skip never reads as a pass.
             use std::io::Write;

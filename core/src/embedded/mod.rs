@@ -20,7 +20,7 @@ use crate::preflight;
 use crate::prompt::{self, ChatMessage};
 use crate::reply;
 use crate::shell::ShellType;
-use caro_engine::Sampler;
+use caro_engine::{Choice, Sampler};
 pub use options::{EmbeddedConfig, EmbeddedConfigBuilder};
 use prefix_store::{PrefixKey, PrefixStore};
 use std::path::{Path, PathBuf};
@@ -627,9 +627,23 @@ fn decode(
         let mut next_tokens = Vec::with_capacity(k);
         for ((branch, cache), logits) in members.into_iter().zip(caches).zip(&logits) {
             let mut split: Vec<(u32, Vec<usize>)> = Vec::new();
+            // The distribution over the vocabulary is the costly part of a draw, and the
+            // same for every sampler of the branch that has the same temperature and top-p
+            // (the sampled candidates): made once, each then draws from it with its own seed.
+            let mut choices: Vec<(usize, Choice)> = Vec::new();
             for i in branch {
+                let at = match choices
+                    .iter()
+                    .position(|(j, _)| seqs[*j].sampler.draws_like(&seqs[i].sampler))
+                {
+                    Some(at) => at,
+                    None => {
+                        choices.push((i, seqs[i].sampler.choice(logits)));
+                        choices.len() - 1
+                    }
+                };
                 let seq = &mut seqs[i];
-                let next = seq.sampler.sample(logits);
+                let next = seq.sampler.draw(&choices[at].1);
                 if !seq.take(next, step, codec, config, &opts)? {
                     continue;
                 }

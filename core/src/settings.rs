@@ -41,7 +41,8 @@ variant = "auto"
 # list_folder = false     # list the first names in this folder
 # Issue 20: decode this many commands together (the greedy one and samples) and pick the one
 # most of them agree with by what they do in a sandbox (Linux with bubblewrap), else by their
-# structure. 1 = the greedy command alone. `--candidates` overrides it.
+# structure; candidates that fail in the sandbox rank below all the others. 1 = the greedy
+# command alone. `--candidates` overrides it.
 # candidates = 1
 
 [ollama]

@@ -428,7 +428,8 @@ impl Levers {
         match (self.candidates, self.candidate_temperature) {
             (1, _) => {}
             (k, None) => on.push(format!("candidates={k}")),
-            (k, Some(t)) => on.push(format!("candidates={k}@{t}")),
+            // `{t:?}`: 1.0 reads as 1.0, as it was asked for, not as 1.
+            (k, Some(t)) => on.push(format!("candidates={k}@{t:?}")),
         }
         for (set, name) in [
             (self.options, "options"),
@@ -812,5 +813,34 @@ fn print_table(summaries: &[Summary], load: &str) {
                 show(&cs.flags)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::greedy("none", "none")]
+    #[case::best_of_k("candidates=8", "candidates=8")]
+    #[case::sampled_at_a_whole_temperature("candidates=8@1.0", "candidates=8@1.0")]
+    #[case::sampled_at_a_fraction("candidates=4@0.7", "candidates=4@0.7")]
+    #[case::several(
+        "examples=3, candidates=2@0.5,options",
+        "examples=3,candidates=2@0.5,options"
+    )]
+    fn levers_are_labelled_as_they_were_asked_for(#[case] asked: &str, #[case] label: &str) {
+        let levers = parse_levers(asked).expect("valid levers");
+        assert_eq!(levers.label(), label);
+        assert_eq!(parse_levers(&levers.label()), Ok(levers));
+    }
+
+    #[rstest]
+    #[case::no_temperature("candidates=8@")]
+    #[case::no_count("candidates=@1.0")]
+    #[case::unknown("candidates")]
+    fn malformed_levers_are_refused(#[case] asked: &str) {
+        assert!(parse_levers(asked).is_err(), "{asked}");
     }
 }

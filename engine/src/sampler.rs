@@ -57,13 +57,7 @@ impl Sampler {
         if !max.is_finite() {
             return Choice::Token(argmax(logits));
         }
-        let mut probs: Vec<(u32, f32)> = logits
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i as u32, ((l - max) / self.temperature).exp()))
-            .filter(|(_, p)| *p > 0.0)
-            .collect();
-        let total: f32 = probs.iter().map(|(_, p)| p).sum();
+        let (mut probs, total) = probabilities(logits, max, self.temperature);
         let kept = nucleus(&mut probs, total, self.top_p);
         probs.truncate(kept);
         match WeightedIndex::new(probs.iter().map(|(_, p)| *p)) {
@@ -82,6 +76,19 @@ impl Sampler {
             Choice::Nucleus { ids, weights } => ids[weights.sample(&mut self.rng)],
         }
     }
+}
+
+/// Each token's unnormalised probability at `temperature` (those that round to 0 left out),
+/// and their total, summed in token order.
+fn probabilities(logits: &[f32], max: f32, temperature: f32) -> (Vec<(u32, f32)>, f32) {
+    let probs: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u32, ((l - max) / temperature).exp()))
+        .filter(|(_, p)| *p > 0.0)
+        .collect();
+    let total = probs.iter().map(|(_, p)| p).sum();
+    (probs, total)
 }
 
 /// Most probable first, ties to the lower id: a total order, so the nucleus and its order are
@@ -168,13 +175,7 @@ mod tests {
     /// The sampler before the nucleus was found by selection: the whole vocabulary sorted.
     fn sample_by_sorting_everything(s: &mut Sampler, logits: &[f32]) -> u32 {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut probs: Vec<(u32, f32)> = logits
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i as u32, ((l - max) / s.temperature).exp()))
-            .filter(|(_, p)| *p > 0.0)
-            .collect();
-        let total: f32 = probs.iter().map(|(_, p)| p).sum();
+        let (mut probs, total) = probabilities(logits, max, s.temperature);
         probs.sort_unstable_by(likelier);
         let mut kept = 0;
         let mut acc = 0.0;

@@ -8,6 +8,8 @@ real, on the test split. k < K is simulated from the first k candidates the mode
 approximates caro's grouping: it groups by the harness's outcome comparison (exit 0 or not,
 output, folder), where caro groups by structure and then by exact status, output and effects,
 and it counts a run that hit the harness's time limit as failed, where caro does not.
+The last rows replay a length budget for the samples (tried, not shipped; README "A budget
+for the samples").
 
     python3 bench/analysis/best_of_k.py results.jsonl
 """
@@ -54,6 +56,16 @@ def choose(offered, tier):
     return best
 
 
+# Samples longer than these budgets, in characters of the first answer's `first`, dropped.
+BUDGETS = [
+    ("the first's length", lambda first: first),
+    ("the first's + max(1/4, 5 chars)", lambda first: first + max(first / 4, 5)),
+    ("1.5x the first's", lambda first: 1.5 * first),
+    ("2x the first's", lambda first: 2 * first),
+    ("3x the first's", lambda first: 3 * first),
+]
+
+
 def report(name, items):
     n = len(items)
     kmax = max((len(i.get("offered", [])) for i in items), default=0)
@@ -87,6 +99,20 @@ def report(name, items):
         rows.append(("majority by outcome", k, by_rule[None]))
         rows.append(("majority, exit 0 first", k, by_rule["succeeded"]))
         rows.append(("majority, failures last (caro)", k, by_rule["not failed"]))
+    # A length budget (tried, not shipped): the answer waits on the slowest candidate, so
+    # samples much longer than the first answer cost the most time. Characters stand in for
+    # tokens here.
+    for label, budget in BUDGETS:
+        m = 0
+        for i in items:
+            offered = i.get("offered", [])
+            if not offered:
+                m += bool(i["exec_match"])
+                continue
+            first = len(offered[0]["command"])
+            kept = offered[:1] + [c for c in offered[1:] if len(c["command"]) <= budget(first)]
+            m += kept[choose(kept, "not failed")]["exec_match"]
+        rows.append((f"failures last, samples over {label} dropped", kmax, m))
     print(f"{name}: n = {n} executed items")
     print("| rule | k | execution match | 95% interval |")
     print("|---|---|---|---|")

@@ -172,7 +172,9 @@ mod tests {
         );
     }
 
-    /// The sampler before the nucleus was found by selection: the whole vocabulary sorted.
+    /// A full sort of the vocabulary, under the sampler's own order (probability, then the
+    /// lower token id) and its token-order total: what selection must reproduce. (The sampler
+    /// before selection broke ties as its unstable sort happened to, so this is not it.)
     fn sample_by_sorting_everything(s: &mut Sampler, logits: &[f32]) -> u32 {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let (mut probs, total) = probabilities(logits, max, s.temperature);

@@ -32,5 +32,5 @@ pub use engine::{Engine, EngineCache, KvSnapshot, load, mlx_compiled};
 pub use error::EngineError;
 pub use gguf::GgufFile;
 pub use model::{Architecture, Hyperparams, KvCache, Transformer};
-pub use sampler::{Choice, Sampler};
+pub use sampler::{Choice, Sampler, choices};
 pub use variant::{MLX_MISSING, ModelVariant, SUPPORTED_ARCHITECTURES};

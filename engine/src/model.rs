@@ -113,10 +113,28 @@ pub struct KvCache {
 }
 
 /// One layer's keys and values, position-major: `[position][kv head][head dim]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct LayerKv {
     k: Vec<f32>,
     v: Vec<f32>,
+}
+
+impl Clone for LayerKv {
+    /// A copy with the original's room to grow, and at least a quarter more. The derived
+    /// clone allocated exactly the length, so a best-of-k branch's first decoded token copied
+    /// its whole cache a second time to grow it (issue 20); room costs no memory until it is
+    /// written.
+    fn clone(&self) -> Self {
+        let copy = |from: &Vec<f32>| {
+            let mut to = Vec::with_capacity(from.capacity().max(from.len() / 4 * 5));
+            to.extend_from_slice(from);
+            to
+        };
+        Self {
+            k: copy(&self.k),
+            v: copy(&self.v),
+        }
+    }
 }
 
 impl LayerKv {
@@ -934,6 +952,30 @@ fn causal_mask(seq: usize, pos: usize, device: &Device) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 20: a branch's copy of the cache grows in place on its next tokens.
+    #[test]
+    fn a_copied_layer_cache_has_room_for_the_next_positions() {
+        let layer = LayerKv {
+            k: vec![1.0; 400 * 256],
+            v: vec![2.0; 400 * 256],
+        };
+        assert_eq!(
+            layer.k.capacity(),
+            layer.k.len(),
+            "the case the derived clone had"
+        );
+        let mut copy = layer.clone();
+        assert_eq!(
+            (copy.k.as_slice(), copy.v.as_slice()),
+            (&layer.k[..], &layer.v[..])
+        );
+        assert!(copy.k.capacity() >= 500 * 256 && copy.v.capacity() >= 500 * 256);
+        for pos in 400..500 {
+            copy.append(pos * 256, &[3.0; 256], &[4.0; 256]);
+        }
+        assert_eq!((copy.k[500 * 256 - 1], copy.v[400 * 256]), (3.0, 4.0));
+    }
 
     #[test]
     fn mask_allows_prefix_and_past_only() {

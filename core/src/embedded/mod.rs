@@ -625,25 +625,48 @@ fn decode(
         let mut next_members = Vec::with_capacity(k);
         let mut next_caches = Vec::with_capacity(k);
         let mut next_tokens = Vec::with_capacity(k);
-        for ((branch, cache), logits) in members.into_iter().zip(caches).zip(&logits) {
-            let mut split: Vec<(u32, Vec<usize>)> = Vec::new();
-            // The distribution over the vocabulary is the costly part of a draw, and the
-            // same for every sampler of the branch that has the same temperature and top-p
-            // (the sampled candidates): made once, each then draws from it with its own seed.
-            let mut choices: Vec<(usize, Choice)> = Vec::new();
-            for i in branch {
-                let at = match choices
-                    .iter()
-                    .position(|(j, _)| seqs[*j].sampler.draws_like(&seqs[i].sampler))
-                {
-                    Some(at) => at,
-                    None => {
-                        choices.push((i, seqs[i].sampler.choice(logits)));
-                        choices.len() - 1
+        // The distribution over the vocabulary is the costly part of a draw, and the same for
+        // every sampler of a branch that has the same temperature and top-p (the sampled
+        // candidates): made once per branch and kind of sampler, each then draws from it with
+        // its own seed. All the branches' choices are made together, on every thread.
+        let kinds: Vec<Vec<usize>> = members
+            .iter()
+            .map(|branch| {
+                let mut reps: Vec<usize> = Vec::new();
+                for &i in branch {
+                    if !reps
+                        .iter()
+                        .any(|&j| seqs[j].sampler.draws_like(&seqs[i].sampler))
+                    {
+                        reps.push(i);
                     }
+                }
+                reps
+            })
+            .collect();
+        let jobs: Vec<(&Sampler, &[f32])> = kinds
+            .iter()
+            .zip(&logits)
+            .flat_map(|(reps, l)| reps.iter().map(|&i| (&seqs[i].sampler, l.as_slice())))
+            .collect();
+        let mut made = caro_engine::choices(&jobs).into_iter();
+        let made: Vec<Vec<(usize, Choice)>> = kinds
+            .into_iter()
+            .map(|reps| reps.into_iter().zip(made.by_ref()).collect())
+            .collect();
+        for ((branch, cache), choices) in members.into_iter().zip(caches).zip(&made) {
+            let mut split: Vec<(u32, Vec<usize>)> = Vec::new();
+            for i in branch {
+                let Some((_, choice)) = choices
+                    .iter()
+                    .find(|(j, _)| seqs[*j].sampler.draws_like(&seqs[i].sampler))
+                else {
+                    return Err(GeneratorError::Inference(
+                        "a sequence's branch made no choice for it".into(),
+                    ));
                 };
                 let seq = &mut seqs[i];
-                let next = seq.sampler.draw(&choices[at].1);
+                let next = seq.sampler.draw(choice);
                 if !seq.take(next, step, codec, config, &opts)? {
                     continue;
                 }

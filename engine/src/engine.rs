@@ -70,6 +70,11 @@ pub trait Engine: Send + std::fmt::Debug {
     fn import_cache(&self, _snapshot: KvSnapshot) -> Option<EngineCache> {
         None
     }
+
+    /// Makes the cache's positions so far shared, so that its clones read them instead of
+    /// copying them (best-of-k's branches where they split). Nothing changes in what the
+    /// cache holds. The default leaves clones copying.
+    fn share_cache(&self, _cache: &mut EngineCache) {}
 }
 
 /// A cache's contents as plain buffers: `len` positions, and per layer its keys and values,
@@ -152,12 +157,8 @@ impl Engine for Transformer {
     fn export_cache(&self, cache: &EngineCache) -> Option<KvSnapshot> {
         match cache {
             EngineCache::Candle(c) => {
-                // Only the cache's own positions: a failed forward pass may have left more.
-                let n = c.len() * self.kv_row();
-                let layers = c
-                    .layers()
-                    .map(|(k, v)| Some((k.get(..n)?.to_vec(), v.get(..n)?.to_vec())))
-                    .collect::<Option<Vec<_>>>()?;
+                // Only the cache's positions: a failed forward pass may have left more.
+                let layers = c.layers(self.kv_row())?;
                 Some(KvSnapshot {
                     len: c.len(),
                     row: self.kv_row(),
@@ -166,6 +167,14 @@ impl Engine for Transformer {
             }
             #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
             EngineCache::Mlx(_) => None,
+        }
+    }
+
+    fn share_cache(&self, cache: &mut EngineCache) {
+        match cache {
+            EngineCache::Candle(c) => c.share(self),
+            #[cfg(all(feature = "mlx", target_os = "macos", target_arch = "aarch64"))]
+            EngineCache::Mlx(_) => {}
         }
     }
 

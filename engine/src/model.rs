@@ -7,7 +7,7 @@
 //! (the f32 copy costs ~0.9 GB on the 1.5B model).
 
 use crate::EngineError;
-use crate::attention::{Query, decode_attention, decode_attention_batch};
+use crate::attention::{Query, decode_attention_batch};
 use crate::gguf::GgufFile;
 use crate::matvec::{Rows, matvec_batch};
 use crate::q4k::PackedQ4K;
@@ -104,10 +104,16 @@ impl Hyperparams {
 /// Attention keys and values of every layer for the tokens seen so far.
 ///
 /// Plain growable buffers, appended in place: concatenating tensors instead copied the whole
-/// cache of every layer on every decoded token. `clone()` is an independent snapshot (the
-/// backend keeps one of the system prompt's positions).
+/// cache of every layer on every decoded token. The first positions may be shared, read-only,
+/// with other caches ([`KvCache::share`]): best-of-k's branches read one copy of the prompt
+/// instead of each holding its own.
+/// `clone()` is an independent snapshot: it copies the cache's own positions and shares the
+/// rest, which nothing writes again.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
+    /// Positions `0..shared.len`, frozen.
+    shared: Option<Arc<KvCache>>,
+    /// Each layer's own positions, those after the shared ones.
     layers: Vec<LayerKv>,
     len: usize,
 }
@@ -121,12 +127,11 @@ struct LayerKv {
 
 impl Clone for LayerKv {
     /// A copy with the original's room to grow, and at least a quarter more. The derived
-    /// clone allocated exactly the length, so a best-of-k branch's first decoded token copied
-    /// its whole cache a second time to grow it (issue 20); room costs no memory until it is
-    /// written.
+    /// clone allocated exactly the length, so a copied cache's next token copied the whole
+    /// buffer a second time to grow it (issue 20); room costs no memory until it is written.
     fn clone(&self) -> Self {
         let copy = |from: &Vec<f32>| {
-            let mut to = Vec::with_capacity(from.capacity().max(from.len() / 4 * 5));
+            let mut to = Vec::with_capacity(from.capacity().max(from.len() + from.len() / 4));
             to.extend_from_slice(from);
             to
         };
@@ -158,9 +163,81 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Each layer's keys and values, position-major, for the disk cache to write.
-    pub(crate) fn layers(&self) -> impl Iterator<Item = (&[f32], &[f32])> {
-        self.layers.iter().map(|l| (l.k.as_slice(), l.v.as_slice()))
+    /// Positions shared with other caches, which come before this cache's own.
+    fn shared_len(&self) -> usize {
+        self.shared.as_ref().map_or(0, |s| s.len)
+    }
+
+    /// Freezes every position so far into the shared part, without copying: clones made
+    /// afterwards share them instead of copying them, and this cache goes on appending its
+    /// own. Best-of-k calls it where a branch splits (a copy per new branch was ~20 MB for a
+    /// 350-token prompt). A cache of one buffer is attended over by plain arithmetic on
+    /// positions, a shared one through a row per position (`attention.rs`), which measured
+    /// slower for a lone sequence: the prefix cache's per-request copy stays a copy.
+    pub fn share(&mut self, model: &Transformer) {
+        self.share_rows(model.kv_row(), model.layers.len());
+    }
+
+    /// [`Self::share`] for `n_layers` layers of `row` floats a position.
+    fn share_rows(&mut self, row: usize, n_layers: usize) {
+        let own = (self.len - self.shared_len()) * row;
+        if own == 0 || self.layers.len() != n_layers {
+            return;
+        }
+        // Whatever a failed pass appended past the length is not part of the cache.
+        for l in &mut self.layers {
+            l.k.truncate(own);
+            l.v.truncate(own);
+        }
+        let frozen = KvCache {
+            shared: self.shared.take(),
+            layers: std::mem::replace(&mut self.layers, vec![LayerKv::default(); n_layers]),
+            len: self.len,
+        };
+        self.shared = Some(Arc::new(frozen));
+    }
+
+    /// Layer `l`'s keys and values as segments in position order: the shared ones cut to
+    /// their length, this cache's own buffers whole (a pass reads them after appending).
+    fn segments<'a>(&'a self, l: usize, row: usize, out: &mut Vec<(&'a [f32], &'a [f32])>) {
+        if let Some(s) = &self.shared {
+            s.segments(l, row, out);
+            let n = (s.len - s.shared_len()) * row;
+            if let Some(last) = out.last_mut() {
+                *last = (
+                    last.0.get(..n).unwrap_or(last.0),
+                    last.1.get(..n).unwrap_or(last.1),
+                );
+            }
+        }
+        match self.layers.get(l) {
+            Some(own) => out.push((&own.k, &own.v)),
+            // Keeps one segment per cache, which the cut above relies on.
+            None => out.push((&[], &[])),
+        }
+    }
+
+    /// Each layer's keys and values, position-major and exactly `len` positions, for the
+    /// disk cache to write; `None` if a layer holds fewer.
+    pub(crate) fn layers(&self, row: usize) -> Option<Vec<(Vec<f32>, Vec<f32>)>> {
+        let n = self.len * row;
+        let mut segs = Vec::new();
+        (0..self.layers.len())
+            .map(|l| {
+                segs.clear();
+                self.segments(l, row, &mut segs);
+                let (mut k, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                for (sk, sv) in &segs {
+                    k.extend_from_slice(sk);
+                    v.extend_from_slice(sv);
+                }
+                (k.len() >= n && v.len() >= n).then(|| {
+                    k.truncate(n);
+                    v.truncate(n);
+                    (k, v)
+                })
+            })
+            .collect()
     }
 
     /// A cache of `len` positions from each layer's keys and values; `None` unless there is
@@ -177,6 +254,7 @@ impl KvCache {
                 .iter()
                 .all(|(k, v)| k.len() == len * row && v.len() == len * row);
         fits.then(|| Self {
+            shared: None,
             layers: layers.into_iter().map(|(k, v)| LayerKv { k, v }).collect(),
             len,
         })
@@ -612,6 +690,7 @@ impl Transformer {
 
     pub fn new_cache(&self) -> KvCache {
         KvCache {
+            shared: None,
             layers: vec![LayerKv::default(); self.layers.len()],
             len: 0,
         }
@@ -658,8 +737,9 @@ impl Transformer {
         let n_rep = p.n_head / p.n_kv_head;
         let scale = 1.0 / (p.head_dim as f64).sqrt();
         let eps = p.rms_eps;
+        let base = cache.shared_len();
 
-        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (l, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
             let proj = |w: &Linear, b: &Option<Tensor>, heads: usize| -> Result<Tensor> {
                 let mut t = w.forward(&h)?;
@@ -686,25 +766,45 @@ impl Transformer {
                 ),
             };
             let rows = |t: &Tensor| t.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>();
-            slot.append(pos * row, &rows(&k)?, &rows(&v)?);
+            cache.layers[l].append((pos - base) * row, &rows(&k)?, &rows(&v)?);
+            let mut segs = Vec::new();
+            cache.segments(l, row, &mut segs);
 
             let y = if seq == 1 {
                 let q = q.flatten_all()?.to_vec1::<f32>()?;
-                let y = decode_attention(
-                    &q,
-                    (&slot.k, &slot.v),
+                let query = Query {
+                    q: &q,
+                    kv: &segs,
                     kv_len,
-                    (p.n_head, p.n_kv_head, p.head_dim),
-                    scale as f32,
-                );
+                };
+                let heads = (p.n_head, p.n_kv_head, p.head_dim);
+                let y = decode_attention_batch(&[query], heads, scale as f32)
+                    .pop()
+                    .unwrap_or_default();
                 Tensor::from_vec(y, (1, 1, p.n_embd), &self.device)?
             } else {
-                let cached = |buf: &[f32]| {
-                    Tensor::from_slice(buf, (1, kv_len, p.n_kv_head, p.head_dim), &self.device)?
-                        .transpose(1, 2)?
-                        .contiguous()
+                // `values`: the values' buffers, else the keys'.
+                let cached = |values: bool| {
+                    fn pick<'a>(s: &(&'a [f32], &'a [f32]), values: bool) -> &'a [f32] {
+                        if values { s.1 } else { s.0 }
+                    }
+                    let part = |s| pick(s, values);
+                    let shape = (1, kv_len, p.n_kv_head, p.head_dim);
+                    let t = match &segs[..] {
+                        [one] => Tensor::from_slice(part(one), shape, &self.device)?,
+                        // A cache with shared positions: one copy into the tensor, as the
+                        // single buffer gets from `from_slice`.
+                        many => {
+                            let mut all = Vec::with_capacity(kv_len * row);
+                            for s in many {
+                                all.extend_from_slice(part(s));
+                            }
+                            Tensor::from_vec(all, shape, &self.device)?
+                        }
+                    };
+                    t.transpose(1, 2)?.contiguous()
                 };
-                let (k, v) = (cached(&slot.k)?, cached(&slot.v)?);
+                let (k, v) = (cached(false)?, cached(true)?);
                 // Grouped-query attention without materialising repeated K/V: the n_rep
                 // query heads that share a KV head are stacked along the row axis.
                 let q = q.reshape((1, p.n_kv_head, n_rep * seq, p.head_dim))?;
@@ -838,17 +938,25 @@ impl Transformer {
                 for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
                     rope(head, cos, sin, p.arch);
                 }
-                let pos = cache.len;
-                cache.layers[l].append(pos * row, k, v);
+                let kept = (cache.len - cache.shared_len()) * row;
+                cache.layers[l].append(kept, k, v);
             }
             // Every sequence in one parallel pass, each over its own cache.
+            let segs: Vec<Vec<(&[f32], &[f32])>> = caches
+                .iter()
+                .map(|c| {
+                    let mut segs = Vec::new();
+                    c.segments(l, row, &mut segs);
+                    segs
+                })
+                .collect();
             let queries: Vec<Query<'_>> = caches
                 .iter()
                 .zip(&qs)
-                .map(|(c, q)| Query {
+                .zip(&segs)
+                .map(|((c, q), kv)| Query {
                     q,
-                    k: &c.layers[l].k,
-                    v: &c.layers[l].v,
+                    kv,
                     kv_len: c.len + 1,
                 })
                 .collect();
@@ -975,6 +1083,72 @@ mod tests {
             copy.append(pos * 256, &[3.0; 256], &[4.0; 256]);
         }
         assert_eq!((copy.k[500 * 256 - 1], copy.v[400 * 256]), (3.0, 4.0));
+    }
+
+    /// Issue 20: a cache whose positions were shared (twice, as a branch that splits again)
+    /// holds the same keys and values as one that kept them all, a clone appends without
+    /// touching the original, and what a failed pass left past the length is not shared.
+    #[test]
+    fn shared_positions_are_the_caches_own_and_clones_do_not_write_them() {
+        let (row, layers) = (4, 2);
+        let pos = |p: usize, l: usize, kv: usize| vec![(100 * p + 10 * l + kv) as f32; row];
+        // Appends position c.len with the values named `p`.
+        let push = |c: &mut KvCache, p: usize| {
+            let kept = (c.len - c.shared_len()) * row;
+            for (l, layer) in c.layers.iter_mut().enumerate() {
+                layer.append(kept, &pos(p, l, 0), &pos(p, l, 1));
+            }
+            c.len += 1;
+        };
+        let mut c = KvCache {
+            shared: None,
+            layers: vec![LayerKv::default(); layers],
+            len: 0,
+        };
+        for p in 0..3 {
+            push(&mut c, p);
+        }
+        // A failed pass's leftover past the length, on the first layer only.
+        c.layers[0].k.extend_from_slice(&[9.0; 4]);
+        c.share_rows(row, layers);
+        let mut branch = c.clone();
+        push(&mut branch, 3);
+        branch.share_rows(row, layers);
+        branch.share_rows(row, layers);
+        let mut twig = branch.clone();
+        push(&mut twig, 4);
+        // The original's own next position, other values than the branch's.
+        push(&mut c, 7);
+        let want = |n: usize, p3: usize| -> Vec<(Vec<f32>, Vec<f32>)> {
+            (0..layers)
+                .map(|l| {
+                    let at = |p| if p == 3 { p3 } else { p };
+                    let kv = |x| (0..n).flat_map(|p| pos(at(p), l, x)).collect();
+                    (kv(0), kv(1))
+                })
+                .collect()
+        };
+        assert_eq!(twig.layers(row), Some(want(5, 3)));
+        assert_eq!(branch.layers(row), Some(want(4, 3)));
+        assert_eq!(c.layers(row), Some(want(4, 7)));
+        let mut segs = Vec::new();
+        twig.segments(1, row, &mut segs);
+        assert_eq!(
+            segs.iter().map(|s| s.0.len() / row).collect::<Vec<_>>(),
+            [3, 1, 1],
+            "the prompt, the branch's token, the twig's own"
+        );
+        assert!(
+            Arc::ptr_eq(
+                c.shared.as_ref().expect("shared"),
+                branch
+                    .shared
+                    .as_ref()
+                    .and_then(|b| b.shared.as_ref())
+                    .expect("nested")
+            ),
+            "one copy of the first three positions"
+        );
     }
 
     #[test]

@@ -629,38 +629,43 @@ fn decode(
         // every sampler of a branch that has the same temperature and top-p (the sampled
         // candidates): made once per branch and kind of sampler, each then draws from it with
         // its own seed. All the branches' choices are made together, on every thread.
-        let kinds: Vec<Vec<usize>> = members
+        // Per branch: its representatives, and for each member the index of its own.
+        let kinds: Vec<(Vec<usize>, Vec<usize>)> = members
             .iter()
             .map(|branch| {
                 let mut reps: Vec<usize> = Vec::new();
-                for &i in branch {
-                    if !reps
-                        .iter()
-                        .any(|&j| seqs[j].sampler.draws_like(&seqs[i].sampler))
-                    {
-                        reps.push(i);
-                    }
-                }
-                reps
+                let which = branch
+                    .iter()
+                    .map(|&i| {
+                        match reps
+                            .iter()
+                            .position(|&j| seqs[j].sampler.draws_like(&seqs[i].sampler))
+                        {
+                            Some(r) => r,
+                            None => {
+                                reps.push(i);
+                                reps.len() - 1
+                            }
+                        }
+                    })
+                    .collect();
+                (reps, which)
             })
             .collect();
         let jobs: Vec<(&Sampler, &[f32])> = kinds
             .iter()
             .zip(&logits)
-            .flat_map(|(reps, l)| reps.iter().map(|&i| (&seqs[i].sampler, l.as_slice())))
+            .flat_map(|((reps, _), l)| reps.iter().map(|&i| (&seqs[i].sampler, l.as_slice())))
             .collect();
         let mut made = caro_engine::choices(&jobs).into_iter();
-        let made: Vec<Vec<(usize, Choice)>> = kinds
+        let made: Vec<(Vec<Choice>, Vec<usize>)> = kinds
             .into_iter()
-            .map(|reps| reps.into_iter().zip(made.by_ref()).collect())
+            .map(|(reps, which)| (made.by_ref().take(reps.len()).collect(), which))
             .collect();
-        for ((branch, cache), choices) in members.into_iter().zip(caches).zip(&made) {
+        for ((branch, cache), (choices, which)) in members.into_iter().zip(caches).zip(&made) {
             let mut split: Vec<(u32, Vec<usize>)> = Vec::new();
-            for i in branch {
-                let Some((_, choice)) = choices
-                    .iter()
-                    .find(|(j, _)| seqs[*j].sampler.draws_like(&seqs[i].sampler))
-                else {
+            for (i, &r) in branch.into_iter().zip(which) {
+                let Some(choice) = choices.get(r) else {
                     return Err(GeneratorError::Inference(
                         "a sequence's branch made no choice for it".into(),
                     ));
@@ -675,7 +680,12 @@ fn decode(
                     None => split.push((next, vec![i])),
                 }
             }
-            // The last new branch takes the cache itself; the others a copy each.
+            // The last new branch takes the cache itself; the others a copy each, which
+            // shares the positions so far rather than copying them.
+            let mut cache = cache;
+            if split.len() > 1 {
+                model.share_cache(&mut cache);
+            }
             if let Some((token, same)) = split.pop() {
                 for (token, same) in split {
                     next_tokens.push(token);

@@ -163,6 +163,64 @@ fn a_batched_decode_step_gives_each_sequence_its_own_logits() {
     }
 }
 
+/// Issue 20: caches that share their prompt's positions instead of copying them (best-of-k's
+/// branches) give exactly the logits copies give: prefilling more tokens after the shared
+/// ones, decoding alone and batched, and after a second split; and they save the same
+/// positions to disk.
+#[test]
+fn caches_sharing_their_prompt_give_exactly_what_copies_give() {
+    use caro_core::embedded::{Engine, EngineCache};
+    for name in [QWEN_1_5B, SMOL] {
+        let (model, tokens) = transformer(name, true);
+        let (head, tail) = tokens.split_at(tokens.len() - 6);
+        let mut base = model.new_cache();
+        model.forward(head, &mut base).expect("prefill");
+        let mut copy = base.clone();
+        base.share(&model);
+        let mut shared = base.clone();
+        let want = model.forward(tail, &mut copy).expect("copy");
+        let got = model.forward(tail, &mut shared).expect("shared");
+        assert!(got == want, "{name}: prefill after shared positions");
+        // Three branches from here, as a best-of-k split: copies, and shares of one cache.
+        let mut copies = vec![copy.clone(); 3];
+        shared.share(&model);
+        let mut shares = vec![shared.clone(); 3];
+        let mut order: Vec<u32> = (0..want.len() as u32).collect();
+        order.sort_by(|&a, &b| want[b as usize].total_cmp(&want[a as usize]));
+        let mut next = order[..3].to_vec();
+        for step in 0..3 {
+            let want = model.forward_batch(&next, &mut copies).expect("copies");
+            let got = if step == 1 {
+                shares
+                    .iter_mut()
+                    .zip(&next)
+                    .map(|(c, &t)| model.forward(&[t], c).expect("alone"))
+                    .collect()
+            } else {
+                model.forward_batch(&next, &mut shares).expect("shares")
+            };
+            assert!(got == want, "{name}: step {step}");
+            next = want.iter().map(|l| argmax(l)).collect();
+            if step == 0 {
+                // The first branch splits again.
+                shares[0].share(&model);
+                shares[2] = shares[0].clone();
+                copies[2] = copies[0].clone();
+                next[2] = order[5];
+            }
+        }
+        for (s, c) in shares.iter().zip(&copies) {
+            let saved = |c: &caro_core::embedded::KvCache| {
+                let snap = model
+                    .export_cache(&EngineCache::Candle(c.clone()))
+                    .expect("export");
+                (snap.len, snap.layers)
+            };
+            assert!(saved(s) == saved(c), "{name}: the saved positions");
+        }
+    }
+}
+
 /// Issue 20: with several candidates decoded together, the first is still exactly the greedy
 /// answer decoded alone, the others are sampled, and each is a parsed command.
 #[test]
